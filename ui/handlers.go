@@ -49,11 +49,11 @@ func New(stats StatsSource, opts Options) *Handler {
 	h.mux.HandleFunc("GET /{$}", h.overview)
 	h.mux.HandleFunc("GET /ui/overview/stats", h.overviewStats)
 	notBuilt := map[string][2]string{
-		"/graph": {"metrics", "The Metrics page will chart PromQL queries over the stored series."},
-		"/logs":             {"logs", "The Logs page will search, count and tail log records."},
-		"/traces":           {"traces", "The Traces page will search traces and show waterfalls and the service map."},
-		"/incidents":        {"incidents", "The Incidents page will list what the detectors and alert rules found, with the evidence."},
-		"/settings":         {"settings", "The Settings page will manage alert rules, receivers and retention."},
+		"/graph":     {"metrics", "The Metrics page will chart PromQL queries over the stored series."},
+		"/logs":      {"logs", "The Logs page will search, count and tail log records."},
+		"/traces":    {"traces", "The Traces page will search traces and show waterfalls and the service map."},
+		"/incidents": {"incidents", "The Incidents page will list what the detectors and alert rules found, with the evidence."},
+		"/settings":  {"settings", "The Settings page will manage alert rules, receivers and retention."},
 	}
 	for path, v := range notBuilt {
 		key, what := v[0], v[1]
