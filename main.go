@@ -1,0 +1,288 @@
+// Command outpost is a whole observability stack in one binary: it receives
+// OpenTelemetry metrics, logs and traces over OTLP, keeps them in one data
+// directory, and serves a web UI and query APIs.
+//
+// This file is the lifecycle script: parse the configuration, open the store, start
+// the servers, wait for a signal, stop everything in reverse order.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"outpost/api"
+	"outpost/assets"
+	"outpost/demo"
+	"outpost/ingest"
+	"outpost/store"
+	"outpost/ui"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = ""
+
+func main() {
+	args := os.Args[1:]
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(args, false)
+	case "demo":
+		err = serve(args, true)
+	case "version":
+		fmt.Println("outpost", buildVersion())
+	case "help":
+		usage(os.Stdout)
+	default:
+		usage(os.Stderr)
+		err = fmt.Errorf("unknown command %q", cmd)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "outpost:", err)
+		os.Exit(1)
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: outpost [command] [flags]
+
+Commands:
+  serve    receive OTLP, store it, serve the UI and APIs (the default)
+  demo     like serve, and feed the server realistic telemetry of a small shop
+  version  print the version
+Run "outpost serve -h" for the flags. Every flag can also be set in the
+environment as OUTPOST_<FLAG>, e.g. OUTPOST_DATA=/var/lib/outpost.
+`)
+}
+
+func buildVersion() string {
+	if version != "" {
+		return version
+	}
+	v := "dev"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				v += "+" + s.Value[:12]
+			}
+		}
+	}
+	return v
+}
+
+type config struct {
+	data, httpAddr, grpcAddr, otlpHTTPAddr string
+	logLevel, logFormat                    string
+	ingest                                 ingest.Options
+}
+
+// parseFlags reads flags, then fills every flag not given from OUTPOST_<NAME>.
+func parseFlags(name string, args []string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.StringVar(&c.data, "data", "./data", "data directory: the whole state of this server")
+	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "address of the web UI and query APIs")
+	fs.StringVar(&c.grpcAddr, "otlp-grpc-addr", ":4317", "address of the OTLP/gRPC receiver")
+	fs.StringVar(&c.otlpHTTPAddr, "otlp-http-addr", ":4318", "address of the OTLP/HTTP receiver")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&c.ingest.Token, "ingest-token", "", "if set, OTLP clients must send Authorization: Bearer <token>")
+	fs.Int64Var(&c.ingest.MaxRequestBytes, "max-request-bytes", 8<<20, "largest OTLP request body as sent (compressed)")
+	fs.Int64Var(&c.ingest.MaxDecompressedBytes, "max-decompressed-bytes", 32<<20, "largest OTLP request body after decompression")
+	fs.IntVar(&c.ingest.MaxConcurrentRequests, "max-concurrent-requests", 32, "OTLP requests processed at once; more are told to retry")
+	fs.IntVar(&c.ingest.MaxAttributes, "max-attributes", 128, "most attributes on one record, scope or resource; records over it are rejected")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		env := "OUTPOST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && !given[f.Name] && err == nil {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("invalid %s=%q: %w", env, v, serr)
+			}
+		}
+	})
+	return c, err
+}
+
+func newLogger(c *config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("invalid log level %q: %w", c.logLevel, err)
+	}
+	o := &slog.HandlerOptions{Level: level}
+	switch c.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
+	}
+	return nil, fmt.Errorf("invalid log format %q: want text or json", c.logFormat)
+}
+
+func serve(args []string, withDemo bool) error {
+	name := map[bool]string{false: "serve", true: "demo"}[withDemo]
+	c, err := parseFlags(name, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(c)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	ver := buildVersion()
+	log.Info("starting outpost", "version", ver, "data", c.data, "pid", os.Getpid())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	t0 := time.Now()
+	st, err := store.Open(c.data, &store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	if st.UncleanShutdown() {
+		log.Warn("unclean shutdown detected", "unclean_shutdowns_total", st.UncleanShutdowns())
+	}
+	log.Info("store open", "took_ms", time.Since(t0).Milliseconds())
+
+	reg := api.NewRegistry()
+	inst := api.NewInstrument(reg)
+	c.ingest.Logger, c.ingest.Registerer = log, reg
+	recv := ingest.NewReceiver(st, &c.ingest)
+	apiH := api.New(st, api.Options{Version: ver, Logger: log, Registry: reg})
+	uiH := ui.New(st, ui.Options{Version: ver, Logger: log})
+	mux := http.NewServeMux()
+	mux.Handle("/assets/", inst.Wrap("assets", http.StripPrefix("/assets/", assets.Handler())))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if apiH.Handles(r) {
+			inst.Wrap("api", apiH).ServeHTTP(w, r)
+			return
+		}
+		inst.Wrap("ui", uiH).ServeHTTP(w, r)
+	}))
+
+	// Listen on every address before serving any, so a taken port fails fast.
+	lnUI, err1 := net.Listen("tcp", c.httpAddr)
+	lnGRPC, err2 := net.Listen("tcp", c.grpcAddr)
+	lnOTLP, err3 := net.Listen("tcp", c.otlpHTTPAddr)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		for _, ln := range []net.Listener{lnUI, lnGRPC, lnOTLP} {
+			if ln != nil {
+				ln.Close()
+			}
+		}
+		st.Close()
+		return fmt.Errorf("cannot listen: %w", err)
+	}
+	uiSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	otlpSrv := &http.Server{Handler: recv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	grpcSrv := recv.NewGRPCServer()
+	errc := make(chan error, 3)
+	go func() { errc <- ignoreClosed(uiSrv.Serve(lnUI)) }()
+	go func() { errc <- ignoreClosed(otlpSrv.Serve(lnOTLP)) }()
+	go func() { errc <- grpcSrv.Serve(lnGRPC) }()
+	apiH.SetReady(true)
+	log.Info("listening", "http", lnUI.Addr().String(), "otlp_grpc", lnGRPC.Addr().String(), "otlp_http", lnOTLP.Addr().String(), "startup_ms", time.Since(t0).Milliseconds())
+
+	demoDone := make(chan error, 1)
+	demoCtx, stopDemo := context.WithCancel(ctx)
+	defer stopDemo()
+	if withDemo {
+		go func() {
+			demoDone <- demo.Run(demoCtx, demo.Options{GRPCEndpoint: dialable(lnGRPC.Addr()), HTTPEndpoint: dialable(lnOTLP.Addr()), Logger: log.With("component", "demo")})
+		}()
+		log.Info("demo telemetry is flowing; open the UI", "url", "http://"+dialable(lnUI.Addr())+"/")
+	} else {
+		close(demoDone)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "reason", "signal")
+	case runErr = <-errc:
+		log.Error("server failed; shutting down", "err", runErr)
+	}
+	return shutdown(log, apiH, stopDemo, demoDone, uiSrv, otlpSrv, grpcSrv, st, runErr)
+}
+
+// shutdown stops in reverse order of starting, within 10 s in all: the demo feed,
+// then the listeners (draining requests in flight), then the store.
+func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan error, uiSrv, otlpSrv *http.Server, grpcSrv *grpc.Server, st *store.Store, runErr error) error {
+	t0 := time.Now()
+	apiH.SetReady(false)
+	stopDemo()
+	select {
+	case <-demoDone:
+	case <-time.After(2 * time.Second):
+		log.Warn("demo feed did not stop in time")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Second)
+	defer cancel()
+	grpcStopped := make(chan struct{})
+	go func() { grpcSrv.GracefulStop(); close(grpcStopped) }()
+	err := errors.Join(runErr, otlpSrv.Shutdown(ctx))
+	select {
+	case <-grpcStopped:
+	case <-ctx.Done():
+		grpcSrv.Stop()
+	}
+	log.Info("ingest stopped", "took_ms", time.Since(t0).Milliseconds())
+	err = errors.Join(err, uiSrv.Shutdown(ctx))
+	t1 := time.Now()
+	if cerr := st.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("cannot close store: %w", cerr))
+	}
+	log.Info("store closed", "took_ms", time.Since(t1).Milliseconds(), "total_ms", time.Since(t0).Milliseconds())
+	return err
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// dialable turns a listen address such as [::]:4317 into one a client can dial.
+func dialable(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
