@@ -3,6 +3,8 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -20,10 +22,6 @@ func (metricsBatch) signal() store.Signal { return store.Metrics }
 func (logsBatch) signal() store.Signal    { return store.Logs }
 func (tracesBatch) signal() store.Signal  { return store.Traces }
 
-func (b metricsBatch) items() int { return b.md.DataPointCount() }
-func (b logsBatch) items() int    { return b.ld.LogRecordCount() }
-func (b tracesBatch) items() int  { return b.td.SpanCount() }
-
 func (b metricsBatch) consume(ctx context.Context, c Consumer) (store.Result, error) {
 	return c.ConsumeMetrics(ctx, b.md)
 }
@@ -34,38 +32,113 @@ func (b tracesBatch) consume(ctx context.Context, c Consumer) (store.Result, err
 	return c.ConsumeTraces(ctx, b.td)
 }
 
-// limitReason says what was dropped for too many attributes.
-func limitReason(n int64, what string, max int) string {
-	return fmt.Sprintf("%d %s rejected: more than %d attributes on the record, its scope or its resource", n, what, max)
+// checker finds records that must not be stored: too many attributes on the
+// record, its scope or its resource, or text that is not valid UTF-8 (protobuf
+// requires it, and every store and page downstream relies on it). It counts what
+// it rejects by reason.
+type checker struct {
+	max              int
+	tooMany, badUTF8 int64
+}
+
+// problem says what is wrong with one level: 0 when nothing.
+type problem int
+
+const (
+	fine problem = iota
+	tooManyAttrs
+	invalidUTF8
+)
+
+// check looks at the attributes and the strings of one record, scope or resource.
+func (c *checker) check(attrs pcommon.Map, strs ...string) problem {
+	if attrs.Len() > c.max {
+		return tooManyAttrs
+	}
+	for _, s := range strs {
+		if !utf8.ValidString(s) {
+			return invalidUTF8
+		}
+	}
+	if !validMap(attrs) {
+		return invalidUTF8
+	}
+	return fine
+}
+
+// reject counts n records refused for p; it reports whether p is a problem.
+func (c *checker) reject(p problem, n int) bool {
+	switch p {
+	case tooManyAttrs:
+		c.tooMany += int64(n)
+	case invalidUTF8:
+		c.badUTF8 += int64(n)
+	default:
+		return false
+	}
+	return true
+}
+
+func (c *checker) result(what string) (int64, string) {
+	var reasons []string
+	if c.tooMany > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d %s rejected: more than %d attributes on the record, its scope or its resource", c.tooMany, what, c.max))
+	}
+	if c.badUTF8 > 0 {
+		reasons = append(reasons, fmt.Sprintf("%d %s rejected: text that is not valid UTF-8", c.badUTF8, what))
+	}
+	return c.tooMany + c.badUTF8, strings.Join(reasons, "; ")
+}
+
+func validMap(m pcommon.Map) bool {
+	ok := true
+	m.Range(func(k string, v pcommon.Value) bool {
+		ok = utf8.ValidString(k) && validValue(v)
+		return ok
+	})
+	return ok
+}
+
+func validValue(v pcommon.Value) bool {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return utf8.ValidString(v.Str())
+	case pcommon.ValueTypeMap:
+		return validMap(v.Map())
+	case pcommon.ValueTypeSlice:
+		s := v.Slice()
+		for i := 0; i < s.Len(); i++ {
+			if !validValue(s.At(i)) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (b logsBatch) enforceLimits(max int) (int64, string) {
-	var n int64
+	c := checker{max: max}
 	b.ld.ResourceLogs().RemoveIf(func(rl plog.ResourceLogs) bool {
-		if rl.Resource().Attributes().Len() > max {
-			n += int64(countLogs(rl))
+		if c.reject(c.check(rl.Resource().Attributes()), countLogs(rl)) {
 			return true
 		}
 		rl.ScopeLogs().RemoveIf(func(sl plog.ScopeLogs) bool {
-			if sl.Scope().Attributes().Len() > max {
-				n += int64(sl.LogRecords().Len())
+			sc := sl.Scope()
+			if c.reject(c.check(sc.Attributes(), sc.Name(), sc.Version()), sl.LogRecords().Len()) {
 				return true
 			}
 			sl.LogRecords().RemoveIf(func(lr plog.LogRecord) bool {
-				if lr.Attributes().Len() > max {
-					n++
-					return true
+				p := c.check(lr.Attributes(), lr.SeverityText(), lr.EventName())
+				if p == fine && !validValue(lr.Body()) {
+					p = invalidUTF8
 				}
-				return false
+				return c.reject(p, 1)
 			})
 			return false
 		})
 		return false
 	})
-	if n == 0 {
-		return 0, ""
-	}
-	return n, limitReason(n, "log records", max)
+	return c.result("log records")
 }
 
 func countLogs(rl plog.ResourceLogs) int {
@@ -77,103 +150,97 @@ func countLogs(rl plog.ResourceLogs) int {
 }
 
 func (b tracesBatch) enforceLimits(max int) (int64, string) {
-	var n int64
-	tooMany := func(m pcommon.Map) bool { return m.Len() > max }
+	c := checker{max: max}
 	b.td.ResourceSpans().RemoveIf(func(rs ptrace.ResourceSpans) bool {
-		if tooMany(rs.Resource().Attributes()) {
-			for i := 0; i < rs.ScopeSpans().Len(); i++ {
-				n += int64(rs.ScopeSpans().At(i).Spans().Len())
-			}
+		n := 0
+		for i := 0; i < rs.ScopeSpans().Len(); i++ {
+			n += rs.ScopeSpans().At(i).Spans().Len()
+		}
+		if c.reject(c.check(rs.Resource().Attributes()), n) {
 			return true
 		}
 		rs.ScopeSpans().RemoveIf(func(ss ptrace.ScopeSpans) bool {
-			if tooMany(ss.Scope().Attributes()) {
-				n += int64(ss.Spans().Len())
+			sc := ss.Scope()
+			if c.reject(c.check(sc.Attributes(), sc.Name(), sc.Version()), ss.Spans().Len()) {
 				return true
 			}
 			ss.Spans().RemoveIf(func(sp ptrace.Span) bool {
-				if tooMany(sp.Attributes()) {
-					n++
-					return true
-				}
-				for i := 0; i < sp.Events().Len(); i++ {
-					if tooMany(sp.Events().At(i).Attributes()) {
-						n++
-						return true
-					}
-				}
-				for i := 0; i < sp.Links().Len(); i++ {
-					if tooMany(sp.Links().At(i).Attributes()) {
-						n++
-						return true
-					}
-				}
-				return false
+				return c.reject(spanProblem(&c, sp), 1)
 			})
 			return false
 		})
 		return false
 	})
-	if n == 0 {
-		return 0, ""
+	return c.result("spans")
+}
+
+func spanProblem(c *checker, sp ptrace.Span) problem {
+	if p := c.check(sp.Attributes(), sp.Name(), sp.Status().Message(), sp.TraceState().AsRaw()); p != fine {
+		return p
 	}
-	return n, limitReason(n, "spans", max)
+	for i := 0; i < sp.Events().Len(); i++ {
+		if p := c.check(sp.Events().At(i).Attributes(), sp.Events().At(i).Name()); p != fine {
+			return p
+		}
+	}
+	for i := 0; i < sp.Links().Len(); i++ {
+		if p := c.check(sp.Links().At(i).Attributes(), sp.Links().At(i).TraceState().AsRaw()); p != fine {
+			return p
+		}
+	}
+	return fine
 }
 
 func (b metricsBatch) enforceLimits(max int) (int64, string) {
-	var n int64
+	c := checker{max: max}
 	b.md.ResourceMetrics().RemoveIf(func(rm pmetric.ResourceMetrics) bool {
-		if rm.Resource().Attributes().Len() > max {
-			for i := 0; i < rm.ScopeMetrics().Len(); i++ {
-				ms := rm.ScopeMetrics().At(i).Metrics()
-				for j := 0; j < ms.Len(); j++ {
-					n += int64(store.PointCount(ms.At(j)))
-				}
-			}
+		n := 0
+		for i := 0; i < rm.ScopeMetrics().Len(); i++ {
+			n += scopePoints(rm.ScopeMetrics().At(i))
+		}
+		if c.reject(c.check(rm.Resource().Attributes()), n) {
 			return true
 		}
 		rm.ScopeMetrics().RemoveIf(func(sm pmetric.ScopeMetrics) bool {
-			if sm.Scope().Attributes().Len() > max {
-				for j := 0; j < sm.Metrics().Len(); j++ {
-					n += int64(store.PointCount(sm.Metrics().At(j)))
-				}
+			sc := sm.Scope()
+			if c.reject(c.check(sc.Attributes(), sc.Name(), sc.Version()), scopePoints(sm)) {
 				return true
 			}
 			sm.Metrics().RemoveIf(func(m pmetric.Metric) bool {
-				n += int64(removePoints(m, max))
+				if c.reject(c.check(m.Metadata(), m.Name(), m.Description(), m.Unit()), store.PointCount(m)) {
+					return true
+				}
+				removePoints(&c, m)
 				return store.PointCount(m) == 0
 			})
 			return false
 		})
 		return false
 	})
-	if n == 0 {
-		return 0, ""
-	}
-	return n, limitReason(n, "data points", max)
+	return c.result("data points")
 }
 
-// removePoints drops the data points of m with more than max attributes.
-func removePoints(m pmetric.Metric, max int) int {
+func scopePoints(sm pmetric.ScopeMetrics) int {
 	n := 0
-	over := func(a pcommon.Map) bool {
-		if a.Len() > max {
-			n++
-			return true
-		}
-		return false
-	}
-	switch m.Type() {
-	case pmetric.MetricTypeGauge:
-		m.Gauge().DataPoints().RemoveIf(func(p pmetric.NumberDataPoint) bool { return over(p.Attributes()) })
-	case pmetric.MetricTypeSum:
-		m.Sum().DataPoints().RemoveIf(func(p pmetric.NumberDataPoint) bool { return over(p.Attributes()) })
-	case pmetric.MetricTypeHistogram:
-		m.Histogram().DataPoints().RemoveIf(func(p pmetric.HistogramDataPoint) bool { return over(p.Attributes()) })
-	case pmetric.MetricTypeExponentialHistogram:
-		m.ExponentialHistogram().DataPoints().RemoveIf(func(p pmetric.ExponentialHistogramDataPoint) bool { return over(p.Attributes()) })
-	case pmetric.MetricTypeSummary:
-		m.Summary().DataPoints().RemoveIf(func(p pmetric.SummaryDataPoint) bool { return over(p.Attributes()) })
+	for j := 0; j < sm.Metrics().Len(); j++ {
+		n += store.PointCount(sm.Metrics().At(j))
 	}
 	return n
+}
+
+// removePoints drops the data points of m that fail the checks.
+func removePoints(c *checker, m pmetric.Metric) {
+	bad := func(a pcommon.Map) bool { return c.reject(c.check(a), 1) }
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		m.Gauge().DataPoints().RemoveIf(func(p pmetric.NumberDataPoint) bool { return bad(p.Attributes()) })
+	case pmetric.MetricTypeSum:
+		m.Sum().DataPoints().RemoveIf(func(p pmetric.NumberDataPoint) bool { return bad(p.Attributes()) })
+	case pmetric.MetricTypeHistogram:
+		m.Histogram().DataPoints().RemoveIf(func(p pmetric.HistogramDataPoint) bool { return bad(p.Attributes()) })
+	case pmetric.MetricTypeExponentialHistogram:
+		m.ExponentialHistogram().DataPoints().RemoveIf(func(p pmetric.ExponentialHistogramDataPoint) bool { return bad(p.Attributes()) })
+	case pmetric.MetricTypeSummary:
+		m.Summary().DataPoints().RemoveIf(func(p pmetric.SummaryDataPoint) bool { return bad(p.Attributes()) })
+	}
 }

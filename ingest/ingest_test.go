@@ -293,6 +293,45 @@ func TestAttributeLimitIsPartialSuccess(t *testing.T) {
 	}
 }
 
+func TestInvalidUTF8IsPartialSuccess(t *testing.T) {
+	st := newStore(t)
+	_, srv := newHTTP(t, st, nil)
+	ld := testLogs(4, 1)
+	recs := ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords()
+	recs.At(0).Body().SetStr("bad \xff body")
+	recs.At(1).Attributes().PutStr("user", "caf\xe9")
+	recs.At(2).Attributes().PutEmptyMap("nested").PutEmptySlice("list").AppendEmpty().SetStr("\xc3")
+	body, _ := plogotlp.NewExportRequestFromLogs(ld).MarshalProto()
+	resp := post(t, srv.URL+"/v1/logs", contentProto, body, nil)
+	b, _ := io.ReadAll(resp.Body)
+	er := plogotlp.NewExportResponse()
+	if err := er.UnmarshalProto(b); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("status %d, %v", resp.StatusCode, err)
+	}
+	if ps := er.PartialSuccess(); ps.RejectedLogRecords() != 3 || !strings.Contains(ps.ErrorMessage(), "3 log records rejected: text that is not valid UTF-8") {
+		t.Errorf("partial success = %d %q", ps.RejectedLogRecords(), ps.ErrorMessage())
+	}
+	if got := st.Totals().LogRecords; got != 1 {
+		t.Errorf("stored %d, want the 1 valid record", got)
+	}
+	// A bad resource takes all its records with it; a bad span name only its span.
+	td := testTraces(3)
+	td.ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).SetName("GET /\xfe")
+	rs2 := td.ResourceSpans().AppendEmpty()
+	rs2.Resource().Attributes().PutStr("service.name", "\xff")
+	rs2.ScopeSpans().AppendEmpty().Spans().AppendEmpty().SetName("x")
+	tb, _ := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	resp = post(t, srv.URL+"/v1/traces", contentProto, tb, nil)
+	b, _ = io.ReadAll(resp.Body)
+	tr := ptraceotlp.NewExportResponse()
+	if err := tr.UnmarshalProto(b); err != nil || tr.PartialSuccess().RejectedSpans() != 2 {
+		t.Errorf("traces: rejected %d (%v), want 2", tr.PartialSuccess().RejectedSpans(), err)
+	}
+	if got := st.Totals().Spans; got != 2 {
+		t.Errorf("stored %d spans, want 2", got)
+	}
+}
+
 // blockingConsumer holds every write until released; it tests the limiter only.
 type blockingConsumer struct {
 	started chan struct{}

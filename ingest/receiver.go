@@ -134,11 +134,10 @@ func errorf(k kind, format string, args ...any) *requestError {
 // batch is one decoded request of any signal.
 type batch interface {
 	signal() store.Signal
-	// enforceLimits removes the records over the attribute limit and says how
-	// many and why.
+	// enforceLimits removes the records over the attribute limit or with invalid
+	// UTF-8, and says how many and why.
 	enforceLimits(max int) (rejected int64, reason string)
 	consume(ctx context.Context, c Consumer) (store.Result, error)
-	items() int
 }
 
 // export runs the part shared by both transports: limits, the write path, and
