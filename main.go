@@ -29,6 +29,7 @@ import (
 	"outpost/demo"
 	"outpost/ingest"
 	"outpost/store"
+	"outpost/tsdb"
 	"outpost/ui"
 )
 
@@ -167,7 +168,12 @@ func serve(args []string, withDemo bool) error {
 	defer stop()
 
 	t0 := time.Now()
-	st, err := store.Open(c.data, &store.Options{Logger: log})
+	st, err := store.Open(c.data, &store.Options{
+		Logger: log,
+		OpenMetrics: func(dir string) (store.MetricsBackend, error) {
+			return tsdb.Open(dir, &tsdb.Options{Logger: log.With("store", "tsdb")})
+		},
+	})
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,10 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
+// Handle mounts another API endpoint (the query APIs of the stores). Call it
+// before serving.
+func (a *API) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+
 // SetReady says whether the stores are open and ingest is accepted.
 func (a *API) SetReady(ok bool) { a.ready.Store(ok) }
 

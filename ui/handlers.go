@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/a-h/templ"
@@ -35,6 +37,9 @@ type Handler struct {
 	stats StatsSource
 	opts  Options
 	mux   *http.ServeMux
+
+	once    sync.Once
+	claimed map[string]bool // navigation paths served by a real page
 }
 
 // New returns the UI handler; mount it at "/".
@@ -45,9 +50,27 @@ func New(stats StatsSource, opts Options) *Handler {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{stats: stats, opts: opts, mux: http.NewServeMux()}
+	h := &Handler{stats: stats, opts: opts, mux: http.NewServeMux(), claimed: map[string]bool{}}
 	h.mux.HandleFunc("GET /{$}", h.overview)
 	h.mux.HandleFunc("GET /ui/overview/stats", h.overviewStats)
+	return h
+}
+
+// Handle mounts a page or a fragment of one. A page mounted at a navigation path
+// ("GET /logs") replaces the notice that the page is not built yet. Call Handle
+// before serving.
+func (h *Handler) Handle(pattern string, handler http.Handler) {
+	if _, path, ok := strings.Cut(pattern, " "); ok {
+		h.claimed[path] = true
+	} else {
+		h.claimed[pattern] = true
+	}
+	h.mux.Handle(pattern, handler)
+}
+
+// mountNotBuilt says plainly, on each navigation path no page claimed, that the
+// page does not exist yet.
+func (h *Handler) mountNotBuilt() {
 	notBuilt := map[string][2]string{
 		"/graph":     {"metrics", "The Metrics page will chart PromQL queries over the stored series."},
 		"/logs":      {"logs", "The Logs page will search, count and tail log records."},
@@ -56,13 +79,15 @@ func New(stats StatsSource, opts Options) *Handler {
 		"/settings":  {"settings", "The Settings page will manage alert rules, receivers and retention."},
 	}
 	for path, v := range notBuilt {
+		if h.claimed[path] {
+			continue
+		}
 		key, what := v[0], v[1]
 		title := titleOf(key)
 		h.mux.HandleFunc("GET "+path, func(w http.ResponseWriter, r *http.Request) {
 			h.render(w, r, http.StatusOK, Layout(title, key, h.opts.Version), NotBuilt(title, what))
 		})
 	}
-	return h
 }
 
 func titleOf(key string) string {
@@ -74,7 +99,24 @@ func titleOf(key string) string {
 	return key
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.once.Do(h.mountNotBuilt)
+	h.mux.ServeHTTP(w, r)
+}
+
+// Page renders body inside the layout, with the navigation entry key marked
+// active: the way pages in other files draw themselves.
+func (h *Handler) Page(w http.ResponseWriter, r *http.Request, title, key string, body templ.Component) {
+	h.render(w, r, http.StatusOK, Layout(title, key, h.opts.Version), body)
+}
+
+// Fragment renders a component alone, for htmx swaps.
+func (h *Handler) Fragment(w http.ResponseWriter, r *http.Request, c templ.Component) {
+	h.renderFragment(w, r, c)
+}
+
+// Fail shows an error page and logs the cause.
+func (h *Handler) Fail(w http.ResponseWriter, r *http.Request, e *Error) { h.fail(w, r, e) }
 
 func (h *Handler) overviewData() OverviewData {
 	now := h.opts.Now()
