@@ -1,0 +1,155 @@
+package tsdb
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
+
+// seriesSamples is a batch's samples for one series.
+type seriesSamples struct {
+	lset    labels.Labels
+	samples []sample
+}
+
+// appendBatch stores a batch: it checks every sample, logs the accepted ones to the
+// WAL, puts them into the head and returns once the WAL record is durable.
+func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string, err error) {
+	now := db.opts.Now()
+	var minT int64 = math.MinInt64
+	if db.opts.Retention > 0 {
+		minT = now.Add(-db.opts.Retention).UnixMilli()
+	}
+	window := db.opts.OutOfOrderWindow.Milliseconds()
+
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return 0, "", errClosed
+	}
+	if db.w.size > walSegmentSize {
+		if _, err := db.w.cut(); err != nil {
+			db.mu.Unlock()
+			return 0, "", &BackpressureError{Err: err, After: 5 * time.Second}
+		}
+	}
+	seg := db.w.segment()
+	var (
+		recs           = db.walBuf[:0]
+		fl, hi         = db.recBuf[:0], []byte(nil)
+		nf, nh         uint64
+		ooo, old       int64
+		accepted       int64
+		seriesRec      []byte
+		wasEmpty       = db.headSamples == 0
+		applied        []*memSeries
+		appliedSamples [][]sample
+	)
+	for _, b := range batch {
+		var ms *memSeries
+		var ok []sample
+		for _, s := range b.samples {
+			if s.t < minT {
+				old++
+				continue
+			}
+			if ms == nil {
+				ms = db.getOrCreate(b.lset)
+			}
+			if window >= 0 && ms.maxT != math.MinInt64 && s.t < ms.maxT-window {
+				ooo++
+				continue
+			}
+			if window < 0 && s.t < ms.maxT {
+				ooo++
+				continue
+			}
+			ok = append(ok, s)
+			if s.t > ms.maxT {
+				ms.maxT = s.t
+			}
+		}
+		if len(ok) == 0 {
+			continue
+		}
+		if ms.walSeg != seg {
+			seriesRec = binary.AppendUvarint(seriesRec[:0], uint64(ms.id))
+			seriesRec = appendLabels(seriesRec, ms.lset)
+			recs = appendWALRecord(recs, recSeries, seriesRec)
+			ms.walSeg = seg
+		}
+		for _, s := range ok {
+			if s.fh == nil {
+				fl = binary.AppendUvarint(fl, uint64(ms.id))
+				fl = binary.AppendVarint(fl, s.t)
+				fl = binary.AppendVarint(fl, s.st)
+				fl = binary.LittleEndian.AppendUint64(fl, math.Float64bits(s.v))
+				nf++
+			} else {
+				hi = binary.AppendUvarint(hi, uint64(ms.id))
+				hi = binary.AppendVarint(hi, s.t)
+				hi = binary.AppendVarint(hi, s.st)
+				hi = appendHistogram(hi, s.fh)
+				nh++
+			}
+		}
+		applied = append(applied, ms)
+		appliedSamples = append(appliedSamples, ok)
+		accepted += int64(len(ok))
+	}
+	var cnt []byte
+	if nf > 0 {
+		cnt = binary.AppendUvarint(cnt[:0], nf)
+		recs = appendWALRecord(recs, recFloats, append(cnt, fl...))
+	}
+	if nh > 0 {
+		cnt = binary.AppendUvarint(cnt[:0], nh)
+		recs = appendWALRecord(recs, recHistograms, append(cnt, hi...))
+	}
+	db.recBuf = fl[:0]
+	var seq uint64
+	if len(recs) > 0 {
+		seq, err = db.w.add(recs)
+		if err != nil {
+			db.walBuf = recs[:0]
+			db.mu.Unlock()
+			return 0, "", &BackpressureError{Err: err, After: 5 * time.Second}
+		}
+		for i, ms := range applied {
+			for _, s := range appliedSamples[i] {
+				db.insertHead(ms, s)
+			}
+		}
+		if wasEmpty && db.headSamples > 0 {
+			db.headSince = now
+		}
+	}
+	if cap(recs) <= 8<<20 {
+		db.walBuf = recs[:0]
+	} else {
+		db.walBuf = nil
+	}
+	db.mu.Unlock()
+
+	db.stats.oooRejected.Add(ooo)
+	db.stats.tooOld.Add(old)
+	db.stats.appended.Add(accepted)
+	if seq > 0 {
+		if err := db.w.sync(seq); err != nil {
+			return 0, "", &BackpressureError{Err: err, After: 5 * time.Second}
+		}
+	}
+	rejected = ooo + old
+	switch {
+	case ooo > 0 && old > 0:
+		reason = fmt.Sprintf("%d samples older than the out-of-order window and %d older than the retention", ooo, old)
+	case ooo > 0:
+		reason = fmt.Sprintf("%d samples older than the out-of-order window of %v", ooo, db.opts.OutOfOrderWindow)
+	case old > 0:
+		reason = fmt.Sprintf("%d samples older than the retention of %v", old, db.opts.Retention)
+	}
+	return rejected, reason, nil
+}

@@ -1,0 +1,296 @@
+package tsdb
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+// sample is one stored point: a float (fh == nil) or a float native histogram.
+type sample struct {
+	t  int64 // timestamp, milliseconds since the Unix epoch
+	st int64 // start timestamp in milliseconds, 0 when unknown
+	v  float64
+	fh *histogram.FloatHistogram
+}
+
+// Series chunks: all samples of one series inside one partition, as a sequence of
+// runs (FORMAT.md, "Series chunk"). A run is either a float block or one Prometheus
+// float-histogram chunk with start timestamps (chunkenc.EncFloatHistogramST).
+const (
+	runFloat     = 1
+	runHistogram = 2
+)
+
+// appendSeriesChunk appends the runs encoding samples ss (sorted by t, unique t).
+func appendSeriesChunk(dst []byte, ss []sample) []byte {
+	var block []byte
+	for i := 0; i < len(ss); {
+		j := i
+		if ss[i].fh == nil {
+			for j < len(ss) && ss[j].fh == nil && j-i < maxBlockSamples {
+				j++
+			}
+			ts := make([]int64, j-i)
+			vs := make([]float64, j-i)
+			var sts []int64
+			for k := i; k < j; k++ {
+				ts[k-i] = ss[k].t
+				vs[k-i] = ss[k].v
+				if ss[k].st != 0 && sts == nil {
+					sts = make([]int64, j-i)
+				}
+			}
+			if sts != nil {
+				for k := i; k < j; k++ {
+					sts[k-i] = ss[k].st
+				}
+			}
+			block = appendFloatBlock(block[:0], ts, sts, vs)
+			dst = append(dst, runFloat)
+			dst = binary.AppendUvarint(dst, uint64(len(block)))
+			dst = append(dst, block...)
+		} else {
+			for j < len(ss) && ss[j].fh != nil {
+				j++
+			}
+			dst = appendHistogramChunks(dst, ss[i:j])
+		}
+		i = j
+	}
+	return dst
+}
+
+// appendHistogramChunks encodes a run of histogram samples the way Prometheus' head
+// cuts and flags its chunks, so counter-reset hints read back exactly as Prometheus
+// would report them.
+func appendHistogramChunks(dst []byte, ss []sample) []byte {
+	var c chunkenc.Chunk
+	var app chunkenc.Appender
+	emit := func() {
+		b := c.Bytes()
+		dst = append(dst, runHistogram)
+		dst = binary.AppendUvarint(dst, uint64(len(b)))
+		dst = append(dst, b...)
+	}
+	for _, s := range ss {
+		prev := app
+		if c == nil || (c.NumSamples() >= chunkenc.MinSamplesPerHistogramChunk && len(c.Bytes()) >= 2*chunkenc.TargetBytesPerHistogramChunk) || c.NumSamples() >= 4096 {
+			if c != nil {
+				emit()
+			}
+			c = chunkenc.NewFloatHistogramSTChunk()
+			app, _ = c.Appender()
+		} else {
+			prev = nil
+		}
+		newChunk, recoded, napp, err := app.AppendFloatHistogram(prev, s.st, s.t, s.fh.Copy(), false)
+		if err != nil {
+			// Only appendOnly appends fail; this one is not.
+			panic(fmt.Sprintf("tsdb: unexpected histogram append error: %v", err))
+		}
+		app = napp
+		if newChunk != nil {
+			if !recoded {
+				emit()
+			}
+			c = newChunk
+		}
+	}
+	if c != nil {
+		emit()
+	}
+	return dst
+}
+
+// decodeSeriesChunk decodes the runs in b and appends their samples to dst.
+func decodeSeriesChunk(dst []sample, b []byte) (_ []sample, err error) {
+	r := &blockReader{b: b}
+	for r.err == nil && r.off < len(b) {
+		kind := r.byte()
+		payload := r.bytes(r.uvarint())
+		if r.err != nil {
+			break
+		}
+		switch kind {
+		case runFloat:
+			dst, err = decodeFloatBlock(dst, payload)
+			if err != nil {
+				return dst, fmt.Errorf("float run at byte %d: %w", r.off-len(payload), err)
+			}
+		case runHistogram:
+			dst, err = decodeHistogramChunk(dst, payload)
+			if err != nil {
+				return dst, fmt.Errorf("histogram run at byte %d: %w", r.off-len(payload), err)
+			}
+		default:
+			r.fail("unknown run kind %d", kind)
+		}
+	}
+	return dst, r.err
+}
+
+func decodeHistogramChunk(dst []sample, b []byte) (_ []sample, err error) {
+	defer func() {
+		// chunkenc trusts its input; a damaged chunk must not take the process down.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: histogram chunk: %v", errFormat, p)
+		}
+	}()
+	c, err := chunkenc.FromData(chunkenc.EncFloatHistogramST, b)
+	if err != nil {
+		return dst, fmt.Errorf("%w: %v", errFormat, err)
+	}
+	it := c.Iterator(nil)
+	n := 0
+	for it.Next() == chunkenc.ValFloatHistogram {
+		t, fh := it.AtFloatHistogram(nil)
+		dst = append(dst, sample{t: t, st: it.AtST(), fh: fh})
+		n++
+	}
+	if err := it.Err(); err != nil {
+		return dst, fmt.Errorf("%w: %v", errFormat, err)
+	}
+	if n != c.NumSamples() {
+		return dst, fmt.Errorf("%w: histogram chunk holds %d samples, header says %d", errFormat, n, c.NumSamples())
+	}
+	return dst, nil
+}
+
+// canonicalize returns ss with every histogram run passed through the chunk
+// encoding, so that samples read from memory carry the same counter-reset hints as
+// samples read from partitions.
+func canonicalize(ss []sample) []sample {
+	has := false
+	for i := range ss {
+		if ss[i].fh != nil {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return ss
+	}
+	out := make([]sample, 0, len(ss))
+	for i := 0; i < len(ss); {
+		j := i
+		if ss[i].fh == nil {
+			for j < len(ss) && ss[j].fh == nil {
+				j++
+			}
+			out = append(out, ss[i:j]...)
+		} else {
+			for j < len(ss) && ss[j].fh != nil {
+				j++
+			}
+			b := appendHistogramChunks(nil, ss[i:j])
+			var err error
+			out, err = decodeSeriesChunk(out, b)
+			if err != nil {
+				panic(fmt.Sprintf("tsdb: histogram chunk does not decode: %v", err))
+			}
+		}
+		i = j
+	}
+	return out
+}
+
+// appendHistogram appends the WAL encoding of fh (FORMAT.md, "Histogram").
+func appendHistogram(dst []byte, fh *histogram.FloatHistogram) []byte {
+	dst = append(dst, byte(fh.CounterResetHint))
+	dst = binary.AppendVarint(dst, int64(fh.Schema))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(fh.ZeroThreshold))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(fh.ZeroCount))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(fh.Count))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(fh.Sum))
+	dst = appendSpans(dst, fh.PositiveSpans)
+	dst = appendFloats(dst, fh.PositiveBuckets)
+	dst = appendSpans(dst, fh.NegativeSpans)
+	dst = appendFloats(dst, fh.NegativeBuckets)
+	dst = appendFloats(dst, fh.CustomValues)
+	return dst
+}
+
+func appendSpans(dst []byte, spans []histogram.Span) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(spans)))
+	for _, s := range spans {
+		dst = binary.AppendVarint(dst, int64(s.Offset))
+		dst = binary.AppendUvarint(dst, uint64(s.Length))
+	}
+	return dst
+}
+
+func appendFloats(dst []byte, fs []float64) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(fs)))
+	for _, f := range fs {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+	}
+	return dst
+}
+
+func (r *blockReader) histogram() *histogram.FloatHistogram {
+	fh := &histogram.FloatHistogram{}
+	hint := r.byte()
+	if hint > byte(histogram.GaugeType) {
+		r.fail("bad counter reset hint %d", hint)
+	}
+	fh.CounterResetHint = histogram.CounterResetHint(hint)
+	schema := r.varint()
+	if schema < math.MinInt32 || schema > math.MaxInt32 {
+		r.fail("schema %d out of range", schema)
+	}
+	fh.Schema = int32(schema)
+	fh.ZeroThreshold = math.Float64frombits(r.u64())
+	fh.ZeroCount = math.Float64frombits(r.u64())
+	fh.Count = math.Float64frombits(r.u64())
+	fh.Sum = math.Float64frombits(r.u64())
+	fh.PositiveSpans = r.spans()
+	fh.PositiveBuckets = r.floats()
+	fh.NegativeSpans = r.spans()
+	fh.NegativeBuckets = r.floats()
+	fh.CustomValues = r.floats()
+	if r.err != nil {
+		return nil
+	}
+	return fh
+}
+
+func (r *blockReader) spans() []histogram.Span {
+	n := r.uvarint()
+	if r.err != nil || n == 0 {
+		return nil
+	}
+	if n > uint64(len(r.b)-r.off) {
+		r.fail("span count %d exceeds buffer", n)
+		return nil
+	}
+	out := make([]histogram.Span, n)
+	for i := range out {
+		off := r.varint()
+		l := r.uvarint()
+		if off < math.MinInt32 || off > math.MaxInt32 || l > math.MaxUint32 {
+			r.fail("span out of range")
+		}
+		out[i] = histogram.Span{Offset: int32(off), Length: uint32(l)}
+	}
+	return out
+}
+
+func (r *blockReader) floats() []float64 {
+	n := r.uvarint()
+	if r.err != nil || n == 0 {
+		return nil
+	}
+	if n > uint64(len(r.b)-r.off)/8 {
+		r.fail("float count %d exceeds buffer", n)
+		return nil
+	}
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = math.Float64frombits(r.u64())
+	}
+	return out
+}

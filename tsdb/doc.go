@@ -1,0 +1,51 @@
+// Package tsdb owns Outpost's metric storage: series and their labels, samples, the
+// inverted label index, the write-ahead log, the in-memory head, the immutable
+// compressed time partitions, retention, and the Prometheus storage adapter that the
+// PromQL engine reads through. It knows nothing about HTTP.
+//
+// # Basics
+//
+// Open a DB on a directory with Open; write decoded OTLP batches with WriteMetrics
+// (which maps them onto Prometheus series, see otlp.go and README.md); read with
+// Querier, which returns a github.com/prometheus/prometheus/storage.Querier that
+// promql.NewEngine can evaluate queries over. Flush writes everything in memory into
+// compressed partitions at once.
+//
+// A write is acknowledged only after its WAL record is fsync'd. Concurrent writers
+// share one fsync (group commit): each writer appends its record to the log buffer,
+// and whichever writer reaches the sync first writes and fsyncs every record buffered
+// so far, releasing all writers whose records it covered.
+//
+// Samples live in the head (a per-series sorted slice) until a flush writes them into
+// a partition file covering one aligned time range (2 h by default). Partitions of
+// one day are later merged into one daily partition. Retention deletes whole
+// partition files. Queries merge the partitions, the head being flushed and the head;
+// when two sources hold a sample for the same series and timestamp, the newer one
+// wins.
+//
+// Every float64 is returned bit for bit as written: the VictoriaMetrics decimal
+// encoding is used only when decoding it gives back the exact same bits, otherwise a
+// block falls back to a lossless XOR encoding (see FORMAT.md). Native histograms are
+// stored in Prometheus' float histogram chunk encoding with start timestamps.
+//
+// # Caveats
+//
+// Importing github.com/VictoriaMetrics/VictoriaMetrics/lib/encoding registers flags on
+// flag.CommandLine and starts three ticker goroutines; programs embedding
+// this package should parse their own flag.FlagSet, and goleak checks must ignore
+// those goroutines (see LibraryGoroutines).
+//
+// Metric metadata (type, help, unit) is kept in memory and in a metadata file written
+// on Flush and Close; a crash loses metadata learned since the last flush, never
+// samples.
+package tsdb
+
+// LibraryGoroutines names the top functions of the goroutines that importing
+// VictoriaMetrics' lib/encoding starts for the life of the process; leak checks
+// (goleak.IgnoreTopFunction) should ignore them. The DB's own goroutine stops in
+// Close.
+var LibraryGoroutines = []string{
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/fasttime.init.0.func1",
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/timeutil.init.0.func1",
+	"github.com/VictoriaMetrics/VictoriaMetrics/lib/bytesutil.newInternStringMap.func1",
+}

@@ -1,0 +1,93 @@
+package tsdb
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+const metaFile = "metadata.json"
+
+// Metadata describes a metric family as the Prometheus metadata API reports it.
+type Metadata struct {
+	Type string `json:"type"` // counter, gauge, histogram, gaugehistogram, summary or unknown
+	Help string `json:"help"`
+	Unit string `json:"unit"`
+}
+
+type metaStore struct {
+	mu sync.Mutex
+	m  map[string]Metadata
+}
+
+func (s *metaStore) set(name string, md Metadata) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]Metadata{}
+	}
+	if s.m[name] != md {
+		s.m[name] = md
+	}
+}
+
+// Metadata returns the metadata of every metric family seen, by metric name.
+func (db *DB) Metadata() map[string]Metadata {
+	db.meta.mu.Lock()
+	defer db.meta.mu.Unlock()
+	out := make(map[string]Metadata, len(db.meta.m))
+	for k, v := range db.meta.m {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *metaStore) load(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("cannot read metadata: %w", err)
+	}
+	m := map[string]Metadata{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("cannot decode metadata %q: %w", path, err)
+	}
+	s.mu.Lock()
+	s.m = m
+	s.mu.Unlock()
+	return nil
+}
+
+// save writes the metadata atomically: temporary file, fsync, rename, fsync dir.
+func (s *metaStore) save(path string) error {
+	s.mu.Lock()
+	b, err := json.Marshal(s.m)
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("cannot encode metadata: %w", err)
+	}
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("cannot write metadata: %w", err)
+	}
+	if _, err = f.Write(b); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot write metadata %q: %w", path, err)
+	}
+	return syncDir(filepath.Dir(path))
+}

@@ -1,0 +1,692 @@
+package tsdb
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+)
+
+// The OTLP → Prometheus mapping, following the OpenTelemetry specification
+// "Prometheus and OpenMetrics Compatibility". README.md states the rules,
+// including how job and instance are derived.
+
+// WriteMetrics maps an OTLP batch onto Prometheus series and stores it. It returns
+// once every accepted sample is durable. rejected counts the data points refused
+// (invalid, or too old for the out-of-order window or the retention), with reason.
+func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected int64, reason string, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, "", fmt.Errorf("cannot write metrics: %w", err)
+	}
+	tr := translator{db: db, promote: db.opts.PromoteResourceAttributes, series: map[string]int{}}
+	tr.translate(md)
+	stRejected, stReason, err := db.appendBatch(tr.batch)
+	if err != nil {
+		return 0, "", err
+	}
+	rejected = tr.rejected
+	reasons := tr.reasons
+	if stRejected > 0 {
+		// A data point counts once however many of its samples were refused.
+		rejected += min(stRejected, tr.points-tr.rejected)
+		reasons = append(reasons, stReason)
+	}
+	return rejected, strings.Join(reasons, "; "), nil
+}
+
+// otlpState remembers running totals that turn delta temporality into cumulative
+// series, by series key. It is not persisted: after a restart delta series start
+// from zero again, which PromQL's rate() reads as a counter reset.
+type otlpState struct {
+	mu     sync.Mutex
+	floats map[string]deltaFloat
+	hists  map[string]*histogram.FloatHistogram
+}
+
+type deltaFloat struct {
+	st    int64
+	total float64
+}
+
+func (s *otlpState) init() {
+	s.floats = map[string]deltaFloat{}
+	s.hists = map[string]*histogram.FloatHistogram{}
+}
+
+type translator struct {
+	db       *DB
+	promote  []string
+	batch    []seriesSamples
+	series   map[string]int // labels key → index in batch
+	points   int64
+	rejected int64
+	reasons  []string
+	b        labels.Builder
+}
+
+func (tr *translator) reject(n int64, why string) {
+	tr.rejected += n
+	if len(tr.reasons) < 5 {
+		tr.reasons = append(tr.reasons, why)
+	}
+}
+
+func (tr *translator) add(lset labels.Labels, s sample) {
+	key := string(lset.Bytes(nil))
+	i, ok := tr.series[key]
+	if !ok {
+		i = len(tr.batch)
+		tr.series[key] = i
+		tr.batch = append(tr.batch, seriesSamples{lset: lset})
+	}
+	tr.batch[i].samples = append(tr.batch[i].samples, s)
+}
+
+func nsToMs(ts pcommon.Timestamp) int64 { return int64(ts) / 1e6 }
+
+// resourceLabels returns the labels every series of a resource carries, and the
+// target_info labels.
+func (tr *translator) resourceLabels(res pcommon.Resource) (base, info labels.Labels) {
+	attrs := res.Attributes()
+	get := func(k string) string {
+		if v, ok := attrs.Get(k); ok {
+			return v.AsString()
+		}
+		return ""
+	}
+	used := map[string]bool{"service.name": true, "service.namespace": true, "service.instance.id": true}
+	job := get("service.name")
+	if ns := get("service.namespace"); ns != "" && job != "" {
+		job = ns + "/" + job
+	}
+	var extra []labels.Label
+	if job == "" {
+		if j := get("job"); j != "" {
+			job = j
+			used["job"] = true
+		}
+	}
+	instance := get("service.instance.id")
+	if instance == "" {
+		// Without service.instance.id, the attributes that tell sources apart keep
+		// them apart: the first present becomes instance, the others stay labels.
+		for _, k := range []string{"instance", "host.name", "k8s.pod.name"} {
+			if v := get(k); v != "" {
+				if instance == "" {
+					instance = v
+					used[k] = true
+				} else {
+					extra = append(extra, labels.Label{Name: sanitizeLabel(k), Value: v})
+				}
+			}
+		}
+		if j := get("job"); j != "" && !used["job"] {
+			extra = append(extra, labels.Label{Name: "exported_job", Value: j})
+		}
+	}
+	b := labels.NewScratchBuilder(8)
+	if job != "" {
+		b.Add("job", job)
+	}
+	if instance != "" {
+		b.Add("instance", instance)
+	}
+	for _, l := range extra {
+		if l.Name == "instance" {
+			l.Name = "exported_instance"
+		}
+		b.Add(l.Name, l.Value)
+	}
+	for _, k := range tr.promote {
+		if v := get(k); v != "" && !used[k] {
+			b.Add(sanitizeLabel(k), v)
+		}
+	}
+	b.Sort()
+	base = dedupe(b.Labels())
+
+	ib := labels.NewScratchBuilder(attrs.Len() + 3)
+	ib.Add(labels.MetricName, "target_info")
+	if job != "" {
+		ib.Add("job", job)
+	}
+	if instance != "" {
+		ib.Add("instance", instance)
+	}
+	n := 0
+	attrsToLabels(attrs, func(name, value string) {
+		if name != "job" && name != "instance" {
+			ib.Add(name, value)
+			n++
+		}
+	}, used)
+	if n == 0 {
+		return base, labels.EmptyLabels()
+	}
+	ib.Sort()
+	return base, dedupe(ib.Labels())
+}
+
+func dedupe(l labels.Labels) labels.Labels {
+	b := labels.NewBuilder(labels.EmptyLabels())
+	l.Range(func(x labels.Label) {
+		if b.Get(x.Name) == "" {
+			b.Set(x.Name, x.Value)
+		}
+	})
+	return b.Labels()
+}
+
+// attrsToLabels calls fn with each attribute as a sanitized label, joining the
+// values of attributes whose names collide with ";" in key order.
+func attrsToLabels(attrs pcommon.Map, fn func(name, value string), skip map[string]bool) {
+	type kv struct{ k, v string }
+	byName := map[string][]kv{}
+	attrs.Range(func(k string, v pcommon.Value) bool {
+		if skip[k] {
+			return true
+		}
+		s := v.AsString()
+		if s == "" {
+			return true
+		}
+		n := sanitizeLabel(k)
+		byName[n] = append(byName[n], kv{k, s})
+		return true
+	})
+	for n, kvs := range byName {
+		sort.Slice(kvs, func(i, j int) bool { return kvs[i].k < kvs[j].k })
+		vals := make([]string, len(kvs))
+		for i, x := range kvs {
+			vals[i] = x.v
+		}
+		fn(n, strings.Join(vals, ";"))
+	}
+}
+
+func (tr *translator) translate(md pmetric.Metrics) {
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		rm := rms.At(i)
+		base, info := tr.resourceLabels(rm.Resource())
+		var latest int64 = math.MinInt64
+		sms := rm.ScopeMetrics()
+		for j := 0; j < sms.Len(); j++ {
+			sm := sms.At(j)
+			scope := base
+			if name := sm.Scope().Name(); name != "" {
+				b := labels.NewBuilder(base)
+				b.Set("otel_scope_name", name)
+				if v := sm.Scope().Version(); v != "" {
+					b.Set("otel_scope_version", v)
+				}
+				scope = b.Labels()
+			}
+			ms := sm.Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				if t := tr.metric(ms.At(k), scope); t > latest {
+					latest = t
+				}
+			}
+		}
+		if !info.IsEmpty() && latest != math.MinInt64 {
+			tr.add(info, sample{t: latest, v: 1})
+		}
+	}
+}
+
+// seriesLabels builds the labels of one series: the point's attributes, then the
+// resource and scope labels (which win on conflict), then the name and extra.
+func (tr *translator) seriesLabels(name string, scope labels.Labels, attrs pcommon.Map, extraName, extraValue string) labels.Labels {
+	b := &tr.b
+	b.Reset(labels.EmptyLabels())
+	attrsToLabels(attrs, func(n, v string) { b.Set(n, v) }, nil)
+	scope.Range(func(l labels.Label) {
+		if old := b.Get(l.Name); old != "" && old != l.Value && (l.Name == "job" || l.Name == "instance") {
+			b.Set("exported_"+l.Name, old)
+		}
+		b.Set(l.Name, l.Value)
+	})
+	b.Set(labels.MetricName, name)
+	if extraName != "" {
+		b.Set(extraName, extraValue)
+	}
+	return b.Labels()
+}
+
+// metric translates one metric and returns its latest timestamp.
+func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
+	latest := int64(math.MinInt64)
+	see := func(t int64) {
+		if t > latest {
+			latest = t
+		}
+	}
+	if m.Name() == "" {
+		n := int64(dataPointCount(m))
+		tr.points += n
+		tr.reject(n, "metric without a name")
+		return latest
+	}
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		name := MetricName(m.Name(), m.Unit(), KindGauge)
+		tr.db.meta.set(name, Metadata{Type: "gauge", Help: m.Description(), Unit: m.Unit()})
+		dps := m.Gauge().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			tr.points++
+			t := nsToMs(dp.Timestamp())
+			see(t)
+			tr.add(tr.seriesLabels(name, scope, dp.Attributes(), "", ""), sample{t: t, v: numberValue(dp)})
+		}
+	case pmetric.MetricTypeSum:
+		sum := m.Sum()
+		kind, typ := KindGauge, "gauge"
+		if sum.IsMonotonic() {
+			kind, typ = KindCounter, "counter"
+		}
+		delta := sum.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+		name := MetricName(m.Name(), m.Unit(), kind)
+		tr.db.meta.set(name, Metadata{Type: typ, Help: m.Description(), Unit: m.Unit()})
+		dps := sum.DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			tr.points++
+			t := nsToMs(dp.Timestamp())
+			see(t)
+			lset := tr.seriesLabels(name, scope, dp.Attributes(), "", "")
+			s := sample{t: t, st: nsToMs(dp.StartTimestamp()), v: numberValue(dp)}
+			if delta && !value.IsStaleNaN(s.v) {
+				s.st, s.v = tr.accumulate(lset, s.st, s.v)
+			}
+			tr.add(lset, s)
+		}
+	case pmetric.MetricTypeHistogram:
+		h := m.Histogram()
+		name := MetricName(m.Name(), m.Unit(), KindHistogram)
+		tr.db.meta.set(name, Metadata{Type: "histogram", Help: m.Description(), Unit: m.Unit()})
+		delta := h.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+		dps := h.DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			tr.points++
+			t := nsToMs(dp.Timestamp())
+			see(t)
+			tr.explicitHistogram(name, scope, dp, t, delta)
+		}
+	case pmetric.MetricTypeExponentialHistogram:
+		h := m.ExponentialHistogram()
+		name := MetricName(m.Name(), m.Unit(), KindHistogram)
+		tr.db.meta.set(name, Metadata{Type: "histogram", Help: m.Description(), Unit: m.Unit()})
+		delta := h.AggregationTemporality() == pmetric.AggregationTemporalityDelta
+		dps := h.DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			tr.points++
+			t := nsToMs(dp.Timestamp())
+			fh, err := ExponentialToNative(dp)
+			if err != nil {
+				tr.reject(1, err.Error())
+				continue
+			}
+			see(t)
+			lset := tr.seriesLabels(name, scope, dp.Attributes(), "", "")
+			st := nsToMs(dp.StartTimestamp())
+			if delta && !value.IsStaleNaN(fh.Sum) {
+				st, fh = tr.accumulateHistogram(lset, st, fh)
+			}
+			tr.add(lset, sample{t: t, st: st, fh: fh})
+		}
+	case pmetric.MetricTypeSummary:
+		name := MetricName(m.Name(), m.Unit(), KindSummary)
+		tr.db.meta.set(name, Metadata{Type: "summary", Help: m.Description(), Unit: m.Unit()})
+		dps := m.Summary().DataPoints()
+		for i := 0; i < dps.Len(); i++ {
+			dp := dps.At(i)
+			tr.points++
+			t := nsToMs(dp.Timestamp())
+			see(t)
+			st := nsToMs(dp.StartTimestamp())
+			stale := dp.Flags().NoRecordedValue()
+			val := func(v float64) float64 {
+				if stale {
+					return math.Float64frombits(value.StaleNaN)
+				}
+				return v
+			}
+			qs := dp.QuantileValues()
+			for q := 0; q < qs.Len(); q++ {
+				tr.add(tr.seriesLabels(name, scope, dp.Attributes(), "quantile", formatFloat(qs.At(q).Quantile())), sample{t: t, v: val(qs.At(q).Value())})
+			}
+			tr.add(tr.seriesLabels(name+"_sum", scope, dp.Attributes(), "", ""), sample{t: t, st: st, v: val(dp.Sum())})
+			tr.add(tr.seriesLabels(name+"_count", scope, dp.Attributes(), "", ""), sample{t: t, st: st, v: val(float64(dp.Count()))})
+		}
+	default:
+		n := int64(dataPointCount(m))
+		tr.points += n
+		tr.reject(n, fmt.Sprintf("metric %q has no data type", m.Name()))
+	}
+	return latest
+}
+
+func dataPointCount(m pmetric.Metric) int {
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		return m.Gauge().DataPoints().Len()
+	case pmetric.MetricTypeSum:
+		return m.Sum().DataPoints().Len()
+	case pmetric.MetricTypeHistogram:
+		return m.Histogram().DataPoints().Len()
+	case pmetric.MetricTypeExponentialHistogram:
+		return m.ExponentialHistogram().DataPoints().Len()
+	case pmetric.MetricTypeSummary:
+		return m.Summary().DataPoints().Len()
+	}
+	return 0
+}
+
+func numberValue(dp pmetric.NumberDataPoint) float64 {
+	if dp.Flags().NoRecordedValue() {
+		return math.Float64frombits(value.StaleNaN)
+	}
+	if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+		return float64(dp.IntValue())
+	}
+	return dp.DoubleValue()
+}
+
+// accumulate adds a delta to the running total of series lset.
+func (tr *translator) accumulate(lset labels.Labels, st int64, v float64) (int64, float64) {
+	s := &tr.db.otlp
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := string(lset.Bytes(nil))
+	d, ok := s.floats[key]
+	if !ok {
+		d.st = st
+	}
+	d.total += v
+	s.floats[key] = d
+	return d.st, d.total
+}
+
+func (tr *translator) accumulateHistogram(lset labels.Labels, st int64, fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	s := &tr.db.otlp
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := string(lset.Bytes(nil))
+	prev, ok := s.hists[key]
+	if ok {
+		if sum, _, _, err := prev.Copy().Add(fh); err == nil {
+			sum.CounterResetHint = histogram.UnknownCounterReset
+			s.hists[key] = sum
+			// The running total keeps the start time of the first delta.
+			return s.floats[key+"\xffst"].st, sum.Copy()
+		}
+	}
+	s.hists[key] = fh.Copy()
+	s.floats[key+"\xffst"] = deltaFloat{st: st}
+	return st, fh
+}
+
+func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pmetric.HistogramDataPoint, t int64, delta bool) {
+	st := nsToMs(dp.StartTimestamp())
+	stale := dp.Flags().NoRecordedValue()
+	bounds := dp.ExplicitBounds().AsRaw()
+	counts := dp.BucketCounts().AsRaw()
+	if len(counts) != 0 && len(counts) != len(bounds)+1 {
+		tr.reject(1, fmt.Sprintf("histogram %q has %d bucket counts for %d bounds", name, len(counts), len(bounds)))
+		return
+	}
+	cum := make([]float64, len(bounds)+1)
+	var c float64
+	for i := range cum {
+		if i < len(counts) {
+			c += float64(counts[i])
+		}
+		cum[i] = c
+	}
+	count, sum := float64(dp.Count()), dp.Sum()
+	if delta && !stale {
+		// Accumulate every bucket, the sum and the count as separate counters.
+		base := tr.seriesLabels(name, scope, dp.Attributes(), "", "")
+		key := fmt.Sprint(bounds)
+		for i := range cum {
+			_, cum[i] = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", strconv.Itoa(i)).Labels(), st, cum[i])
+		}
+		st, count = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", "count").Labels(), st, count)
+		_, sum = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", "sum").Labels(), st, sum)
+	}
+	val := func(v float64) float64 {
+		if stale {
+			return math.Float64frombits(value.StaleNaN)
+		}
+		return v
+	}
+	for i := range cum {
+		le := "+Inf"
+		if i < len(bounds) {
+			le = formatFloat(bounds[i])
+		}
+		tr.add(tr.seriesLabels(name+"_bucket", scope, dp.Attributes(), "le", le), sample{t: t, st: st, v: val(cum[i])})
+	}
+	if dp.HasSum() {
+		tr.add(tr.seriesLabels(name+"_sum", scope, dp.Attributes(), "", ""), sample{t: t, st: st, v: val(sum)})
+	}
+	tr.add(tr.seriesLabels(name+"_count", scope, dp.Attributes(), "", ""), sample{t: t, st: st, v: val(count)})
+}
+
+// ExponentialToNative converts an OTLP exponential histogram point into a
+// Prometheus native histogram with float counts. Scales above 8 are reduced to 8
+// by merging buckets; scales below -4 cannot be represented.
+func ExponentialToNative(dp pmetric.ExponentialHistogramDataPoint) (*histogram.FloatHistogram, error) {
+	scale := dp.Scale()
+	if scale < -4 {
+		return nil, fmt.Errorf("exponential histogram scale %d is below -4", scale)
+	}
+	fh := &histogram.FloatHistogram{
+		Schema:        min(scale, 8),
+		ZeroThreshold: dp.ZeroThreshold(),
+		ZeroCount:     float64(dp.ZeroCount()),
+		Count:         float64(dp.Count()),
+		Sum:           dp.Sum(),
+	}
+	if !dp.HasSum() {
+		fh.Sum = 0
+	}
+	if dp.Flags().NoRecordedValue() {
+		fh.Sum = math.Float64frombits(value.StaleNaN)
+		return fh, nil
+	}
+	down := uint(0)
+	if scale > 8 {
+		down = uint(scale - 8)
+	}
+	fh.PositiveSpans, fh.PositiveBuckets = expBuckets(dp.Positive(), down)
+	fh.NegativeSpans, fh.NegativeBuckets = expBuckets(dp.Negative(), down)
+	return fh, nil
+}
+
+// expBuckets converts OTLP buckets (index i covers (base^i, base^(i+1)]) into
+// Prometheus spans and absolute float counts (index i covers (base^(i-1), base^i]),
+// merging 2^down neighbours.
+func expBuckets(b pmetric.ExponentialHistogramDataPointBuckets, down uint) ([]histogram.Span, []float64) {
+	counts := b.BucketCounts().AsRaw()
+	var spans []histogram.Span
+	var buckets []float64
+	var next int32
+	for i, c := range counts {
+		if c == 0 {
+			continue
+		}
+		idx := ((b.Offset() + int32(i)) >> down) + 1
+		switch {
+		case len(spans) > 0 && idx == next-1:
+			buckets[len(buckets)-1] += float64(c)
+			continue
+		case len(spans) == 0:
+			spans = append(spans, histogram.Span{Offset: idx, Length: 1})
+		case idx == next:
+			spans[len(spans)-1].Length++
+		default:
+			spans = append(spans, histogram.Span{Offset: idx - next, Length: 1})
+		}
+		buckets = append(buckets, float64(c))
+		next = idx + 1
+	}
+	return spans, buckets
+}
+
+func formatFloat(f float64) string {
+	switch {
+	case math.IsInf(f, 1):
+		return "+Inf"
+	case math.IsInf(f, -1):
+		return "-Inf"
+	}
+	return strconv.FormatFloat(f, 'f', -1, 64)
+}
+
+// MetricKind selects the suffix rules of MetricName.
+type MetricKind int
+
+// Metric kinds.
+const (
+	KindGauge MetricKind = iota
+	KindCounter
+	KindHistogram
+	KindSummary
+)
+
+var unitNames = map[string]string{
+	"d": "days", "h": "hours", "min": "minutes", "s": "seconds", "ms": "milliseconds",
+	"us": "microseconds", "ns": "nanoseconds",
+	"By": "bytes", "KiBy": "kibibytes", "MiBy": "mebibytes", "GiBy": "gibibytes", "TiBy": "tibibytes",
+	"KBy": "kilobytes", "MBy": "megabytes", "GBy": "gigabytes", "TBy": "terabytes",
+	"m": "meters", "V": "volts", "A": "amperes", "J": "joules", "W": "watts", "g": "grams",
+	"Cel": "celsius", "Hz": "hertz", "%": "percent",
+}
+
+var perUnitNames = map[string]string{
+	"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week", "mo": "month", "y": "year",
+}
+
+// MetricName turns an OTLP metric name and unit into a Prometheus metric name:
+// characters outside [a-zA-Z0-9] separate words joined by "_", the unit is
+// appended as words ("s" → "seconds", "By/s" → "bytes_per_second", annotations in
+// braces dropped) unless already present, gauges with unit "1" get "_ratio",
+// counters get "_total".
+func MetricName(name, unit string, kind MetricKind) string {
+	words := strings.FieldsFunc(name, func(r rune) bool {
+		return !(r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)))
+	})
+	main, per := unitWords(unit)
+	has := func(w string) bool {
+		for _, x := range words {
+			if x == w {
+				return true
+			}
+		}
+		return false
+	}
+	if kind == KindCounter {
+		// "_total" goes last, after the unit.
+		out := words[:0]
+		for _, w := range words {
+			if w != "total" {
+				out = append(out, w)
+			}
+		}
+		words = out
+	}
+	if main != "" && !has(main) {
+		words = append(words, main)
+	}
+	if per != "" && !has(per) {
+		words = append(words, "per", per)
+	}
+	if kind == KindGauge && unit == "1" && !has("ratio") {
+		words = append(words, "ratio")
+	}
+	if kind == KindCounter {
+		words = append(words, "total")
+	}
+	n := strings.Join(words, "_")
+	if n != "" && n[0] >= '0' && n[0] <= '9' {
+		n = "_" + n
+	}
+	return n
+}
+
+func unitWords(unit string) (main, per string) {
+	// Drop {annotations}.
+	for {
+		i := strings.IndexByte(unit, '{')
+		if i < 0 {
+			break
+		}
+		j := strings.IndexByte(unit[i:], '}')
+		if j < 0 {
+			unit = unit[:i]
+			break
+		}
+		unit = unit[:i] + unit[i+j+1:]
+	}
+	unit = strings.TrimSpace(unit)
+	if unit == "" || unit == "1" {
+		return "", ""
+	}
+	m, p, hasPer := strings.Cut(unit, "/")
+	if n, ok := unitNames[m]; ok {
+		main = n
+	} else {
+		main = cleanWord(m)
+	}
+	if hasPer {
+		if n, ok := perUnitNames[p]; ok {
+			per = n
+		} else {
+			per = cleanWord(p)
+		}
+	}
+	return main, per
+}
+
+func cleanWord(s string) string {
+	return strings.Join(strings.FieldsFunc(s, func(r rune) bool {
+		return !(r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)))
+	}), "_")
+}
+
+// sanitizeLabel turns an attribute key into a Prometheus label name: invalid
+// characters become "_", a leading digit gets "key_" and a single leading
+// underscore gets "key".
+func sanitizeLabel(k string) string {
+	b := []byte(k)
+	for i, c := range b {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			b[i] = '_'
+		}
+	}
+	s := string(b)
+	switch {
+	case s == "":
+		return "key_empty"
+	case s[0] >= '0' && s[0] <= '9':
+		return "key_" + s
+	case s[0] == '_' && !strings.HasPrefix(s, "__"):
+		return "key" + s
+	}
+	return s
+}

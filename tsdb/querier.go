@@ -1,0 +1,295 @@
+package tsdb
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+
+	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/prometheus/prometheus/model/histogram"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// Querier returns a Prometheus querier over the samples in [mint, maxt]
+// (milliseconds, inclusive). Each Select reads a consistent snapshot.
+func (db *DB) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &querier{db: db, mint: mint, maxt: maxt}, nil
+}
+
+// ChunkQuerier returns a chunk querier over [mint, maxt]; its chunks are
+// re-encoded from the samples Querier returns.
+func (db *DB) ChunkQuerier(mint, maxt int64) (storage.ChunkQuerier, error) {
+	return &chunkQuerier{querier{db: db, mint: mint, maxt: maxt}}, nil
+}
+
+// StartTime returns the oldest timestamp stored, or math.MaxInt64 when empty.
+func (db *DB) StartTime() (int64, error) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	t := int64(math.MaxInt64)
+	for _, p := range db.parts {
+		t = min(t, p.mint)
+	}
+	for _, f := range db.flushing {
+		for _, ss := range f.series {
+			t = min(t, ss[0].t)
+		}
+	}
+	for _, s := range db.series {
+		if len(s.head) > 0 {
+			t = min(t, s.head[0].t)
+		}
+	}
+	return t, nil
+}
+
+type querier struct {
+	db         *DB
+	mint, maxt int64
+}
+
+func (q *querier) Close() error { return nil }
+
+// postingsFor returns the ids of the series matching every matcher. db.mu must be
+// held.
+func (db *DB) postingsFor(ms []*labels.Matcher) *roaring.Bitmap {
+	var res *roaring.Bitmap
+	var negative []*labels.Matcher
+	for _, m := range ms {
+		if m.Matches("") {
+			negative = append(negative, m)
+			continue
+		}
+		values := db.postings[m.Name]
+		u := roaring.New()
+		if m.Type == labels.MatchEqual {
+			if bm := values[m.Value]; bm != nil {
+				u.Or(bm)
+			}
+		} else {
+			for v, bm := range values {
+				if m.Matches(v) {
+					u.Or(bm)
+				}
+			}
+		}
+		if res == nil {
+			res = u
+		} else {
+			res.And(u)
+		}
+	}
+	if res == nil {
+		res = db.allPostings.Clone()
+	}
+	for _, m := range negative {
+		for v, bm := range db.postings[m.Name] {
+			if !m.Matches(v) {
+				res.AndNot(bm)
+			}
+		}
+	}
+	return res
+}
+
+// Select returns the series matching ms that have samples in the querier's range,
+// sorted by labels.
+func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	mint, maxt := q.mint, q.maxt
+	if hints != nil {
+		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
+	}
+	out, err := q.db.selectSeries(ctx, mint, maxt, ms)
+	if err != nil {
+		return storage.ErrSeriesSet(err)
+	}
+	return &seriesSet{list: out, i: -1}
+}
+
+func (db *DB) selectSeries(ctx context.Context, mint, maxt int64, ms []*labels.Matcher) ([]*listSeries, error) {
+	var out []*listSeries
+	var bad *partition
+	var badErr error
+	db.mu.RLock()
+	ids := db.postingsFor(ms)
+	it := ids.Iterator()
+	var lists [][]sample
+	n := 0
+	for it.HasNext() {
+		id := it.Next()
+		if n++; n%1024 == 0 && ctx.Err() != nil {
+			db.mu.RUnlock()
+			return nil, ctx.Err()
+		}
+		s := db.series[id]
+		var merged []sample
+		lists, merged, bad, badErr = db.collect(lists[:0], s, mint, maxt)
+		if bad != nil {
+			break
+		}
+		if hasHistograms(merged) {
+			// Counter-reset hints depend on the samples before the range, as they
+			// do in Prometheus' chunks: read from the start, then trim.
+			lists, merged, bad, badErr = db.collect(lists[:0], s, math.MinInt64, maxt)
+			if bad != nil {
+				break
+			}
+			merged = window(canonicalize(merged), mint, maxt)
+		}
+		if len(merged) == 0 {
+			continue
+		}
+		out = append(out, &listSeries{lset: s.lset, samples: merged})
+	}
+	db.mu.RUnlock()
+	if bad != nil {
+		db.dropPartition(bad, badErr)
+		return nil, fmt.Errorf("cannot read series: %w", badErr)
+	}
+	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].lset, out[j].lset) < 0 })
+	return out, nil
+}
+
+// collect gathers the samples of series s in [mint, maxt] from every source and
+// merges them. It returns the partition that failed to read, if any.
+func (db *DB) collect(lists [][]sample, s *memSeries, mint, maxt int64) ([][]sample, []sample, *partition, error) {
+	for _, p := range db.parts {
+		if p.maxt < mint || p.mint > maxt {
+			continue
+		}
+		ss, err := p.readChunk(nil, s.id, mint, maxt)
+		if err != nil {
+			return lists, nil, p, err
+		}
+		lists = append(lists, ss)
+	}
+	for _, f := range db.flushing {
+		lists = append(lists, window(f.series[s.id], mint, maxt))
+	}
+	lists = append(lists, window(s.head, mint, maxt))
+	return lists, mergeSamples(lists), nil, nil
+}
+
+func hasHistograms(ss []sample) bool {
+	for i := range ss {
+		if ss[i].fh != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// window returns a copy of the samples of ss within [mint, maxt].
+func window(ss []sample, mint, maxt int64) []sample {
+	lo := sort.Search(len(ss), func(i int) bool { return ss[i].t >= mint })
+	hi := sort.Search(len(ss), func(i int) bool { return ss[i].t > maxt })
+	if lo >= hi {
+		return nil
+	}
+	return slices.Clone(ss[lo:hi])
+}
+
+// LabelValues returns the values of label name, among the series matching ms when
+// given, sorted.
+func (q *querier) LabelValues(_ context.Context, name string, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	db := q.db
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	var ids *roaring.Bitmap
+	if len(ms) > 0 {
+		ids = db.postingsFor(ms)
+	}
+	var out []string
+	for v, bm := range db.postings[name] {
+		if ids == nil || bm.Intersects(ids) {
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out, nil, nil
+}
+
+// LabelNames returns the label names in use, among the series matching ms when
+// given, sorted.
+func (q *querier) LabelNames(_ context.Context, _ *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	db := q.db
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	var out []string
+	if len(ms) == 0 {
+		for name := range db.postings {
+			out = append(out, name)
+		}
+	} else {
+		seen := map[string]struct{}{}
+		it := db.postingsFor(ms).Iterator()
+		for it.HasNext() {
+			db.series[it.Next()].lset.Range(func(l labels.Label) { seen[l.Name] = struct{}{} })
+		}
+		for name := range seen {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out, nil, nil
+}
+
+type chunkQuerier struct{ querier }
+
+func (q *chunkQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.ChunkSeriesSet {
+	return storage.NewSeriesSetToChunkSet(q.querier.Select(ctx, sortSeries, hints, ms...))
+}
+
+type seriesSet struct {
+	list []*listSeries
+	i    int
+}
+
+func (s *seriesSet) Next() bool                        { s.i++; return s.i < len(s.list) }
+func (s *seriesSet) At() storage.Series                { return s.list[s.i] }
+func (s *seriesSet) Err() error                        { return nil }
+func (s *seriesSet) Warnings() annotations.Annotations { return nil }
+
+type listSeries struct {
+	lset    labels.Labels
+	samples []sample
+}
+
+func (s *listSeries) Labels() labels.Labels { return s.lset }
+
+func (s *listSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
+	return storage.NewListSeriesIteratorWithCopy(sampleList(s.samples))
+}
+
+// sampleList adapts materialised samples to storage.Samples.
+type sampleList []sample
+
+func (l sampleList) Get(i int) chunks.Sample { return &l[i] }
+func (l sampleList) Len() int                { return len(l) }
+
+func (s *sample) T() int64                      { return s.t }
+func (s *sample) ST() int64                     { return s.st }
+func (s *sample) F() float64                    { return s.v }
+func (s *sample) H() *histogram.Histogram       { return nil }
+func (s *sample) FH() *histogram.FloatHistogram { return s.fh }
+
+func (s *sample) Type() chunkenc.ValueType {
+	if s.fh != nil {
+		return chunkenc.ValFloatHistogram
+	}
+	return chunkenc.ValFloat
+}
+
+func (s *sample) Copy() chunks.Sample {
+	c := *s
+	if s.fh != nil {
+		c.fh = s.fh.Copy()
+	}
+	return &c
+}
