@@ -43,6 +43,7 @@ type DB struct {
 
 	meta    metaStore
 	otlp    otlpState
+	lcache  labelCache
 	walBuf  []byte
 	recBuf  []byte
 	stats   stats
@@ -98,6 +99,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 		stop:        make(chan struct{}),
 	}
 	db.otlp.init()
+	db.lcache.max = labelCacheSize
 	for _, d := range []string{dir, db.partDir, db.quarDir, filepath.Join(dir, "wal")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("cannot create directory: %w", err)

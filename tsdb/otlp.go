@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"unicode"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -28,7 +29,7 @@ func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected in
 	if err := ctx.Err(); err != nil {
 		return 0, "", fmt.Errorf("cannot write metrics: %w", err)
 	}
-	tr := translator{db: db, promote: db.opts.PromoteResourceAttributes, series: map[string]int{}}
+	tr := translator{db: db, promote: db.opts.PromoteResourceAttributes, series: make(map[string]int, md.DataPointCount())}
 	tr.translate(md)
 	stRejected, stReason, err := db.appendBatch(tr.batch)
 	if err != nil {
@@ -72,6 +73,8 @@ type translator struct {
 	rejected int64
 	reasons  []string
 	b        labels.Builder
+	scopeKey []byte // labels of the scope being translated, as bytes
+	sig      []byte // scratch for series signatures
 }
 
 func (tr *translator) reject(n int64, why string) {
@@ -82,7 +85,11 @@ func (tr *translator) reject(n int64, why string) {
 }
 
 func (tr *translator) add(lset labels.Labels, s sample) {
-	key := string(lset.Bytes(nil))
+	tr.addKeyed(lset, string(lset.Bytes(nil)), s)
+}
+
+// addKeyed is add with the series key (lset.Bytes) already known.
+func (tr *translator) addKeyed(lset labels.Labels, key string, s sample) {
 	i, ok := tr.series[key]
 	if !ok {
 		i = len(tr.batch)
@@ -232,6 +239,7 @@ func (tr *translator) translate(md pmetric.Metrics) {
 				}
 				scope = b.Labels()
 			}
+			tr.scopeKey = scope.Bytes(tr.scopeKey[:0])
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				if t := tr.metric(ms.At(k), scope); t > latest {
@@ -248,6 +256,29 @@ func (tr *translator) translate(md pmetric.Metrics) {
 // seriesLabels builds the labels of one series: the point's attributes, then the
 // resource and scope labels (which win on conflict), then the name and extra.
 func (tr *translator) seriesLabels(name string, scope labels.Labels, attrs pcommon.Map, extraName, extraValue string) labels.Labels {
+	return tr.cachedLabels(name, scope, attrs, extraName, extraValue).lset
+}
+
+// cachedLabels is seriesLabels through the DB's label cache; it also returns the
+// series key.
+func (tr *translator) cachedLabels(name string, scope labels.Labels, attrs pcommon.Map, extraName, extraValue string) cachedLabels {
+	tr.sig = appendSignature(tr.sig[:0], tr.scopeKey, name, extraName, extraValue, attrs)
+	if e, ok := tr.db.lcache.get(tr.sig); ok {
+		return e
+	}
+	lset := tr.buildLabels(name, scope, attrs, extraName, extraValue)
+	e := cachedLabels{lset: lset, key: string(lset.Bytes(nil))}
+	tr.db.lcache.put(tr.sig, e)
+	return e
+}
+
+// addPoint adds a sample to the series the point's identity maps to.
+func (tr *translator) addPoint(name string, scope labels.Labels, attrs pcommon.Map, extraName, extraValue string, s sample) {
+	e := tr.cachedLabels(name, scope, attrs, extraName, extraValue)
+	tr.addKeyed(e.lset, e.key, s)
+}
+
+func (tr *translator) buildLabels(name string, scope labels.Labels, attrs pcommon.Map, extraName, extraValue string) labels.Labels {
 	b := &tr.b
 	b.Reset(labels.EmptyLabels())
 	attrsToLabels(attrs, func(n, v string) { b.Set(n, v) }, nil)
@@ -288,7 +319,7 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 			tr.points++
 			t := nsToMs(dp.Timestamp())
 			see(t)
-			tr.add(tr.seriesLabels(name, scope, dp.Attributes(), "", ""), sample{t: t, v: numberValue(dp)})
+			tr.addPoint(name, scope, dp.Attributes(), "", "", sample{t: t, v: numberValue(dp)})
 		}
 	case pmetric.MetricTypeSum:
 		sum := m.Sum()
@@ -305,12 +336,12 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 			tr.points++
 			t := nsToMs(dp.Timestamp())
 			see(t)
-			lset := tr.seriesLabels(name, scope, dp.Attributes(), "", "")
+			e := tr.cachedLabels(name, scope, dp.Attributes(), "", "")
 			s := sample{t: t, st: nsToMs(dp.StartTimestamp()), v: numberValue(dp)}
 			if delta && !value.IsStaleNaN(s.v) {
-				s.st, s.v = tr.accumulate(lset, s.st, s.v)
+				s.st, s.v = tr.accumulate(e.lset, s.st, s.v)
 			}
-			tr.add(lset, s)
+			tr.addKeyed(e.lset, e.key, s)
 		}
 	case pmetric.MetricTypeHistogram:
 		h := m.Histogram()
@@ -367,10 +398,10 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 			}
 			qs := dp.QuantileValues()
 			for q := 0; q < qs.Len(); q++ {
-				tr.add(tr.seriesLabels(name, scope, dp.Attributes(), "quantile", formatFloat(qs.At(q).Quantile())), sample{t: t, v: val(qs.At(q).Value())})
+				tr.addPoint(name, scope, dp.Attributes(), "quantile", formatFloat(qs.At(q).Quantile()), sample{t: t, v: val(qs.At(q).Value())})
 			}
-			tr.add(tr.seriesLabels(name+"_sum", scope, dp.Attributes(), "", ""), sample{t: t, st: st, v: val(dp.Sum())})
-			tr.add(tr.seriesLabels(name+"_count", scope, dp.Attributes(), "", ""), sample{t: t, st: st, v: val(float64(dp.Count()))})
+			tr.addPoint(name+"_sum", scope, dp.Attributes(), "", "", sample{t: t, st: st, v: val(dp.Sum())})
+			tr.addPoint(name+"_count", scope, dp.Attributes(), "", "", sample{t: t, st: st, v: val(float64(dp.Count()))})
 		}
 	default:
 		n := int64(dataPointCount(m))
@@ -479,12 +510,12 @@ func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pme
 		if i < len(bounds) {
 			le = formatFloat(bounds[i])
 		}
-		tr.add(tr.seriesLabels(name+"_bucket", scope, dp.Attributes(), "le", le), sample{t: t, st: st, v: val(cum[i])})
+		tr.addPoint(name+"_bucket", scope, dp.Attributes(), "le", le, sample{t: t, st: st, v: val(cum[i])})
 	}
 	if dp.HasSum() {
-		tr.add(tr.seriesLabels(name+"_sum", scope, dp.Attributes(), "", ""), sample{t: t, st: st, v: val(sum)})
+		tr.addPoint(name+"_sum", scope, dp.Attributes(), "", "", sample{t: t, st: st, v: val(sum)})
 	}
-	tr.add(tr.seriesLabels(name+"_count", scope, dp.Attributes(), "", ""), sample{t: t, st: st, v: val(count)})
+	tr.addPoint(name+"_count", scope, dp.Attributes(), "", "", sample{t: t, st: st, v: val(count)})
 }
 
 // ExponentialToNative converts an OTLP exponential histogram point into a
@@ -588,6 +619,31 @@ var perUnitNames = map[string]string{
 // braces dropped) unless already present, gauges with unit "1" get "_ratio",
 // counters get "_total".
 func MetricName(name, unit string, kind MetricKind) string {
+	k := metricNameKey{name, unit, kind}
+	if v, ok := metricNames.Load(k); ok {
+		return v.(string)
+	}
+	n := metricName(name, unit, kind)
+	if metricNamesLen.Add(1) > 1<<16 { // bounded: start over when full
+		metricNames.Clear()
+		metricNamesLen.Store(0)
+	}
+	metricNames.Store(k, n)
+	return n
+}
+
+type metricNameKey struct {
+	name, unit string
+	kind       MetricKind
+}
+
+// metricNames caches MetricName: the same few metrics arrive in every request.
+var (
+	metricNames    sync.Map
+	metricNamesLen atomic.Int64
+)
+
+func metricName(name, unit string, kind MetricKind) string {
 	words := strings.FieldsFunc(name, func(r rune) bool {
 		return !(r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r)))
 	})
