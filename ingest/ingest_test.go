@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // newStore opens a real store in a temporary directory.
 func newStore(t testing.TB) *store.Store {
 	t.Helper()
-	s, err := store.Open(t.TempDir(), nil)
+	s, err := store.Open(t.TempDir(), &store.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
