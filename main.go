@@ -29,6 +29,7 @@ import (
 	"outpost/demo"
 	"outpost/ingest"
 	"outpost/store"
+	"outpost/traceindex"
 	"outpost/tsdb"
 	"outpost/ui"
 )
@@ -172,6 +173,9 @@ func serve(args []string, withDemo bool) error {
 		Logger: log,
 		OpenMetrics: func(dir string) (store.MetricsBackend, error) {
 			return tsdb.Open(dir, &tsdb.Options{Logger: log.With("store", "tsdb")})
+		},
+		OpenTraces: func(dir string) (store.TracesBackend, error) {
+			return traceindex.Open(dir, &traceindex.Options{Logger: log.With("store", "traces")})
 		},
 	})
 	if err != nil {
