@@ -27,6 +27,7 @@ import (
 	"outpost/api"
 	"outpost/assets"
 	"outpost/demo"
+	"outpost/detect"
 	"outpost/ingest"
 	"outpost/store"
 	"outpost/traceindex"
@@ -49,6 +50,12 @@ func main() {
 		err = serve(args, false)
 	case "demo":
 		err = serve(args, true)
+	case "detect":
+		if len(args) == 0 || args[0] != "backtest" {
+			err = errors.New("usage: outpost detect backtest --csv IN.csv [--out OUT.csv]")
+			break
+		}
+		err = detect.BacktestMain(args[1:], os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("outpost", buildVersion())
 	case "help":
@@ -69,6 +76,8 @@ func usage(w io.Writer) {
 Commands:
   serve    receive OTLP, store it, serve the UI and APIs (the default)
   demo     like serve, and feed the server realistic telemetry of a small shop
+  detect backtest --csv IN.csv [--out OUT.csv]
+           run the anomaly detector over a CSV series, write timestamp,value,anomaly_score
   version  print the version
 Run "outpost serve -h" for the flags. Every flag can also be set in the
 environment as OUTPOST_<FLAG>, e.g. OUTPOST_DATA=/var/lib/outpost.

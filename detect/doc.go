@@ -1,10 +1,28 @@
-// Package detect owns Outpost's detectors: the streaming checks that watch metrics,
-// logs and traces as they arrive (anomalies, log patterns, latency and error
-// outliers, GenAI token and cost, model drift, PII leaks), the incidents they open,
-// alert rules and notifications. It sees every stored batch through the store's
-// tap and keeps its state in the data directory's detect/ folder; it owns no
-// storage formats.
+// Package detect owns Outpost's detectors. Today that is the streaming anomaly
+// detector for metric series and its back-test; log, trace and incident detectors,
+// alert rules and notifications will live here too. It owns no storage formats.
 //
-// No detector is implemented yet: the package exists so that the layout and the
-// import rules hold from the start.
+// # Basics
+//
+// A Detector learns one series from its samples — level, trend, a daily profile,
+// day-of-week offsets and the noise around them; for a counter (Options.Counter)
+// its rate — and gives each sample a Result: a score in [0, 1], the expected value
+// and band for that time of day and week, when the anomalous stretch began, and
+// Result.Explain's sentence for people. It does constant work per sample, keeps
+// under 1 KiB of state, and its only clock is the samples' timestamps. A Set keeps
+// one Detector per series id, bounded by a cap and idle eviction.
+//
+// Backtest runs the detector over a CSV series and writes NAB's result format;
+// BacktestMain is the "outpost detect backtest" command. The detector's one
+// configuration is measured on the Numenta Anomaly Benchmark by the scorer in
+// detect/nab (see README.md for the current scores).
+//
+// # Caveats
+//
+// The score reports novelty: it peaks when a series starts to behave in a way it
+// has not lately, is damped for a while after an alert, and fades as the detector
+// adapts to a lasting change (Result.Since stays set while the samples remain
+// outside the band). During the first days a series may alert on its own daily
+// pattern; day-of-week patterns take weeks to learn, and one much larger than the
+// noise can still alert at its edges (e.g. Monday 00:00) in the first month.
 package detect
