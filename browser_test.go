@@ -93,7 +93,11 @@ func TestBrowserOverviewShowsCountsChanging(t *testing.T) {
 	}
 
 	// Every navigation link leads to a page; unbuilt ones say so plainly.
-	for _, key := range []string{"metrics", "logs", "traces", "incidents", "settings"} {
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="nav-metrics"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="metrics-page"]`))); err != nil {
+		t.Errorf("nav metrics: %v", err)
+	}
+	for _, key := range []string{"logs", "traces", "incidents", "settings"} {
 		err := chromedp.Do(ctx,
 			chromedp.Click(chromedp.CSS(`[data-testid="nav-`+key+`"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid="not-built"]`)))

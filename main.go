@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -106,6 +107,29 @@ type config struct {
 	data, httpAddr, grpcAddr, otlpHTTPAddr string
 	logLevel, logFormat                    string
 	ingest                                 ingest.Options
+	retention                              days
+	promote                                string
+}
+
+// days is a duration flag that also takes days ("15d"), as Prometheus' retention does.
+type days time.Duration
+
+func (d *days) String() string { return time.Duration(*d).String() }
+func (d *days) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := strconv.ParseFloat(n, 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("invalid duration %q", s)
+		}
+		*d = days(time.Duration(v * float64(24*time.Hour)))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v <= 0 {
+		return fmt.Errorf("invalid duration %q", s)
+	}
+	*d = days(v)
+	return nil
 }
 
 // parseFlags reads flags, then fills every flag not given from OUTPOST_<NAME>.
@@ -116,6 +140,9 @@ func parseFlags(name string, args []string) (*config, error) {
 	fs.StringVar(&c.httpAddr, "http-addr", ":8080", "address of the web UI and query APIs")
 	fs.StringVar(&c.grpcAddr, "otlp-grpc-addr", ":4317", "address of the OTLP/gRPC receiver")
 	fs.StringVar(&c.otlpHTTPAddr, "otlp-http-addr", ":4318", "address of the OTLP/HTTP receiver")
+	c.retention = days(15 * 24 * time.Hour)
+	fs.Var(&c.retention, "retention", "how long data is kept (e.g. 15d, 72h); older time partitions are dropped whole")
+	fs.StringVar(&c.promote, "promote-resource-attributes", "", "comma-separated OTLP resource attributes copied as labels onto every metric series")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.ingest.Token, "ingest-token", "", "if set, OTLP clients must send Authorization: Bearer <token>")
@@ -181,10 +208,14 @@ func serve(args []string, withDemo bool) error {
 	st, err := store.Open(c.data, &store.Options{
 		Logger: log,
 		OpenMetrics: func(dir string) (store.MetricsBackend, error) {
-			return tsdb.Open(dir, &tsdb.Options{Logger: log.With("store", "tsdb")})
+			return tsdb.Open(dir, &tsdb.Options{
+				Logger:                    log.With("store", "tsdb"),
+				Retention:                 time.Duration(c.retention),
+				PromoteResourceAttributes: splitList(c.promote),
+			})
 		},
 		OpenTraces: func(dir string) (store.TracesBackend, error) {
-			return traceindex.Open(dir, &traceindex.Options{Logger: log.With("store", "traces")})
+			return traceindex.Open(dir, &traceindex.Options{Logger: log.With("store", "traces"), Retention: time.Duration(c.retention)})
 		},
 	})
 	if err != nil {
@@ -201,6 +232,10 @@ func serve(args []string, withDemo bool) error {
 	recv := ingest.NewReceiver(st, &c.ingest)
 	apiH := api.New(st, api.Options{Version: ver, Logger: log, Registry: reg})
 	uiH := ui.New(st, ui.Options{Version: ver, Logger: log})
+	if db, ok := st.MetricsBackend().(*tsdb.DB); ok {
+		api.NewPrometheus(db, api.PromOptions{Version: ver, Logger: log, Registerer: reg}).Register(apiH.Handle)
+		uiH.Handle("GET /graph", ui.NewMetricsPage(uiH, db))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/assets/", inst.Wrap("assets", http.StripPrefix("/assets/", assets.Handler())))
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -285,6 +320,17 @@ func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan 
 	}
 	log.Info("store closed", "took_ms", time.Since(t1).Milliseconds(), "total_ms", time.Since(t0).Milliseconds())
 	return err
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func ignoreClosed(err error) error {

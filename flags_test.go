@@ -1,0 +1,32 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestFlagsAndEnvironment(t *testing.T) {
+	t.Setenv("OUTPOST_HTTP_ADDR", ":9999")
+	t.Setenv("OUTPOST_RETENTION", "7d")
+	t.Setenv("OUTPOST_DATA", "/from/env")
+	c, err := parseFlags("serve", []string{"--data", "/from/flag", "--promote-resource-attributes", "k8s.namespace.name, ,cloud.region"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.data != "/from/flag" || c.httpAddr != ":9999" || time.Duration(c.retention) != 7*24*time.Hour {
+		t.Errorf("data %q http %q retention %v: want the flag to win over the environment, the environment over defaults", c.data, c.httpAddr, time.Duration(c.retention))
+	}
+	if got := splitList(c.promote); len(got) != 2 || got[0] != "k8s.namespace.name" || got[1] != "cloud.region" {
+		t.Errorf("promoted attributes = %q", got)
+	}
+	t.Setenv("OUTPOST_MAX_ATTRIBUTES", "lots")
+	if _, err := parseFlags("serve", nil); err == nil {
+		t.Error("a bad OUTPOST_MAX_ATTRIBUTES was accepted")
+	}
+	for _, bad := range []string{"0d", "-1h", "xd", "soon"} {
+		var d days
+		if d.Set(bad) == nil {
+			t.Errorf("retention %q accepted", bad)
+		}
+	}
+}
