@@ -21,8 +21,9 @@ type Result struct {
 	Value float64
 	// Score is the anomaly score in [0, 1]. It rises when the series starts doing
 	// something it has not done lately (a spike, a shift, noise growing or
-	// vanishing) and is damped for a while after an alert, so that one incident
-	// gives one alert. Scores ≥ AlertScore are anomalies.
+	// vanishing, a value outside everything seen so far); a score that would alert
+	// right after an alerting sample is demoted below AlertScore, so that one
+	// incident gives one alert rather than a run of them. Scores ≥ AlertScore are anomalies.
 	Score float64
 	// Expected, Lower and Upper are the learned expectation and its band (±3
 	// noise widths) for this time of day and week; NaN while warming up.
@@ -51,12 +52,25 @@ const StateBytes = int(unsafe.Sizeof(Detector{}))
 // surprises are watched: the sample alone, the mean of the last few residuals (a
 // shift), their mean size growing (noise rising), and vanishing (a flat line).
 // Each surprise is compared with an envelope of its own recent peaks, so a series
-// that is always spiky is not always anomalous. The clock is the samples'
-// timestamps; the detector never reads the wall clock.
+// that is always spiky is not always anomalous; the excess over the envelopes is
+// the raw surprise of the sample.
+//
+// The score is the anomaly likelihood of the raw surprises, as in the HTM
+// detector's post-processing: the mean of the last avgLen raw surprises is
+// compared with a Gaussian fitted to its own long history, and the score is the
+// logarithm of the tail probability, 0.5 at a tail of 1e-5. A value outside the
+// whole range seen so far (by more than rangeTol of it) scores 1. Either way the
+// score is then gated by the size of the deviation: unless the sample, or the
+// mean of the recent residuals, is further from the expectation than plain
+// Gaussian noise ever goes in practice (gateLo noise widths), the score stays
+// below AlertScore. The clock is the samples' timestamps; the detector never
+// reads the wall clock.
 type Detector struct {
 	counter bool
-	hold    uint16  // samples left in the quiet stretch after an alert
+	red     bool    // the previous score reached AlertScore
+	ringAt  uint8   // next slot of ring
 	n       uint32  // samples learned
+	lN      uint32  // short means the long distribution has learned
 	dt      float32 // typical interval between samples, seconds
 	last    int64   // timestamp of the last accepted sample, Unix nanoseconds
 	lastV   float64 // last raw value (counters)
@@ -66,15 +80,22 @@ type Detector struct {
 	scale   float64 // median |residual|
 	mean    float64 // long mean of the value
 	spread  float64 // long mean absolute deviation of the value
+	lo, hi  float64 // the range of every value learned
 	mFast   float64 // short mean of scaled residuals
+	mSlow   float64 // longer mean of scaled (clipped) residuals
 	aFast   float64 // short mean of |scaled residuals|
+	ringSum float64 // sum of ring
+	lMean   float64 // long mean of the short mean of raw surprises
+	lVar    float64 // and its variance
 	stat    [nStats]envStat
+	ring    [avgLen]float32   // the last raw surprises
 	day     [dayKnots]float32 // daily profile
 	week    [7]float32        // day-of-week offsets, Monday first
 }
 
 const (
 	nStats   = 4
+	avgLen   = 10
 	dayKnots = 96
 	knotSec  = 86400 / dayKnots
 )
@@ -90,20 +111,34 @@ const (
 	alphaTrend = 0.002 // trend smoothing per sample
 	alphaScale = 0.01  // noise width step per sample
 	alphaFast  = 0.4   // short window of residuals (≈ 4 samples)
+	alphaSlow  = 0.05  // longer window of residuals (≈ 40 samples), for the gate
 	alphaStat  = 0.002 // memory of each surprise's mean and deviation
-	seasonDays = 3.0   // memory of the daily profile, days
+	seasonDays = 3.0   // memory of the daily profile, days (less while younger)
 	weekBoost  = 6     // day-of-week offsets learn this much faster than one knot (memory ≈ 3 weeks)
-	envDecay   = 0.001 // decay of each envelope per sample
+	envDecay   = 0.01  // decay of each envelope per sample
 	minFloor   = 1.0   // nor below this (log1p(3.5): a residual of 3.5 noise widths)
 	envFloor   = 3.0   // an envelope never decays below mean + envFloor·deviation
 	initMad    = 0.2   // deviation assumed for each surprise when scoring starts
 	clipZ      = 4.0   // residuals beyond clipZ noise widths teach only clipZ widths
 	flatFloor  = 0.1   // mean |scaled residual| below this means the noise vanished
-	holdAt     = 0.25  // envelope excess that starts a quiet stretch (≈ AlertScore)
-	holdLen    = 150   // samples in the quiet stretch
-	holdMul    = 0.3   // scores are multiplied by this during the quiet stretch
-	scoreGain  = 2.9   // score = 1 − e^(−scoreGain·excess)
+	scoreGain  = 2.9   // raw surprise = 1 − e^(−scoreGain·excess over the envelope)
 	bandWidth  = 3.0   // Lower and Upper are this many noise widths from Expected
+
+	// The anomaly likelihood (numenta's defaults).
+	likWindow  = 8640   // memory of the long distribution, samples
+	likLearn   = 100    // short means learned before the likelihood scores
+	likMinMean = 0.03   // the long distribution's mean is taken as at least this
+	likMinVar  = 0.0003 // and its variance
+	likRepeat  = 0.3    // an alert right after an alert scores this instead
+
+	rangeTol = 0.01 // a value beyond the range seen by this fraction of it is novel
+
+	// The gate: noise-equivalent deviations (in Gaussian widths) below gateLo keep
+	// the score at 0, above gateLo+1 leave it whole. White noise reaches 5.5
+	// widths about once in 30 million samples.
+	gateLo   = 5.5
+	gateRise = 3.0  // a mean |residual| of this many widths counts as 5.5
+	gateFlat = 0.02 // a mean |residual| below this many widths passes the gate
 )
 
 // NewDetector returns a detector for one series.
@@ -173,7 +208,12 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	z := (v - expected) / width
 
 	if d.n >= warmup {
-		r.Score = d.surprise(z)
+		raw, gate := d.surprise(z)
+		r.Score = d.likelihood(raw)
+		if tol := (d.hi - d.lo) * rangeTol; tol > 0 && (v > d.hi+tol || v < d.lo-tol) {
+			r.Score = 1
+		}
+		r.Score *= gate
 		r.Expected = expected
 		r.Lower = expected - bandWidth*width
 		r.Upper = expected + bandWidth*width
@@ -200,12 +240,19 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	d.mean += alphaScale * (v - d.mean)
 	d.spread += alphaScale * (math.Abs(v-d.mean) - d.spread)
 	if d.dt > 0 {
-		g := float32(math.Min(0.5, float64(d.dt)/knotSec/seasonDays))
+		// While the series is younger than seasonDays, each knot is the plain
+		// mean of the days seen so far.
+		days := float64(d.n) * float64(d.dt) / 86400
+		g := float32(math.Min(0.5, float64(d.dt)/knotSec/math.Min(seasonDays, 1+days)))
 		se := float32(e * (1 - alphaLevel))
 		d.day[h0] += g * float32(1-frac) * se
 		d.day[h1] += g * float32(frac) * se
 		d.week[dow] += g * weekBoost / dayKnots * se
 	}
+	if d.n == 0 {
+		d.lo, d.hi = v, v
+	}
+	d.lo, d.hi = math.Min(d.lo, v), math.Max(d.hi, v)
 	if d.n < math.MaxUint32 {
 		d.n++
 	}
@@ -224,12 +271,25 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	return r
 }
 
-// surprise turns a scaled residual into a score in [0, 1]. Each surprise is
-// compared with the envelope of its own recent peaks: a sample scores only when it
-// is more surprising than anything the series did lately.
-func (d *Detector) surprise(z float64) float64 {
+// surprise turns a scaled residual into a raw surprise in [0, 1] and a gate in
+// [0, 1]. Each surprise is compared with the envelope of its own recent peaks: a
+// sample scores only when it is more surprising than anything the series did
+// lately. The gate says whether the deviation is larger than noise ever is.
+func (d *Detector) surprise(z float64) (raw, gate float64) {
 	d.mFast += alphaFast * (z - d.mFast)
+	d.mSlow += alphaSlow * (math.Max(-clipZ, math.Min(clipZ, z)) - d.mSlow)
 	d.aFast += alphaFast * (math.Abs(z) - d.aFast)
+
+	// Noise-equivalent size: how many widths a Gaussian deviate would need to be
+	// as rare under plain noise (the means are divided by their noise spread).
+	ge := math.Max(math.Abs(z), math.Abs(d.mFast)/math.Sqrt(alphaFast/(2-alphaFast)))
+	ge = math.Max(ge, math.Abs(d.mSlow)/math.Sqrt(alphaSlow/(2-alphaSlow)))
+	ge = math.Max(ge, d.aFast*5.5/gateRise)
+	if d.aFast < gateFlat {
+		ge = gateLo + 1
+	}
+	gate = math.Max(0, math.Min(1, ge-gateLo))
+
 	s := [nStats]float64{
 		math.Log1p(math.Abs(z)),
 		math.Log1p(math.Abs(d.mFast) / math.Sqrt(alphaFast/(2-alphaFast))),
@@ -249,12 +309,40 @@ func (d *Detector) surprise(z float64) float64 {
 		floor := max(st.mean+envFloor*st.mad, minFloor)
 		st.env = max(floor+(st.env-floor)*(1-envDecay), float32(s[i]))
 	}
-	score := 1 - math.Exp(-excess*scoreGain)
-	if d.hold > 0 {
-		d.hold--
-		score *= holdMul
-	} else if excess >= holdAt {
-		d.hold = holdLen
+	return 1 - math.Exp(-excess*scoreGain), gate
+}
+
+// likelihood turns a raw surprise into a score: the tail probability of the mean
+// of the last avgLen raw surprises under a Gaussian fitted to that mean's long
+// history (exponentially weighted, memory likWindow samples), on a log scale
+// where 0.5 is a tail of 1e-5 and 1 a tail of 1e-10. As in the HTM detector's
+// post-processing, an alert right after an alert is demoted to likRepeat.
+func (d *Detector) likelihood(raw float64) float64 {
+	i := int(d.ringAt)
+	d.ringSum += raw - float64(d.ring[i])
+	d.ring[i] = float32(raw)
+	d.ringAt = uint8((i + 1) % avgLen)
+	m := d.ringSum / avgLen
+
+	score := 0.0
+	if d.lN >= likLearn {
+		mean := math.Max(d.lMean, likMinMean)
+		sd := math.Sqrt(math.Max(d.lVar, likMinVar))
+		tail := 0.5 * math.Erfc((m-mean)/sd/math.Sqrt2)
+		score = math.Log(tail+1e-10) / math.Log(1e-10)
+	}
+	red := score >= AlertScore
+	if red && d.red {
+		score = math.Min(score, likRepeat)
+	}
+	d.red = red
+
+	a := math.Max(1/float64(d.lN+1), 1.0/likWindow)
+	dm := m - d.lMean
+	d.lMean += a * dm
+	d.lVar = (1 - a) * (d.lVar + a*dm*dm)
+	if d.lN < math.MaxUint32 {
+		d.lN++
 	}
 	return score
 }

@@ -128,3 +128,31 @@ func BenchmarkSetObserve(b *testing.B) {
 		s.Observe(id, start.Add(time.Duration(i/series)*time.Minute), float64(i%97), Options{})
 	}
 }
+
+// TestWhiteNoiseQuiet runs the detector over long stretches of plain white noise:
+// once it has learned the series (one day), no sample may reach AlertScore.
+func TestWhiteNoiseQuiet(t *testing.T) {
+	const days = 60
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for seed := uint64(1); seed <= 4; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		d := NewDetector(Options{})
+		level := math.Pow(10, float64(seed)-2) // 0.1 … 100
+		n, worst := 0, 0.0
+		for i := 0; i < days*24*60; i++ {
+			ts := start.Add(time.Duration(i) * time.Minute)
+			r := d.Observe(ts, level+level/10*rng.NormFloat64())
+			if i < 24*60 {
+				continue
+			}
+			worst = math.Max(worst, r.Score)
+			if r.Score >= AlertScore {
+				n++
+				if n <= 3 {
+					t.Errorf("seed %d: false alert at %s (score %.2f)", seed, ts.Sub(start), r.Score)
+				}
+			}
+		}
+		t.Logf("seed %d: %d false alerts in %d days, highest score %.3f", seed, n, days-1, worst)
+	}
+}

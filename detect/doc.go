@@ -20,9 +20,16 @@
 // # Caveats
 //
 // The score reports novelty: it peaks when a series starts to behave in a way it
-// has not lately, is damped for a while after an alert, and fades as the detector
-// adapts to a lasting change (Result.Since stays set while the samples remain
-// outside the band). During the first days a series may alert on its own daily
-// pattern; day-of-week patterns take weeks to learn, and one much larger than the
-// noise can still alert at its edges (e.g. Monday 00:00) in the first month.
+// has not lately (the anomaly likelihood of the detector's raw surprises) or
+// leaves the whole range seen so far, an alert right after an alert is demoted,
+// and it fades as the detector adapts to a lasting change (Result.Since stays set
+// while the samples remain outside the band). A deviation no larger than plain
+// noise ever reaches (about 5.5 noise widths) never alerts. A single spike inside
+// the range seen so far does not alert by itself (in a quiet series its
+// likelihood reaches about 0.45); a spike beyond that range does. The gate is
+// measured in the model's noise widths, which include its fitting error: on a
+// strong daily cycle the widths can be several times the true noise. During the first days a series may alert on
+// its own daily pattern; day-of-week patterns take weeks to learn, and one much
+// larger than the noise can still alert at its edges (e.g. Monday 00:00) in the
+// first month.
 package detect
