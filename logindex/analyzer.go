@@ -1,0 +1,215 @@
+package logindex
+
+import (
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/blevesearch/bleve/v2/analysis"
+)
+
+// The body analyzer. A log line is cut into chunks at white space and at the
+// characters that delimit values in logs (quotes, brackets, commas, semicolons,
+// pipes); trailing sentence punctuation is trimmed from each chunk. Every chunk
+// yields:
+//
+//   - its words: maximal runs of letters, digits and '_', lower-cased, at
+//     consecutive positions (so phrases match word sequences);
+//   - the whole chunk, lower-cased, when it is more than one word (an IP address,
+//     a path, a UUID, a hex id with a prefix, key=value, host:port, an error code
+//     with dashes...), at the position of its first word;
+//   - for key=value and key:value chunks, the key and the value as whole tokens
+//     too when they are more than one word (so ip=10.0.0.1 and 10.0.0.1:22 also
+//     yield 10.0.0.1).
+//
+// A term query for a single word looks up the word; a query term that is more
+// than one word (10.0.0.1, /var/log) is a phrase over its words, matching where those
+// words follow each other; wildcards and regular expressions are matched against
+// every token, so 10.0.* and /var/log/* find the whole tokens.
+
+// maxTokenLen is the longest token indexed; longer words and chunks are skipped.
+const maxTokenLen = 256
+
+func isWordRune(r rune) bool {
+	return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)
+}
+
+func isChunkDelim(r rune) bool {
+	switch r {
+	case '"', '\'', '`', '(', ')', '[', ']', '{', '}', '<', '>', ',', ';', '|':
+		return true
+	}
+	return unicode.IsSpace(r) || unicode.IsControl(r)
+}
+
+func isTrailingPunct(r rune) bool {
+	switch r {
+	case '.', ':', '!', '?', '=':
+		return true
+	}
+	return false
+}
+
+// token is one analyzed token: the term (lower-case), whether it is a word, and
+// its position (1-based; a whole token shares its first word's position).
+type token struct {
+	term  string
+	start int
+	end   int
+	pos   int
+	word  bool
+}
+
+// tokenize calls emit for every token of s, in order.
+func tokenize(s string, emit func(t token)) {
+	pos := 0
+	i := 0
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if isChunkDelim(r) {
+			i += n
+			continue
+		}
+		start := i
+		for i < len(s) {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if isChunkDelim(r) {
+				break
+			}
+			i += n
+		}
+		end := i
+		for end > start {
+			r, n := utf8.DecodeLastRuneInString(s[start:end])
+			if !isTrailingPunct(r) {
+				break
+			}
+			end -= n
+		}
+		pos = tokenizeChunk(s, start, end, pos, emit)
+	}
+}
+
+// tokenizeChunk emits the tokens of the chunk s[start:end] and returns the last
+// position used.
+func tokenizeChunk(s string, start, end, pos int, emit func(t token)) int {
+	chunk := s[start:end]
+	words := 0
+	firstPos := pos + 1
+	sep := -1 // offset of the first '=' or ':' after a word
+	j := 0
+	for j < len(chunk) {
+		r, n := utf8.DecodeRuneInString(chunk[j:])
+		if !isWordRune(r) {
+			if sep < 0 && words > 0 && (r == '=' || r == ':') {
+				sep = j
+			}
+			j += n
+			continue
+		}
+		ws := j
+		for j < len(chunk) {
+			r, n := utf8.DecodeRuneInString(chunk[j:])
+			if !isWordRune(r) {
+				break
+			}
+			j += n
+		}
+		words++
+		pos++
+		if j-ws <= maxTokenLen {
+			emit(token{term: lower(chunk[ws:j]), start: start + ws, end: start + j, pos: pos, word: true})
+		}
+	}
+	if words == 0 {
+		return pos
+	}
+	if (words > 1 || !onlyWord(chunk)) && len(chunk) <= maxTokenLen {
+		emit(token{term: lower(chunk), start: start, end: end, pos: firstPos})
+	}
+	if sep > 0 && sep+1 < len(chunk) {
+		if k := chunk[:sep]; countWords(k) > 1 {
+			emit(token{term: lower(k), start: start, end: start + sep, pos: firstPos})
+		}
+		v := chunk[sep+1:]
+		if countWords(v) > 1 && len(v) <= maxTokenLen {
+			emit(token{term: lower(v), start: start + sep + 1, end: end, pos: firstPos + countWords(chunk[:sep])})
+		}
+	}
+	return pos
+}
+
+func onlyWord(s string) bool {
+	for _, r := range s {
+		if !isWordRune(r) {
+			return false
+		}
+	}
+	return true
+}
+
+func countWords(s string) int {
+	n := 0
+	in := false
+	for _, r := range s {
+		w := isWordRune(r)
+		if w && !in {
+			n++
+		}
+		in = w
+	}
+	return n
+}
+
+// lower lower-cases s, without allocating when it is already lower-case ASCII.
+func lower(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			return toLowerSlow(s)
+		}
+	}
+	return s
+}
+
+func toLowerSlow(s string) string {
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		b = utf8.AppendRune(b, unicode.ToLower(r))
+	}
+	return string(b)
+}
+
+// words returns the lower-cased words of s, in order: what a phrase query matches.
+func words(s string) []string {
+	var out []string
+	tokenize(s, func(t token) {
+		if t.word {
+			out = append(out, t.term)
+		}
+	})
+	return out
+}
+
+// bodyAnalyzer is the Bleve analyzer of the body field.
+type bodyAnalyzer struct{}
+
+func (bodyAnalyzer) Analyze(b []byte) analysis.TokenStream {
+	ts := make(analysis.TokenStream, 0, len(b)/5+1)
+	tokenize(string(b), func(t token) {
+		ts = append(ts, &analysis.Token{
+			Term:     []byte(t.term),
+			Start:    t.start,
+			End:      t.end,
+			Position: t.pos,
+			Type:     analysis.AlphaNumeric,
+		})
+	})
+	return ts
+}
+
+// keywordAnalyzer makes the whole value one token.
+type keywordAnalyzer struct{}
+
+func (keywordAnalyzer) Analyze(b []byte) analysis.TokenStream {
+	return analysis.TokenStream{&analysis.Token{Term: b, Start: 0, End: len(b), Position: 1, Type: analysis.AlphaNumeric}}
+}

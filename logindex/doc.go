@@ -1,0 +1,44 @@
+// Package logindex owns Outpost's log records: it converts OTLP log records into a
+// compact record model, keeps them durably in per-day partitions, indexes them in
+// Bleve (scorch) for full-text and field search, and answers searches, counts over
+// time (histograms), facets and live tails. It knows nothing about HTTP.
+//
+// # Basics
+//
+// An Index lives in one directory (the data directory's logs/ subdirectory). Records
+// are grouped into partitions, one per UTC day of the record's time. Each partition
+// holds a record log — the compressed, checksummed, append-only file that is both the
+// write-ahead log and the record store — and a few Bleve indexes (shards) that index
+// the records but store none of their fields. A search runs over the shards of the
+// partitions that overlap its time range through a Bleve index alias, and the hits are
+// read back from the record logs by id. FORMAT.md documents the files byte by byte.
+//
+// WriteLogs returns once the records are fsync'd in the record log. A background
+// indexer per partition feeds them to Bleve in large batches, so records become
+// searchable shortly after they are acknowledged (Flush waits for that). After a
+// crash, Open replays the part of each record log that Bleve had not yet persisted.
+//
+// # Serving it over HTTP
+//
+// The API maps one to one onto the Logs endpoints:
+//
+//   - GET /api/v1/logs: ParseTime for start and end, then Search; a
+//     *SearchResult encodes as {"total", "records", "next_cursor", "took_ms"}.
+//   - GET /api/v1/logs/histogram: Histogram; GET /api/v1/logs/facets: Facets.
+//   - GET /api/v1/logs/tail: Tail, then Next(r.Context()) / Record in a loop,
+//     one server-sent event per record, until Next returns false.
+//
+// A bad query or cursor is a *QueryError (errors.As): answer 400 with its
+// message. Every search is bounded by Options.SearchTimeout and
+// Options.MaxLimit; WriteLogs's *BackpressureError carries RetryAfter.
+//
+// # Caveats
+//
+//   - Search is near-real-time: a record is searchable after its batch is indexed,
+//     usually within tens of milliseconds of the acknowledgement.
+//   - Time ranges have millisecond resolution.
+//   - Attribute values longer than MaxKeywordLen bytes are kept in the record but not
+//     indexed, so they cannot be searched.
+//   - Retention drops whole days: a partition goes when its last day ends before the
+//     retention horizon.
+package logindex

@@ -1,0 +1,536 @@
+package logindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/blevesearch/bleve/v2/search/searcher"
+	"go.opentelemetry.io/collector/pdata/plog"
+)
+
+// Options configure an Index. The zero value of every field means its default;
+// nil *Options means all defaults.
+type Options struct {
+	// Retention is how long records are kept. A partition (one UTC day) is dropped
+	// once the whole day is older than Retention, and records older than that are
+	// refused by WriteLogs. Zero means 7 days; negative means keep forever.
+	Retention time.Duration
+	// MaxFuture is how far in the future a record's time may be; later records
+	// are refused. Zero means 24 hours.
+	MaxFuture time.Duration
+	// Shards is the number of Bleve indexes per new partition, indexed in
+	// parallel. Zero means GOMAXPROCS, at most 8. Existing partitions keep theirs.
+	Shards int
+	// BatchRecords is the most records indexed into one shard in one Bleve batch.
+	// Zero means 1000.
+	BatchRecords int
+	// MaxPendingRecords bounds the records acknowledged but not yet indexed; beyond
+	// it WriteLogs answers with a back-pressure error. Zero means 100,000.
+	MaxPendingRecords int
+	// SearchTimeout bounds every search, histogram and facet request. Zero means
+	// 30 seconds.
+	SearchTimeout time.Duration
+	// MaxLimit caps SearchRequest.Limit. Zero means 1000.
+	MaxLimit int
+	// FrameCache is how many decompressed record-log frames each partition keeps
+	// for reads. Zero means 32.
+	FrameCache int
+	// TailBuffer is how many records a tail subscriber may fall behind before it
+	// is dropped. Zero means 1024.
+	TailBuffer int
+	// MaxTails is the most concurrent tail subscribers. Zero means 64.
+	MaxTails int
+	// Logger receives warnings (damaged tails truncated, replay counts, indexing
+	// failures). Nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Nil means time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) withDefaults() Options {
+	var r Options
+	if o != nil {
+		r = *o
+	}
+	if r.Retention == 0 {
+		r.Retention = 7 * 24 * time.Hour
+	}
+	if r.MaxFuture == 0 {
+		r.MaxFuture = 24 * time.Hour
+	}
+	if r.Shards == 0 {
+		r.Shards = min(runtime.GOMAXPROCS(0), 8)
+	}
+	if r.BatchRecords == 0 {
+		r.BatchRecords = 1000
+	}
+	if r.MaxPendingRecords == 0 {
+		r.MaxPendingRecords = 100_000
+	}
+	if r.SearchTimeout == 0 {
+		r.SearchTimeout = 30 * time.Second
+	}
+	if r.MaxLimit == 0 {
+		r.MaxLimit = 1000
+	}
+	if r.FrameCache == 0 {
+		r.FrameCache = 32
+	}
+	if r.TailBuffer == 0 {
+		r.TailBuffer = 1024
+	}
+	if r.MaxTails == 0 {
+		r.MaxTails = 64
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	return r
+}
+
+// Index is a directory of day partitions of log records. It is safe for
+// concurrent use.
+type Index struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	lock *os.File
+
+	closeMu sync.RWMutex // WriteLogs holds RLock; Close holds Lock
+	closed  bool
+
+	mu    sync.RWMutex
+	parts map[int]*partition
+
+	pending atomic.Int64
+
+	tails tailHub
+
+	stopRetention chan struct{}
+	retentionDone chan struct{}
+}
+
+// MaxQueryTerms is the most index terms one wildcard, regular expression or range
+// may expand to; a broader query fails with a *QueryError. It is set as Bleve's
+// process-wide clause limit when the first Index opens, unless the program set
+// another.
+const MaxQueryTerms = 20_000
+
+var limitClauses sync.Once
+
+// ErrNotFound is returned (wrapped) by Get for an id that is not stored.
+var ErrNotFound = errors.New("record not found")
+
+// ErrClosed is returned by operations on a closed Index.
+var ErrClosed = errors.New("log index is closed")
+
+// BackpressureError is returned by WriteLogs when indexing has fallen too far
+// behind ingest; nothing of the batch was stored and the client should retry after
+// RetryAfter.
+type BackpressureError struct {
+	Pending int64
+	After   time.Duration
+}
+
+func (e *BackpressureError) Error() string {
+	return fmt.Sprintf("cannot accept log records: %d records are waiting to be indexed", e.Pending)
+}
+
+// RetryAfter says how long the client should wait before retrying.
+func (e *BackpressureError) RetryAfter() time.Duration { return e.After }
+
+// Open opens the Index in dir, creating dir if needed, and replays into Bleve
+// whatever a crash left unindexed. Only one Index may have dir open at a time.
+func Open(dir string, opts *Options) (*Index, error) {
+	limitClauses.Do(func() {
+		if searcher.DisjunctionMaxClauseCount == 0 {
+			searcher.DisjunctionMaxClauseCount = MaxQueryTerms
+		}
+	})
+	o := opts.withDefaults()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("cannot create log index directory: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	ix := &Index{
+		dir: dir, opts: o, log: o.Logger, lock: lock,
+		parts:         make(map[int]*partition),
+		stopRetention: make(chan struct{}),
+		retentionDone: make(chan struct{}),
+	}
+	ix.tails.init(o.TailBuffer, o.MaxTails)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("cannot read log index directory: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
+				ix.closeParts()
+				lock.Close()
+				return nil, fmt.Errorf("cannot remove leftover %q: %w", name, err)
+			}
+			continue
+		}
+		day, ok := parseDayDir(name)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		p, err := openPartition(ix, day)
+		if err != nil {
+			ix.closeParts()
+			lock.Close()
+			return nil, err
+		}
+		ix.parts[day] = p
+	}
+	if _, err := ix.applyRetention(); err != nil {
+		ix.closeParts()
+		lock.Close()
+		return nil, err
+	}
+	go ix.retentionLoop()
+	return ix, nil
+}
+
+func parseDayDir(name string) (int, bool) {
+	if len(name) != 8 {
+		return 0, false
+	}
+	t, err := time.Parse("20060102", name)
+	if err != nil {
+		return 0, false
+	}
+	return dayOf(t), true
+}
+
+func (ix *Index) closeParts() {
+	for day, p := range ix.parts {
+		_ = p.close()
+		delete(ix.parts, day)
+	}
+}
+
+// Close stops accepting writes, indexes everything acknowledged, ends every tail
+// and closes the files. It is safe to call more than once.
+func (ix *Index) Close() error {
+	ix.closeMu.Lock()
+	if ix.closed {
+		ix.closeMu.Unlock()
+		return nil
+	}
+	ix.closed = true
+	ix.closeMu.Unlock()
+	close(ix.stopRetention)
+	<-ix.retentionDone
+	ix.tails.closeAll()
+	ix.mu.Lock()
+	var first error
+	for day, p := range ix.parts {
+		p.use.Lock()
+		p.dropped = true
+		if err := p.close(); err != nil && first == nil {
+			first = err
+		}
+		p.use.Unlock()
+		delete(ix.parts, day)
+	}
+	ix.mu.Unlock()
+	if err := ix.lock.Close(); err != nil && first == nil {
+		first = fmt.Errorf("cannot release log index lock: %w", err)
+	}
+	return first
+}
+
+// partition returns the partition of day, creating it when create is set, with a
+// user reference the caller must release. It returns nil when the partition does
+// not exist (and create is false).
+func (ix *Index) partition(day int, create bool) (*partition, error) {
+	for {
+		ix.mu.RLock()
+		p := ix.parts[day]
+		ix.mu.RUnlock()
+		if p == nil {
+			if !create {
+				return nil, nil
+			}
+			ix.mu.Lock()
+			if ix.parts[day] == nil {
+				if err := createPartitionDir(ix.dir, day, ix.opts.Shards); err != nil {
+					ix.mu.Unlock()
+					return nil, err
+				}
+				np, err := openPartition(ix, day)
+				if err != nil {
+					ix.mu.Unlock()
+					return nil, err
+				}
+				ix.parts[day] = np
+			}
+			ix.mu.Unlock()
+			continue
+		}
+		if p.acquire() {
+			return p, nil
+		}
+	}
+}
+
+// WriteLogs stores every log record of ld and returns once they are durable.
+// Records whose time is older than the retention or too far in the future are
+// refused and counted in rejected. A *BackpressureError means nothing was stored.
+// Records become searchable shortly after WriteLogs returns (see Flush).
+func (ix *Index) WriteLogs(ctx context.Context, ld plog.Logs) (rejected int64, reason string, err error) {
+	ix.closeMu.RLock()
+	defer ix.closeMu.RUnlock()
+	if ix.closed {
+		return 0, "", ErrClosed
+	}
+	n := ld.LogRecordCount()
+	if n == 0 {
+		return 0, "", nil
+	}
+	if p := ix.pending.Load(); p+int64(n) > int64(ix.opts.MaxPendingRecords) && p > 0 {
+		return 0, "", &BackpressureError{Pending: p, After: time.Second}
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, "", err
+	}
+	now := ix.opts.Now()
+	recs := appendRecordsFromLogs(make([]Record, 0, n), ld, now)
+	minDay, maxTime := ix.writableRange(now)
+	byDay := make(map[int][]Record, 1)
+	var tooOld, tooNew int64
+	for _, r := range recs {
+		d := dayOf(r.Time)
+		switch {
+		case d < minDay:
+			tooOld++
+			continue
+		case r.Time.After(maxTime):
+			tooNew++
+			continue
+		}
+		byDay[d] = append(byDay[d], r)
+	}
+	rejected = tooOld + tooNew
+	if tooOld > 0 {
+		reason = fmt.Sprintf("%d log records older than the retention of %s", tooOld, ix.opts.Retention)
+	}
+	if tooNew > 0 {
+		if reason != "" {
+			reason += "; "
+		}
+		reason += fmt.Sprintf("%d log records more than %s in the future", tooNew, ix.opts.MaxFuture)
+	}
+	days := make([]int, 0, len(byDay))
+	for d := range byDay {
+		days = append(days, d)
+	}
+	sort.Ints(days)
+	stored := 0
+	for _, d := range days {
+		dr := byDay[d]
+		enc := make([][]byte, len(dr))
+		var buf []byte
+		for i := range dr {
+			start := len(buf)
+			buf = appendRecord(buf, &dr[i])
+			enc[i] = buf[start:len(buf):len(buf)]
+		}
+		p, err := ix.partition(d, true)
+		if err != nil {
+			return 0, "", err
+		}
+		ix.pending.Add(int64(len(dr)))
+		queued, err := p.append(dr, enc)
+		p.release()
+		ix.pending.Add(-int64(len(dr) - queued)) // what the indexer will never see
+		if err != nil {
+			if stored > 0 {
+				return 0, "", fmt.Errorf("cannot store log records (%d of the batch were stored and will be stored again on retry): %w", stored, err)
+			}
+			return 0, "", err
+		}
+		stored += len(dr)
+		ix.tails.publish(dr)
+	}
+	return rejected, reason, nil
+}
+
+// writableRange returns the oldest day records may be written to and the latest
+// time a record may have.
+func (ix *Index) writableRange(now time.Time) (int, time.Time) {
+	minDay := 0 // ids hold days since 1970 in 16 bits: 1970-01-01 to 2149-06-06
+	if ix.opts.Retention > 0 {
+		minDay = max(minDay, dayOf(now.Add(-ix.opts.Retention)))
+	}
+	maxTime := now.Add(ix.opts.MaxFuture)
+	if last := dayStart(1 << 16).Add(-time.Nanosecond); maxTime.After(last) {
+		maxTime = last
+	}
+	return minDay, maxTime
+}
+
+// Flush waits until every record acknowledged before the call is searchable.
+func (ix *Index) Flush(ctx context.Context) error {
+	ix.mu.RLock()
+	type target struct {
+		p   *partition
+		end int64
+	}
+	var ts []target
+	for _, p := range ix.parts {
+		ts = append(ts, target{p, p.size.Load()})
+	}
+	ix.mu.RUnlock()
+	for _, t := range ts {
+		if err := t.p.waitIndexed(ctx, t.end); err != nil {
+			return fmt.Errorf("cannot flush log index: %w", err)
+		}
+	}
+	return nil
+}
+
+// Get returns the record with the given id (Record.ID).
+func (ix *Index) Get(id string) (Record, error) {
+	var r Record
+	did, err := parseDocID(id)
+	if err != nil {
+		return r, fmt.Errorf("%w: %w", ErrNotFound, err)
+	}
+	p, err := ix.partition(did.day(), false)
+	if err != nil {
+		return r, err
+	}
+	if p == nil {
+		return r, fmt.Errorf("cannot get record %s: %w", id, ErrNotFound)
+	}
+	defer p.release()
+	if did.off() < headerSize || did.off() >= p.size.Load() {
+		return r, fmt.Errorf("cannot get record %s: %w", id, ErrNotFound)
+	}
+	err = p.record(did, &r)
+	return r, err
+}
+
+// DropBefore drops every partition whose whole day ends at or before t and
+// returns how many it dropped.
+func (ix *Index) DropBefore(t time.Time) (int, error) {
+	limit := dayOf(t) // days < limit end at or before the start of t's day
+	if dayStart(limit + 1).Equal(t) {
+		limit++
+	}
+	ix.mu.Lock()
+	var victims []*partition
+	for day, p := range ix.parts {
+		if day < limit {
+			victims = append(victims, p)
+			delete(ix.parts, day)
+		}
+	}
+	ix.mu.Unlock()
+	var first error
+	for _, p := range victims {
+		p.use.Lock()
+		p.dropped = true
+		err := p.close()
+		if err == nil {
+			err = os.RemoveAll(p.dir)
+		}
+		p.use.Unlock()
+		if err != nil && first == nil {
+			first = fmt.Errorf("cannot drop partition %s: %w", dayDirName(p.day), err)
+		}
+	}
+	if len(victims) > 0 {
+		if err := syncDir(ix.dir); err != nil && first == nil {
+			first = err
+		}
+	}
+	return len(victims), first
+}
+
+func (ix *Index) applyRetention() (int, error) {
+	if ix.opts.Retention < 0 {
+		return 0, nil
+	}
+	return ix.DropBefore(ix.opts.Now().Add(-ix.opts.Retention))
+}
+
+func (ix *Index) retentionLoop() {
+	defer close(ix.retentionDone)
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ix.stopRetention:
+			return
+		case <-t.C:
+			if n, err := ix.applyRetention(); err != nil {
+				ix.log.Error("cannot apply log retention", "err", err)
+			} else if n > 0 {
+				ix.log.Info("dropped log partitions past retention", "partitions", n)
+			}
+		}
+	}
+}
+
+// Stats describes what the Index holds.
+type Stats struct {
+	Partitions int
+	// DiskBytes is the size of every file under the directory.
+	DiskBytes int64
+	// RecordLogBytes is the size of the record logs alone.
+	RecordLogBytes int64
+	// Pending is the number of records acknowledged but not yet indexed.
+	Pending int64
+}
+
+// Stats walks the directory and reports sizes.
+func (ix *Index) Stats() (Stats, error) {
+	var s Stats
+	ix.mu.RLock()
+	s.Partitions = len(ix.parts)
+	for _, p := range ix.parts {
+		s.RecordLogBytes += p.size.Load()
+	}
+	ix.mu.RUnlock()
+	s.Pending = ix.pending.Load()
+	err := filepath.WalkDir(ix.dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				s.DiskBytes += fi.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return s, fmt.Errorf("cannot measure log index: %w", err)
+	}
+	return s, nil
+}

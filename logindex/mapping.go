@@ -1,0 +1,312 @@
+package logindex
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/document"
+	"github.com/blevesearch/bleve/v2/index/scorch"
+	"github.com/blevesearch/bleve/v2/mapping"
+	index "github.com/blevesearch/bleve_index_api"
+)
+
+// The Bleve side of a record: field names, the document built for a record, and how
+// shards are created and opened. Nothing is stored in Bleve but the document id:
+// records are read from the record log.
+//
+//	field      content                                   options
+//	body       the body, bodyAnalyzer                    indexed, term vectors (phrases)
+//	svc        service.name                              keyword, doc values (facets)
+//	sev        level name (ERROR...)                     keyword, doc values
+//	sn         effective severity number, two digits     keyword (severity>=LEVEL ranges)
+//	scope      scope name                                keyword
+//	tid, sid   trace id, span id (hex)                   keyword
+//	ev         event name                                keyword
+//	t          time, Unix ms as 12 hex digits            keyword, doc values (sort, range ends)
+//	tg         10 s granule (hex) + level digit          keyword, doc values (ranges, histograms)
+//	ts, t5, th, td  second, 5-minute, hour, day (hex)    keyword (ranges)
+//	_k         every attribute key                       keyword, doc values (facets)
+//	a.<key>    attribute value (resource, scope, record) keyword, doc values
+//	n.<key>    attribute value when it is a number       numeric (ranges)
+
+const (
+	fieldBody    = "body"
+	fieldService = "svc"
+	fieldSev     = "sev"
+	fieldSevNum  = "sn"
+	fieldScope   = "scope"
+	fieldTrace   = "tid"
+	fieldSpan    = "sid"
+	fieldEvent   = "ev"
+	fieldTime    = "t"
+	fieldGranule = "tg"
+	fieldKeys    = "_k"
+	attrPrefix   = "a."
+	numPrefix    = "n."
+
+	// granuleMs is the width of a time granule: the resolution of histograms and
+	// the unit by which time ranges are looked up.
+	granuleMs = 10_000
+
+	// MaxKeywordLen is the longest attribute value indexed.
+	MaxKeywordLen = 256
+
+	// internalApplied is the Bleve internal key holding the record log offset up to
+	// which this shard has indexed (8 bytes, big endian).
+	internalApplied = "logindex.applied"
+)
+
+var (
+	kwOpts     = index.IndexField | index.SkipFreqNorm
+	kwDVOpts   = index.IndexField | index.SkipFreqNorm | index.DocValues
+	bodyOpts   = index.IndexField | index.IncludeTermVectors | index.SkipFreqNorm | index.SkipFreqNorm
+	numOpts    = index.IndexField | index.SkipFreqNorm
+	kwAnalyzer = keywordAnalyzer{}
+	bAnalyzer  = bodyAnalyzer{}
+)
+
+// timeTerm encodes a Unix millisecond time as the t field's term.
+func timeTerm(ms int64) string {
+	if ms < 0 {
+		ms = 0
+	}
+	return fmt.Sprintf("%012x", uint64(ms)&0xffffffffffff)
+}
+
+// granuleTerm encodes a granule number as the prefix of the tg field's terms.
+func granuleTerm(g int64) string {
+	if g < 0 {
+		g = 0
+	}
+	return fmt.Sprintf("%010x", uint64(g)&0xffffffffff)
+}
+
+// levelDigit is the digit the tg term carries for a level name (levelOrder).
+func levelDigit(level string) string { return strconv.Itoa(levelOrder[level]) }
+
+// parseGranuleTerm splits a tg term into its granule and level name.
+func parseGranuleTerm(s string) (int64, string, bool) {
+	if len(s) != 11 {
+		return 0, "", false
+	}
+	v, err := strconv.ParseUint(s[:10], 16, 64)
+	d := int(s[10] - '0')
+	if err != nil || d < 0 || d >= len(levelNames) {
+		return 0, "", false
+	}
+	return int64(v), levelNames[d], true
+}
+
+// timeLevels are the coarser time fields a range is looked up through, coarsest
+// first, with their width in milliseconds. Finer than the last, the t field.
+var timeLevels = []struct {
+	field string
+	ms    int64
+}{
+	{"td", 86_400_000},
+	{"th", 3_600_000},
+	{"t5", 300_000},
+	{fieldGranule, granuleMs},
+	{"ts", 1_000},
+}
+
+func levelTerm(n int64) string {
+	if n < 0 {
+		n = 0
+	}
+	return fmt.Sprintf("%010x", uint64(n)&0xffffffffff)
+}
+
+func sevNumTerm(n int32) string { return fmt.Sprintf("%02d", n) }
+
+// docID is a record's Bleve document id: partition day (2 bytes), frame offset
+// (6 bytes) and index in the frame (2 bytes), big endian, so ids sort in arrival
+// order. The public id is its hex form.
+type docID [10]byte
+
+func makeDocID(day int, off int64, i int) docID {
+	var id docID
+	binary.BigEndian.PutUint16(id[0:], uint16(day))
+	binary.BigEndian.PutUint16(id[2:], uint16(off>>32))
+	binary.BigEndian.PutUint32(id[4:], uint32(off))
+	binary.BigEndian.PutUint16(id[8:], uint16(i))
+	return id
+}
+
+func (id docID) day() int { return int(binary.BigEndian.Uint16(id[0:])) }
+func (id docID) off() int64 {
+	return int64(binary.BigEndian.Uint16(id[2:]))<<32 | int64(binary.BigEndian.Uint32(id[4:]))
+}
+func (id docID) idx() int       { return int(binary.BigEndian.Uint16(id[8:])) }
+func (id docID) String() string { return hex.EncodeToString(id[:]) }
+
+func parseDocID(s string) (docID, error) {
+	var id docID
+	if len(s) != 2*len(id) {
+		return id, fmt.Errorf("cannot parse record id %q: want %d hex digits", s, 2*len(id))
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
+		return id, fmt.Errorf("cannot parse record id %q: %w", s, err)
+	}
+	return id, nil
+}
+
+func docIDFromBytes(s string) (docID, bool) {
+	var id docID
+	if len(s) != len(id) {
+		return id, false
+	}
+	copy(id[:], s)
+	return id, true
+}
+
+// buildDocument builds the Bleve document of r.
+func buildDocument(id docID, r *Record) *document.Document {
+	doc := document.NewDocument(string(id[:]))
+	kw := func(name, v string, opts index.FieldIndexingOptions) {
+		doc.AddField(document.NewTextFieldCustom(name, nil, []byte(v), opts, kwAnalyzer))
+	}
+	doc.AddField(document.NewTextFieldCustom(fieldBody, nil, []byte(r.Body), bodyOpts, bAnalyzer))
+	kw(fieldService, r.Service, kwDVOpts)
+	kw(fieldSev, r.Severity, kwDVOpts)
+	kw(fieldSevNum, sevNumTerm(effectiveSeverity(r.SeverityNumber, r.SeverityText)), kwOpts)
+	if r.ScopeName != "" {
+		kw(fieldScope, r.ScopeName, kwOpts)
+	}
+	if r.TraceID != "" {
+		kw(fieldTrace, r.TraceID, kwOpts)
+	}
+	if r.SpanID != "" {
+		kw(fieldSpan, r.SpanID, kwOpts)
+	}
+	if r.EventName != "" {
+		kw(fieldEvent, r.EventName, kwOpts)
+	}
+	ms := r.Time.UnixMilli()
+	kw(fieldTime, timeTerm(ms), kwDVOpts)
+	for _, l := range timeLevels {
+		if l.field == fieldGranule {
+			kw(fieldGranule, granuleTerm(floorDiv(ms, granuleMs))+levelDigit(r.Severity), kwDVOpts)
+			continue
+		}
+		kw(l.field, levelTerm(floorDiv(ms, l.ms)), kwOpts)
+	}
+	addAttrs := func(as []Attr, skipService bool) {
+		for _, a := range as {
+			if skipService && a.Key == "service.name" {
+				continue
+			}
+			if a.Key == "" || len(a.Key) > MaxKeywordLen {
+				continue
+			}
+			kw(fieldKeys, a.Key, kwDVOpts)
+			if len(a.Value) <= MaxKeywordLen {
+				kw(attrPrefix+a.Key, a.Value, kwDVOpts)
+			}
+			if f, ok := attrNumber(a); ok {
+				doc.AddField(document.NewNumericFieldWithIndexingOptions(numPrefix+a.Key, nil, f, numOpts))
+			}
+		}
+	}
+	addAttrs(r.Resource, true)
+	addAttrs(r.ScopeAttributes, false)
+	addAttrs(r.Attributes, false)
+	return doc
+}
+
+// attrNumber returns the attribute's value as a number when it is one: an Int or
+// Double value, or a string that parses as a finite number.
+func attrNumber(a Attr) (float64, bool) {
+	switch a.Type {
+	case "Int", "Double", "Str":
+	default:
+		return 0, false
+	}
+	if a.Value == "" || len(a.Value) > 32 {
+		return 0, false
+	}
+	c := a.Value[0]
+	if !(c == '-' || c == '+' || c == '.' || (c >= '0' && c <= '9')) {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(a.Value), 64)
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) {
+		return 0, false
+	}
+	return f, true
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// indexMapping is the mapping every shard is created with. Documents are built by
+// buildDocument and queries are built already analyzed, so the mapping only has to
+// keep Bleve from indexing anything dynamically.
+func indexMapping() mapping.IndexMapping {
+	im := bleve.NewIndexMapping()
+	im.DefaultMapping.Dynamic = false
+	im.DefaultMapping.Enabled = true
+	im.IndexDynamic = false
+	im.StoreDynamic = false
+	im.DocValuesDynamic = false
+	im.DefaultAnalyzer = "keyword"
+	return im
+}
+
+// shardConfig is the scorch configuration of every shard. Batches do not wait for
+// Bleve's own persistence: the record log is the write-ahead log.
+func shardConfig() map[string]interface{} {
+	return map[string]interface{}{"unsafe_batch": true}
+}
+
+func createShard(path string) error {
+	// Created with safe batches so that the mapping Bleve writes at creation is
+	// persisted before Close.
+	ix, err := bleve.NewUsing(path, indexMapping(), scorch.Name, scorch.Name, nil)
+	if err != nil {
+		return fmt.Errorf("cannot create index %q: %w", path, err)
+	}
+	if err := ix.Close(); err != nil {
+		return fmt.Errorf("cannot close new index %q: %w", path, err)
+	}
+	return nil
+}
+
+func openShard(path string) (bleve.Index, int64, error) {
+	ix, err := bleve.OpenUsing(path, shardConfig())
+	if err != nil {
+		return nil, 0, fmt.Errorf("cannot open index %q: %w", path, err)
+	}
+	v, err := ix.GetInternal([]byte(internalApplied))
+	if err != nil {
+		ix.Close()
+		return nil, 0, fmt.Errorf("cannot read applied offset of %q: %w", path, err)
+	}
+	var applied int64
+	if len(v) == 8 {
+		applied = int64(binary.BigEndian.Uint64(v))
+	}
+	return ix, applied, nil
+}
+
+func appliedValue(off int64) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(off))
+}
+
+// dayOf is the partition day (days since the Unix epoch, UTC) of t.
+func dayOf(t time.Time) int { return int(floorDiv(t.UnixMilli(), 86_400_000)) }
+
+func dayStart(day int) time.Time { return time.UnixMilli(int64(day) * 86_400_000).UTC() }
+
+func dayDirName(day int) string { return dayStart(day).Format("20060102") }

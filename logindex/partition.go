@@ -1,0 +1,572 @@
+package logindex
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/search/query"
+)
+
+// partition is one day of records: a record log and its Bleve shards, fed by one
+// indexer goroutine.
+type partition struct {
+	ix     *Index
+	day    int
+	dir    string
+	path   string // record log path
+	f      *os.File
+	shards []bleve.Index
+	cache  frameCache
+
+	// users hold use.RLock while they read or write the partition; dropping
+	// takes use.Lock and then sets dropped.
+	use     sync.RWMutex
+	dropped bool
+
+	appendMu sync.Mutex
+	size     atomic.Int64 // end of the last appended frame
+	broken   error        // set under appendMu when an append or sync failed
+
+	syncMu sync.Mutex
+	synced int64 // guarded by syncMu: size known to be fsync'd
+
+	queues []*shardQueue // one per shard
+	stop   chan struct{}
+	done   chan struct{} // closed when every shard's indexer has returned
+
+	applied []int64 // per shard, owned by that shard's indexer goroutine
+
+	progressMu   sync.Mutex
+	shardIndexed []int64       // per shard: end of the last frame handed to Bleve
+	indexed      int64         // the least of shardIndexed
+	progress     chan struct{} // closed and replaced on every advance of indexed
+}
+
+// shardQueue holds the frames a shard's indexer has yet to index.
+type shardQueue struct {
+	mu     sync.Mutex
+	frames []*pendingFrame
+	wake   chan struct{} // capacity 1
+}
+
+type pendingFrame struct {
+	off, end int64
+	recs     []Record
+}
+
+const shardDirPrefix = "shard-"
+
+// createPartitionDir builds a partition directory under a temporary name and
+// renames it into place, so a crash never leaves a half-made partition under the
+// final name.
+func createPartitionDir(root string, day, shards int) error {
+	final := filepath.Join(root, dayDirName(day))
+	tmp := final + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("cannot remove leftover %q: %w", tmp, err)
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("cannot create partition %q: %w", tmp, err)
+	}
+	f, _, _, _, err := openRecordLog(filepath.Join(tmp, recordLogName), 0)
+	if err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("cannot close new record log: %w", err)
+	}
+	for i := 0; i < shards; i++ {
+		if err := createShard(filepath.Join(tmp, shardDirPrefix+strconv.Itoa(i))); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("cannot rename partition %q into place: %w", final, err)
+	}
+	return syncDir(root)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("cannot open directory %q: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
+	}
+	return nil
+}
+
+// openPartition opens the partition directory of day, replays what its shards had
+// not persisted and starts its indexer.
+func openPartition(ix *Index, day int) (*partition, error) {
+	dir := filepath.Join(ix.dir, dayDirName(day))
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("cannot open partition %q: %w", dir, err)
+	}
+	var nums []int
+	for _, e := range ents {
+		if n, ok := strings.CutPrefix(e.Name(), shardDirPrefix); ok && e.IsDir() {
+			if k, err := strconv.Atoi(n); err == nil {
+				nums = append(nums, k)
+			}
+		}
+	}
+	sort.Ints(nums)
+	for i, k := range nums {
+		if i != k {
+			return nil, fmt.Errorf("cannot open partition %q: shard %d missing", dir, i)
+		}
+	}
+	if len(nums) == 0 {
+		return nil, fmt.Errorf("cannot open partition %q: no shards", dir)
+	}
+	p := &partition{
+		ix: ix, day: day, dir: dir, path: filepath.Join(dir, recordLogName),
+		cache: frameCache{max: ix.opts.FrameCache},
+		stop:  make(chan struct{}), done: make(chan struct{}),
+		progress: make(chan struct{}),
+	}
+	minApplied := int64(-1)
+	for _, k := range nums {
+		sh, applied, err := openShard(filepath.Join(dir, shardDirPrefix+strconv.Itoa(k)))
+		if err != nil {
+			p.closeShards()
+			return nil, err
+		}
+		p.shards = append(p.shards, sh)
+		p.applied = append(p.applied, applied)
+		if minApplied < 0 || applied < minApplied {
+			minApplied = applied
+		}
+	}
+	f, size, frames, damage, err := openRecordLog(p.path, minApplied)
+	if err != nil {
+		p.closeShards()
+		return nil, err
+	}
+	if damage != nil {
+		ix.log.Warn("truncated the damaged tail of a record log", "path", p.path, "err", damage)
+	}
+	p.f = f
+	p.size.Store(size)
+	p.synced = size
+	for k, applied := range p.applied {
+		if applied > size {
+			// The record log lost frames the shard had indexed (damage found
+			// above): forget their documents.
+			n, err := deleteDocsFrom(p.shards[k], day, size)
+			if err != nil {
+				p.closeShards()
+				p.f.Close()
+				return nil, fmt.Errorf("cannot remove documents of lost records from shard %d of %q: %w", k, dir, err)
+			}
+			ix.log.Warn("removed index entries of records lost from a damaged record log", "path", p.path, "documents", n)
+			p.applied[k] = size
+		}
+	}
+	// Replay: index every frame some shard has not applied.
+	var batch []*pendingFrame
+	batchRecs := 0
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := p.indexFrames(batch)
+		batch, batchRecs = batch[:0], 0
+		return err
+	}
+	replayed := 0
+	for _, off := range frames {
+		fr, err := readFrame(p.f, p.path, off, size)
+		if err != nil {
+			p.closeShards()
+			p.f.Close()
+			return nil, fmt.Errorf("cannot replay partition %q: %w", dir, err)
+		}
+		pf := &pendingFrame{off: fr.off, end: fr.end, recs: make([]Record, len(fr.recs))}
+		for i, b := range fr.recs {
+			if err := decodeRecord(b, &pf.recs[i]); err != nil {
+				p.closeShards()
+				p.f.Close()
+				return nil, &CorruptionError{Path: p.path, Offset: off, Err: err}
+			}
+			pf.recs[i].ID = makeDocID(day, off, i).String()
+		}
+		batch = append(batch, pf)
+		batchRecs += len(pf.recs)
+		replayed += len(pf.recs)
+		if batchRecs >= ix.opts.BatchRecords*len(p.shards) {
+			if err := flush(); err != nil {
+				p.closeShards()
+				p.f.Close()
+				return nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		p.closeShards()
+		p.f.Close()
+		return nil, err
+	}
+	if replayed > 0 {
+		ix.log.Info("replayed records into the index", "partition", dayDirName(day), "records", replayed)
+	}
+	p.indexed = size
+	for range p.shards {
+		p.queues = append(p.queues, &shardQueue{wake: make(chan struct{}, 1)})
+		p.shardIndexed = append(p.shardIndexed, size)
+	}
+	var wg sync.WaitGroup
+	for k := range p.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.run(k)
+		}()
+	}
+	go func() {
+		wg.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *partition) closeShards() {
+	for _, sh := range p.shards {
+		_ = sh.Close()
+	}
+}
+
+// acquire takes a user reference; it fails when the partition was dropped.
+func (p *partition) acquire() bool {
+	p.use.RLock()
+	if p.dropped {
+		p.use.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (p *partition) release() { p.use.RUnlock() }
+
+// append writes recs as frames to the record log, assigns their ids, fsyncs and
+// queues them for indexing. recs[i].ID is set. It returns how many records it
+// queued for indexing (all of them unless it fails).
+func (p *partition) append(recs []Record, enc [][]byte) (queued int, err error) {
+	var buf, scratch []byte
+	for len(recs) > 0 {
+		n := min(len(recs), maxFrameRecords)
+		buf, scratch = appendFrame(buf[:0], scratch, enc[:n])
+		end, err := p.appendFrame(buf, recs[:n])
+		if err != nil {
+			return queued, err
+		}
+		queued += n
+		if err := p.syncTo(end); err != nil {
+			return queued, err
+		}
+		recs, enc = recs[n:], enc[n:]
+	}
+	return queued, nil
+}
+
+func (p *partition) appendFrame(buf []byte, recs []Record) (int64, error) {
+	p.appendMu.Lock()
+	defer p.appendMu.Unlock()
+	if p.broken != nil {
+		return 0, fmt.Errorf("cannot write to partition %s after an earlier failure: %w", dayDirName(p.day), p.broken)
+	}
+	off := p.size.Load()
+	if off+int64(len(buf)) >= 1<<48 {
+		return 0, fmt.Errorf("cannot append %d bytes to record log %q: file is full", len(buf), p.path)
+	}
+	if _, err := p.f.WriteAt(buf, off); err != nil {
+		// Undo what may have been written; the next append overwrites it anyway.
+		_ = p.f.Truncate(off)
+		return 0, fmt.Errorf("cannot append to record log %q: %w", p.path, err)
+	}
+	end := off + int64(len(buf))
+	for i := range recs {
+		recs[i].ID = makeDocID(p.day, off, i).String()
+	}
+	p.size.Store(end)
+	pf := &pendingFrame{off: off, end: end, recs: recs}
+	for _, q := range p.queues {
+		q.mu.Lock()
+		q.frames = append(q.frames, pf)
+		q.mu.Unlock()
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+	}
+	return end, nil
+}
+
+// syncTo makes the record log durable at least up to end; concurrent callers share
+// one fsync.
+func (p *partition) syncTo(end int64) error {
+	p.syncMu.Lock()
+	defer p.syncMu.Unlock()
+	if p.synced >= end {
+		return nil
+	}
+	target := p.size.Load()
+	if err := p.f.Sync(); err != nil {
+		err = fmt.Errorf("cannot sync record log %q: %w", p.path, err)
+		p.appendMu.Lock()
+		p.broken = err
+		p.appendMu.Unlock()
+		return err
+	}
+	p.synced = target
+	return nil
+}
+
+// run is the indexer goroutine of shard k: it feeds the shard's queued frames to
+// Bleve in batches until stop is closed and the queue is empty.
+func (p *partition) run(k int) {
+	q := p.queues[k]
+	for {
+		select {
+		case <-q.wake:
+		case <-p.stop:
+			for p.indexQueued(k) {
+			}
+			return
+		}
+		for p.indexQueued(k) {
+		}
+	}
+}
+
+// shardShare is how many of n records (record i to shard i mod shards) go to
+// shard k.
+func shardShare(n, shards, k int) int {
+	if k >= n {
+		return 0
+	}
+	return (n-k-1)/shards + 1
+}
+
+// indexQueued indexes up to one batch of shard k's queued frames; false when
+// none was queued.
+func (p *partition) indexQueued(k int) bool {
+	q := p.queues[k]
+	nsh := len(p.shards)
+	limit := p.ix.opts.BatchRecords
+	q.mu.Lock()
+	n, recs := 0, 0
+	for n < len(q.frames) && (n == 0 || recs+shardShare(len(q.frames[n].recs), nsh, k) <= limit) {
+		recs += shardShare(len(q.frames[n].recs), nsh, k)
+		n++
+	}
+	frames := append([]*pendingFrame(nil), q.frames[:n]...)
+	copy(q.frames, q.frames[n:])
+	for i := len(q.frames) - n; i < len(q.frames); i++ {
+		q.frames[i] = nil
+	}
+	q.frames = q.frames[:len(q.frames)-n]
+	q.mu.Unlock()
+	if n == 0 {
+		return false
+	}
+	end := frames[n-1].end
+	if err := p.syncTo(end); err != nil {
+		p.ix.log.Error("cannot index records", "partition", dayDirName(p.day), "err", err)
+	} else if err := p.indexShard(k, frames); err != nil {
+		// The shard's applied offset did not move: the records are indexed again
+		// when the partition is next opened.
+		p.ix.log.Error("cannot index records", "partition", dayDirName(p.day), "shard", k, "records", recs, "err", err)
+	}
+	p.ix.pending.Add(-int64(recs))
+	p.progressMu.Lock()
+	p.shardIndexed[k] = end
+	least := end
+	for _, e := range p.shardIndexed {
+		least = min(least, e)
+	}
+	if least > p.indexed {
+		p.indexed = least
+		close(p.progress)
+		p.progress = make(chan struct{})
+	}
+	p.progressMu.Unlock()
+	return true
+}
+
+// indexFrames indexes the records of frames (in file order) into every shard that
+// has not applied them, the shards in parallel (replay on open).
+func (p *partition) indexFrames(frames []*pendingFrame) error {
+	errs := make([]error, len(p.shards))
+	var wg sync.WaitGroup
+	for k := range p.shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = p.indexShard(k, frames)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// indexShard indexes shard k's records of frames (in file order) that the shard
+// has not applied, in one Bleve batch that also records the offset the shard has
+// now applied.
+func (p *partition) indexShard(k int, frames []*pendingFrame) error {
+	end := frames[len(frames)-1].end
+	if p.applied[k] >= end {
+		return nil
+	}
+	sh := p.shards[k]
+	b := sh.NewBatch()
+	for _, fr := range frames {
+		if fr.end <= p.applied[k] {
+			continue
+		}
+		for i := k; i < len(fr.recs); i += len(p.shards) {
+			id := makeDocID(p.day, fr.off, i)
+			if err := b.IndexAdvanced(buildDocument(id, &fr.recs[i])); err != nil {
+				return fmt.Errorf("cannot index record %s: %w", id, err)
+			}
+		}
+	}
+	b.SetInternal([]byte(internalApplied), appliedValue(end))
+	if err := sh.Batch(b); err != nil {
+		return fmt.Errorf("cannot index batch into shard %d of %s: %w", k, dayDirName(p.day), err)
+	}
+	p.applied[k] = end
+	return nil
+}
+
+// waitIndexed waits until every frame ending at or before target is indexed.
+func (p *partition) waitIndexed(ctx context.Context, target int64) error {
+	for {
+		p.progressMu.Lock()
+		if p.indexed >= target {
+			p.progressMu.Unlock()
+			return nil
+		}
+		ch := p.progress
+		p.progressMu.Unlock()
+		select {
+		case <-ch:
+		case <-p.done:
+			return fmt.Errorf("cannot wait for partition %s: it is closed", dayDirName(p.day))
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// close stops the indexer after it indexed everything queued, waits until the
+// shards persisted it, and closes the shards and the record log.
+func (p *partition) close() error {
+	close(p.stop)
+	<-p.done
+	var first error
+	if err := p.persist(); err != nil {
+		first = err
+	}
+	for k, sh := range p.shards {
+		if err := sh.Close(); err != nil && first == nil {
+			first = fmt.Errorf("cannot close shard %d of %s: %w", k, dayDirName(p.day), err)
+		}
+	}
+	if err := p.f.Close(); err != nil && first == nil {
+		first = fmt.Errorf("cannot close record log %q: %w", p.path, err)
+	}
+	return first
+}
+
+// persist waits until every shard has persisted all it indexed (Bleve's Close
+// does not), so a clean shutdown needs no replay.
+func (p *partition) persist() error {
+	errs := make(chan error, len(p.shards))
+	for k, sh := range p.shards {
+		b := sh.NewBatch()
+		b.SetInternal([]byte(internalApplied), appliedValue(p.applied[k]))
+		b.SetPersistedCallback(func(err error) { errs <- err })
+		if err := sh.Batch(b); err != nil {
+			return fmt.Errorf("cannot persist shard %d of %s: %w", k, dayDirName(p.day), err)
+		}
+	}
+	var first error
+	for range p.shards {
+		if err := <-errs; err != nil && first == nil {
+			first = fmt.Errorf("cannot persist a shard of %s: %w", dayDirName(p.day), err)
+		}
+	}
+	return first
+}
+
+// deleteDocsFrom deletes the documents of shard whose ids point at or beyond
+// offset off of the record log of day, returning how many it deleted.
+func deleteDocsFrom(sh bleve.Index, day int, off int64) (int, error) {
+	lo := makeDocID(day, off, 0)
+	hi := makeDocID(day+1, 0, 0)
+	t, f := true, false
+	q := query.NewTermRangeInclusiveQuery(string(lo[:]), string(hi[:]), &t, &f)
+	q.SetField("_id")
+	total := 0
+	for {
+		req := bleve.NewSearchRequestOptions(q, 1000, 0, false)
+		res, err := sh.Search(req)
+		if err != nil {
+			return total, err
+		}
+		if len(res.Hits) == 0 {
+			return total, nil
+		}
+		b := sh.NewBatch()
+		for _, h := range res.Hits {
+			b.Delete(h.ID)
+		}
+		if err := sh.Batch(b); err != nil {
+			return total, err
+		}
+		total += len(res.Hits)
+	}
+}
+
+// record reads the record with the given id from the record log.
+func (p *partition) record(id docID, r *Record) error {
+	off := id.off()
+	fr := p.cache.get(off)
+	if fr == nil {
+		var err error
+		fr, err = readFrame(p.f, p.path, off, p.size.Load())
+		if err != nil {
+			return err
+		}
+		p.cache.put(fr)
+	}
+	if id.idx() >= len(fr.recs) {
+		return fmt.Errorf("cannot find record %s: frame at %d has %d records: %w", id, off, len(fr.recs), ErrNotFound)
+	}
+	if err := decodeRecord(fr.recs[id.idx()], r); err != nil {
+		return &CorruptionError{Path: p.path, Offset: off, Err: err}
+	}
+	r.ID = id.String()
+	return nil
+}

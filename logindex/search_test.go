@@ -1,0 +1,282 @@
+package logindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/plog"
+)
+
+var (
+	genServices = []string{"api", "billing", "worker"}
+	genLevels   = []plog.SeverityNumber{plog.SeverityNumberDebug, plog.SeverityNumberInfo, plog.SeverityNumberInfo2, plog.SeverityNumberWarn, plog.SeverityNumberError, plog.SeverityNumberFatal}
+	genRegions  = []string{"eu", "us", "ap"}
+)
+
+// genData makes n records 47 s apart from base, spread over several days, with
+// properties derived from the index so tests can compute answers by looping.
+func genData(base time.Time, n int) []genRecord {
+	recs := make([]genRecord, n)
+	for i := range recs {
+		recs[i] = genRecord{
+			t:       base.Add(time.Duration(i) * 47 * time.Second).Add(time.Duration(i%1000) * time.Microsecond),
+			service: genServices[i%len(genServices)],
+			sev:     genLevels[i%len(genLevels)],
+			body:    fmt.Sprintf("request %d handled path=/v1/items/%d status=%d", i, i%13, 200+i%5),
+			attrs:   map[string]any{"user_id": fmt.Sprint(i % 7), "region": genRegions[i%len(genRegions)], "latency_ms": i % 1000},
+		}
+	}
+	return recs
+}
+
+func openGenerated(t *testing.T, n int) (*Index, []genRecord, time.Time) {
+	t.Helper()
+	base := time.Now().UTC().Add(-72 * time.Hour).Truncate(time.Hour).Add(17*time.Minute + 3*time.Second + 123*time.Millisecond)
+	ix, _ := openTest(t, nil)
+	recs := genData(base, n)
+	for i := 0; i < n; i += 1000 {
+		write(t, ix, recs[i:min(i+1000, n)])
+	}
+	flush(t, ix)
+	return ix, recs, base
+}
+
+func TestTimeRangeAndPagination(t *testing.T) {
+	ix, recs, base := openGenerated(t, 5000)
+	inRange := func(g genRecord, s, e time.Time) bool {
+		ms := g.t.UnixMilli()
+		return ms >= s.UnixMilli() && ms < e.UnixMilli()
+	}
+	ranges := [][2]time.Time{
+		{recs[10].t.Truncate(time.Millisecond), recs[20].t.Truncate(time.Millisecond)},
+		{base.Truncate(10 * time.Second), base.Add(10 * time.Hour)},
+		{base.Add(5 * time.Hour).Add(3333 * time.Millisecond), base.Add(50 * time.Hour).Add(7 * time.Millisecond)},
+		{base.Add(-24 * time.Hour), base.Add(100 * time.Hour)},
+		{recs[100].t.Truncate(time.Millisecond), recs[100].t.Truncate(time.Millisecond).Add(time.Millisecond)},
+		{recs[100].t.Truncate(time.Millisecond).Add(time.Millisecond), recs[101].t.Truncate(time.Millisecond)},
+	}
+	for _, q := range []string{"", "service:billing", "severity>=WARN region:eu", "handled -status=200"} {
+		pq, err := ParseQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ranges {
+			var want uint64
+			var wantTimes []time.Time
+			for _, g := range recs {
+				rec := recordOf(g)
+				if inRange(g, r[0], r[1]) && pq.Matches(&rec) {
+					want++
+					wantTimes = append(wantTimes, g.t)
+				}
+			}
+			if got := count(t, ix, q, r[0], r[1]); got != want {
+				t.Errorf("%q in [%s, %s): got %d, want %d", q, r[0], r[1], got, want)
+			}
+			// Page through: every record once, newest first.
+			seen := map[string]bool{}
+			var times []time.Time
+			cursor := ""
+			for pages := 0; ; pages++ {
+				res, err := ix.Search(context.Background(), SearchRequest{Query: q, Start: r[0], End: r[1], Limit: 37, Cursor: cursor})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Total != want {
+					t.Fatalf("%q page %d: total %d, want %d", q, pages, res.Total, want)
+				}
+				for _, rec := range res.Records {
+					if seen[rec.ID] {
+						t.Fatalf("%q: record %s twice", q, rec.ID)
+					}
+					seen[rec.ID] = true
+					times = append(times, rec.Time)
+				}
+				if res.NextCursor == "" {
+					break
+				}
+				if len(res.Records) != 37 {
+					t.Fatalf("short page %d with a cursor", len(res.Records))
+				}
+				cursor = res.NextCursor
+			}
+			if uint64(len(times)) != want {
+				t.Fatalf("%q: paged %d records, want %d", q, len(times), want)
+			}
+			sort.Slice(wantTimes, func(i, j int) bool { return wantTimes[i].After(wantTimes[j]) })
+			for i := range times {
+				if !times[i].Equal(wantTimes[i]) {
+					t.Fatalf("%q: record %d has time %s, want %s", q, i, times[i], wantTimes[i])
+				}
+			}
+		}
+	}
+}
+
+// recordOf is the Record a generated record becomes.
+func recordOf(g genRecord) Record {
+	ld := makeLogs([]genRecord{g})
+	rs := appendRecordsFromLogs(nil, ld, time.Now())
+	return rs[0]
+}
+
+func TestFacets(t *testing.T) {
+	ix, recs, base := openGenerated(t, 3000)
+	start, end := base.Add(3*time.Hour), base.Add(30*time.Hour)
+	f, err := ix.Facets(context.Background(), FacetsRequest{Query: "handled", Start: start, End: end, Size: 10, Keys: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := map[string]uint64{}
+	sev := map[string]uint64{}
+	region := map[string]uint64{}
+	var total uint64
+	for _, g := range recs {
+		if g.t.Before(start) || !g.t.Before(end) {
+			continue
+		}
+		total++
+		svc[g.service]++
+		sev[levelOf(int32(g.sev))]++
+		region[g.attrs["region"].(string)]++
+	}
+	if f.Total != total {
+		t.Fatalf("total %d, want %d", f.Total, total)
+	}
+	check := func(name string, got []FacetValue, want map[string]uint64) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Errorf("%s: %d values %v, want %v", name, len(got), got, want)
+		}
+		for _, v := range got {
+			if want[v.Value] != v.Count {
+				t.Errorf("%s %q: %d, want %d", name, v.Value, v.Count, want[v.Value])
+			}
+		}
+	}
+	check("service", f.Service, svc)
+	check("severity", f.Severity, sev)
+	keys := map[string]bool{}
+	for _, a := range f.Attributes {
+		keys[a.Key] = true
+		if a.Count != total {
+			t.Errorf("key %s: count %d, want %d", a.Key, a.Count, total)
+		}
+		if a.Key == "region" {
+			check("region", a.Values, region)
+		}
+	}
+	for _, k := range []string{"user_id", "region", "latency_ms", "host.name"} {
+		if !keys[k] {
+			t.Errorf("attribute key %s missing from facets %+v", k, f.Attributes)
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	ix, recs, base := openGenerated(t, 3000)
+	start, end := base.Add(90*time.Minute+5*time.Second), base.Add(26*time.Hour)
+	for _, step := range []time.Duration{time.Hour, 7 * time.Minute, 0} {
+		h, err := ix.Histogram(context.Background(), HistogramRequest{Query: "-service:api", Start: start, End: end, Step: step})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if step > 0 && h.Step != step {
+			t.Fatalf("step %s, want %s", h.Step, step)
+		}
+		want := map[int64]map[string]uint64{}
+		var total uint64
+		for _, g := range recs {
+			if g.service == "api" || g.t.Before(start) || !g.t.Before(end) {
+				continue
+			}
+			b := floorDiv(g.t.UnixMilli(), h.Step.Milliseconds()) * h.Step.Milliseconds()
+			if want[b] == nil {
+				want[b] = map[string]uint64{}
+			}
+			want[b][levelOf(int32(g.sev))]++
+			total++
+		}
+		if h.Total != total {
+			t.Fatalf("total %d, want %d", h.Total, total)
+		}
+		var sum uint64
+		for i, b := range h.Buckets {
+			if i > 0 && !b.Start.Equal(h.Buckets[i-1].Start.Add(h.Step)) {
+				t.Fatalf("bucket %d starts at %s", i, b.Start)
+			}
+			w := want[b.Start.UnixMilli()]
+			for lvl, n := range b.Counts {
+				if w[lvl] != n {
+					t.Errorf("step %s bucket %s %s: %d, want %d", h.Step, b.Start, lvl, n, w[lvl])
+				}
+			}
+			for lvl, n := range w {
+				if b.Counts[lvl] != n {
+					t.Errorf("step %s bucket %s %s: %d, want %d", h.Step, b.Start, lvl, b.Counts[lvl], n)
+				}
+			}
+			sum += b.Total
+		}
+		if sum != total {
+			t.Errorf("buckets sum to %d, want %d", sum, total)
+		}
+		levels := map[string]bool{}
+		for _, w := range want {
+			for l := range w {
+				levels[l] = true
+			}
+		}
+		if len(h.Levels) != len(levels) {
+			t.Errorf("levels %v, want %v", h.Levels, levels)
+		}
+	}
+}
+
+func TestBadQueries(t *testing.T) {
+	ix, _ := openTest(t, nil)
+	for _, q := range []string{
+		`"unterminated`, `(a OR b`, `a)`, `severity>=LOUD`, `duration_ms:>abc`, `/a(/`,
+		`time:2020`, `-`, `NOT`, `...`, `service:()`, `time:>=yesterday`, string(make([]byte, maxQueryLen+1)),
+	} {
+		_, err := ix.Search(context.Background(), SearchRequest{Query: q})
+		var qe *QueryError
+		if !errors.As(err, &qe) {
+			t.Errorf("%q: got %v, want a *QueryError", q, err)
+			continue
+		}
+		if qe.Msg == "" {
+			t.Errorf("%q: empty message", q)
+		}
+	}
+	_, err := ix.Search(context.Background(), SearchRequest{Cursor: "!!"})
+	var qe *QueryError
+	if !errors.As(err, &qe) {
+		t.Errorf("bad cursor: got %v", err)
+	}
+}
+
+// TestBroadWildcard checks that a wildcard expanding to more terms than
+// MaxQueryTerms still answers exactly: unscored searches union the terms' postings.
+func TestBroadWildcard(t *testing.T) {
+	ix, _ := openTest(t, &Options{Shards: 1}) // the limit applies per shard
+	now := time.Now()
+	recs := make([]genRecord, 0, MaxQueryTerms+500)
+	for i := 0; i < MaxQueryTerms+500; i++ {
+		recs = append(recs, genRecord{t: now, service: "s", body: fmt.Sprintf("w%d", i)})
+	}
+	for i := 0; i < len(recs); i += 5000 {
+		write(t, ix, recs[i:min(i+5000, len(recs))])
+	}
+	flush(t, ix)
+	if n := count(t, ix, "w*", time.Time{}, time.Time{}); n != uint64(len(recs)) {
+		t.Fatalf("w*: %d, want %d", n, len(recs))
+	}
+	if n := count(t, ix, "w1*", time.Time{}, time.Time{}); n != 1+10+100+1000+10000 {
+		t.Fatalf("w1*: %d", n)
+	}
+}
