@@ -30,6 +30,7 @@ import (
 	"outpost/demo"
 	"outpost/detect"
 	"outpost/ingest"
+	"outpost/logindex"
 	"outpost/store"
 	"outpost/traceindex"
 	"outpost/tsdb"
@@ -213,6 +214,9 @@ func serve(args []string, withDemo bool) error {
 				Retention:                 time.Duration(c.retention),
 				PromoteResourceAttributes: splitList(c.promote),
 			})
+		},
+		OpenLogs: func(dir string) (store.LogsBackend, error) {
+			return logindex.Open(dir, &logindex.Options{Logger: log.With("store", "logs"), Retention: time.Duration(c.retention)})
 		},
 		OpenTraces: func(dir string) (store.TracesBackend, error) {
 			return traceindex.Open(dir, &traceindex.Options{Logger: log.With("store", "traces"), Retention: time.Duration(c.retention)})
