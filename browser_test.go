@@ -97,7 +97,15 @@ func TestBrowserOverviewShowsCountsChanging(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="metrics-page"]`))); err != nil {
 		t.Errorf("nav metrics: %v", err)
 	}
-	for _, key := range []string{"logs", "traces", "incidents", "settings"} {
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="nav-logs"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="logs-page"]`))); err != nil {
+		t.Errorf("nav logs: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="nav-traces"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="traces-page"]`))); err != nil {
+		t.Errorf("nav traces: %v", err)
+	}
+	for _, key := range []string{"incidents", "settings"} {
 		err := chromedp.Do(ctx,
 			chromedp.Click(chromedp.CSS(`[data-testid="nav-`+key+`"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid="not-built"]`)))

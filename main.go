@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/prometheus/storage"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 	"google.golang.org/grpc"
 
 	"outpost/api"
@@ -32,6 +34,7 @@ import (
 	"outpost/ingest"
 	"outpost/logindex"
 	"outpost/store"
+	"outpost/store/spanmetrics"
 	"outpost/traceindex"
 	"outpost/tsdb"
 	"outpost/ui"
@@ -110,6 +113,7 @@ type config struct {
 	ingest                                 ingest.Options
 	retention                              days
 	promote                                string
+	spanMetricsInterval                    time.Duration
 }
 
 // days is a duration flag that also takes days ("15d"), as Prometheus' retention does.
@@ -144,6 +148,7 @@ func parseFlags(name string, args []string) (*config, error) {
 	c.retention = days(15 * 24 * time.Hour)
 	fs.Var(&c.retention, "retention", "how long data is kept (e.g. 15d, 72h); older time partitions are dropped whole")
 	fs.StringVar(&c.promote, "promote-resource-attributes", "", "comma-separated OTLP resource attributes copied as labels onto every metric series")
+	fs.DurationVar(&c.spanMetricsInterval, "span-metrics-interval", 15*time.Second, "how often metrics derived from spans (traces_span_metrics_*, traces_service_graph_*) are written")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.ingest.Token, "ingest-token", "", "if set, OTLP clients must send Authorization: Bearer <token>")
@@ -206,8 +211,12 @@ func serve(args []string, withDemo bool) error {
 	defer stop()
 
 	t0 := time.Now()
+	// Span metrics and the service graph: a tap on stored spans, written to the
+	// TSDB directly (derived points are not counted as ingested).
+	spanAgg := spanmetrics.New(&spanmetrics.Options{FlushInterval: c.spanMetricsInterval, Logger: log.With("component", "spanmetrics")})
 	st, err := store.Open(c.data, &store.Options{
 		Logger: log,
+		Taps:   []store.Tap{spanAgg},
 		OpenMetrics: func(dir string) (store.MetricsBackend, error) {
 			return tsdb.Open(dir, &tsdb.Options{
 				Logger:                    log.With("store", "tsdb"),
@@ -231,14 +240,41 @@ func serve(args []string, withDemo bool) error {
 	log.Info("store open", "took_ms", time.Since(t0).Milliseconds())
 
 	reg := api.NewRegistry()
+	reg.MustRegister(spanAgg.Collectors()...)
 	inst := api.NewInstrument(reg)
 	c.ingest.Logger, c.ingest.Registerer = log, reg
 	recv := ingest.NewReceiver(st, &c.ingest)
 	apiH := api.New(st, api.Options{Version: ver, Logger: log, Registry: reg})
 	uiH := ui.New(st, ui.Options{Version: ver, Logger: log})
+	var live *detect.Live // the anomaly detector over every stored metric sample
 	if db, ok := st.MetricsBackend().(*tsdb.DB); ok {
+		if live, err = detect.NewLive(detect.LiveOptions{Storage: db, MetricTypes: metricTypes(db), Logger: log.With("component", "detect")}); err != nil {
+			st.Close()
+			return err
+		}
+		db.SetObserver(live.Observe)
+		api.NewAnomalies(live).Register(apiH.Handle)
+		uiH.Handle("GET /anomalies", ui.NewAnomaliesPage(uiH, live))
 		api.NewPrometheus(db, api.PromOptions{Version: ver, Logger: log, Registerer: reg}).Register(apiH.Handle)
 		uiH.Handle("GET /graph", ui.NewMetricsPage(uiH, db))
+		spanAgg.Start(func(ctx context.Context, md pmetric.Metrics) error {
+			_, _, err := db.WriteMetrics(ctx, md)
+			return err
+		})
+	}
+	if ix, ok := st.TracesBackend().(*traceindex.Index); ok {
+		api.NewJaeger(ix, api.JaegerOptions{Logger: log}).Register(apiH.Handle)
+		var spanMetrics storage.Queryable
+		if db, ok := st.MetricsBackend().(*tsdb.DB); ok {
+			spanMetrics = db
+		}
+		ui.NewTracePages(uiH, ix, spanMetrics).Register(uiH.Handle)
+	}
+	var logsAPI *api.Logs
+	if ix, ok := st.LogsBackend().(*logindex.Index); ok {
+		logsAPI = api.NewLogs(ix, api.LogsOptions{Logger: log})
+		logsAPI.Register(apiH.Handle)
+		uiH.Handle("GET /logs", ui.NewLogsPage(uiH))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/assets/", inst.Wrap("assets", http.StripPrefix("/assets/", assets.Handler())))
@@ -260,10 +296,16 @@ func serve(args []string, withDemo bool) error {
 				ln.Close()
 			}
 		}
+		if live != nil {
+			live.Close()
+		}
 		st.Close()
 		return fmt.Errorf("cannot listen: %w", err)
 	}
 	uiSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if logsAPI != nil {
+		uiSrv.RegisterOnShutdown(logsAPI.Close) // Shutdown does not wait for open tails
+	}
 	otlpSrv := &http.Server{Handler: recv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	grpcSrv := recv.NewGRPCServer()
 	errc := make(chan error, 3)
@@ -292,12 +334,12 @@ func serve(args []string, withDemo bool) error {
 	case runErr = <-errc:
 		log.Error("server failed; shutting down", "err", runErr)
 	}
-	return shutdown(log, apiH, stopDemo, demoDone, uiSrv, otlpSrv, grpcSrv, st, runErr)
+	return shutdown(log, apiH, stopDemo, demoDone, uiSrv, otlpSrv, grpcSrv, spanAgg, live, st, runErr)
 }
 
 // shutdown stops in reverse order of starting, within 10 s in all: the demo feed,
 // then the listeners (draining requests in flight), then the store.
-func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan error, uiSrv, otlpSrv *http.Server, grpcSrv *grpc.Server, st *store.Store, runErr error) error {
+func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan error, uiSrv, otlpSrv *http.Server, grpcSrv *grpc.Server, spanAgg *spanmetrics.Aggregator, live *detect.Live, st *store.Store, runErr error) error {
 	t0 := time.Now()
 	apiH.SetReady(false)
 	stopDemo()
@@ -319,11 +361,28 @@ func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan 
 	log.Info("ingest stopped", "took_ms", time.Since(t0).Milliseconds())
 	err = errors.Join(err, uiSrv.Shutdown(ctx))
 	t1 := time.Now()
+	if serr := spanAgg.Close(); serr != nil { // the last span metrics, before the TSDB closes
+		log.Warn("cannot write the last span metrics", "err", serr)
+	}
+	if live != nil { // scores what is queued, before the TSDB closes
+		live.Close()
+	}
 	if cerr := st.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("cannot close store: %w", cerr))
 	}
 	log.Info("store closed", "took_ms", time.Since(t1).Milliseconds(), "total_ms", time.Since(t0).Milliseconds())
 	return err
+}
+
+// metricTypes reads the metric types the detector needs from the TSDB's metadata.
+func metricTypes(db *tsdb.DB) func() map[string]string {
+	return func() map[string]string {
+		m := map[string]string{}
+		for name, md := range db.Metadata() {
+			m[name] = md.Type
+		}
+		return m
+	}
 }
 
 // splitList splits a comma-separated flag value, dropping empty items.

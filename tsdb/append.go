@@ -142,6 +142,8 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 			return 0, "", &BackpressureError{Err: err, After: 5 * time.Second}
 		}
 	}
+	// The batch is durable: show it to the observer, outside the lock.
+	db.observe(applied, appliedSamples, accepted)
 	rejected = ooo + old
 	switch {
 	case ooo > 0 && old > 0:

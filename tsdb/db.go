@@ -41,14 +41,16 @@ type DB struct {
 	headSince   time.Time // when the oldest sample in the head was written
 	closed      bool
 
-	meta    metaStore
-	otlp    otlpState
-	lcache  labelCache
-	walBuf  []byte
-	recBuf  []byte
-	stats   stats
-	stop    chan struct{}
-	stopped sync.WaitGroup
+	meta   metaStore
+	otlp   otlpState
+	lcache labelCache
+	walBuf []byte
+	recBuf []byte
+	stats  stats
+	// observer, if set, sees each committed batch's float samples (SetObserver).
+	observer atomic.Pointer[Observer]
+	stop     chan struct{}
+	stopped  sync.WaitGroup
 }
 
 // memSeries is one series known to the DB, with its head samples.

@@ -9,7 +9,8 @@
 // (which maps them onto Prometheus series, see otlp.go and README.md); read with
 // Querier, which returns a github.com/prometheus/prometheus/storage.Querier that
 // promql.NewEngine can evaluate queries over. Flush writes everything in memory into
-// compressed partitions at once.
+// compressed partitions at once. SetObserver lets a detector see every accepted
+// float sample, with its labels, once its batch is durable.
 //
 // A write is acknowledged only after its WAL record is fsync'd. Concurrent writers
 // share one fsync (group commit): each writer appends its record to the log buffer,

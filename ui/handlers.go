@@ -73,6 +73,7 @@ func (h *Handler) Handle(pattern string, handler http.Handler) {
 func (h *Handler) mountNotBuilt() {
 	notBuilt := map[string][2]string{
 		"/graph":     {"metrics", "The Metrics page will chart PromQL queries over the stored series."},
+		"/anomalies": {"anomalies", "The Anomalies page will list the series the detector finds anomalous."},
 		"/logs":      {"logs", "The Logs page will search, count and tail log records."},
 		"/traces":    {"traces", "The Traces page will search traces and show waterfalls and the service map."},
 		"/incidents": {"incidents", "The Incidents page will list what the detectors and alert rules found, with the evidence."},

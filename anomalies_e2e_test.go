@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+)
+
+// A queue-depth gauge, one point a minute for three simulated days ending now,
+// then a level shift for the last half hour.
+const (
+	anomalyDays     = 3
+	anomalyShiftLen = 30 // minutes
+	anomalyMetric   = "checkout_queue_depth"
+)
+
+// sendShiftedGauge sends the gauge over OTLP/HTTP (protobuf), 12 hours of points
+// per request, and returns the time of the shift.
+func sendShiftedGauge(t *testing.T, s *server) time.Time {
+	t.Helper()
+	total := anomalyDays*24*60 + anomalyShiftLen
+	end := time.Now().Truncate(time.Minute)
+	start := end.Add(-time.Duration(total-1) * time.Minute)
+	shift := start.Add(anomalyDays * 24 * time.Hour)
+	rng := rand.New(rand.NewPCG(7, 8))
+	for from := 0; from < total; from += 12 * 60 {
+		md := pmetric.NewMetrics()
+		rm := md.ResourceMetrics().AppendEmpty()
+		rm.Resource().Attributes().PutStr("service.name", "e2e-shop")
+		m := rm.ScopeMetrics().AppendEmpty().Metrics().AppendEmpty()
+		m.SetName("checkout.queue.depth")
+		m.SetUnit("{item}")
+		dps := m.SetEmptyGauge().DataPoints()
+		for i := from; i < min(from+12*60, total); i++ {
+			v := 40 + rng.NormFloat64()*2
+			if i >= anomalyDays*24*60 {
+				v += 60
+			}
+			dp := dps.AppendEmpty()
+			dp.SetTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i) * time.Minute)))
+			dp.SetDoubleValue(v)
+			dp.Attributes().PutStr("queue", "payments")
+		}
+		body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Post("http://"+s.otlpHTTP+"/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("OTLP export: %s", resp.Status)
+		}
+	}
+	return shift
+}
+
+type anomalyDoc struct {
+	Labels      map[string]string `json:"labels"`
+	Metric      string            `json:"metric"`
+	Selector    string            `json:"selector"`
+	Active      bool              `json:"active"`
+	Score       float64           `json:"score"`
+	Since       time.Time         `json:"since"`
+	Lower       *float64          `json:"lower"`
+	Upper       *float64          `json:"upper"`
+	Value       *float64          `json:"value"`
+	Explanation string            `json:"explanation"`
+}
+
+// waitAnomalies polls GET /api/v1/anomalies until it lists something.
+func waitAnomalies(t *testing.T, s *server) []anomalyDoc {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body := s.get("/api/v1/anomalies")
+		var doc struct {
+			Status string       `json:"status"`
+			Data   []anomalyDoc `json:"data"`
+		}
+		if err := json.Unmarshal(body, &doc); err != nil || code != 200 || doc.Status != "success" {
+			t.Fatalf("GET /api/v1/anomalies: %d %s %v", code, body, err)
+		}
+		if len(doc.Data) > 0 || time.Now().After(deadline) {
+			return doc.Data
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// scalarAt runs an instant query expected to give one sample and returns it.
+func scalarAt(t *testing.T, s *server, query string, ts time.Time) float64 {
+	t.Helper()
+	res := instant(t, s, query, ts)
+	if len(res) != 1 {
+		t.Fatalf("%s at %v: %v, want one series\n%s", query, ts, res, s.logs())
+	}
+	for _, v := range res {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	return 0
+}
+
+// checkShiftFound checks, through PromQL and the anomalies API, that the shift is
+// found at the right time and nothing before it; it returns the listed anomaly.
+func checkShiftFound(t *testing.T, s *server, shift time.Time) anomalyDoc {
+	t.Helper()
+	list := waitAnomalies(t, s)
+	if len(list) != 1 {
+		t.Fatalf("anomalies = %+v, want the shifted gauge only\n%s", list, s.logs())
+	}
+	a := list[0]
+	if a.Metric != anomalyMetric || a.Labels["queue"] != "payments" || a.Labels["job"] != "e2e-shop" || !a.Active || a.Score < 0.5 {
+		t.Errorf("anomaly = %+v", a)
+	}
+	if a.Since.Before(shift) || a.Since.After(shift.Add(10*time.Minute)) {
+		t.Errorf("anomalous since %v, want within 10 minutes after the shift at %v", a.Since, shift)
+	}
+	if a.Upper == nil || *a.Upper > 60 || a.Value == nil || *a.Value < 80 || !strings.Contains(a.Explanation, "expected") {
+		t.Errorf("band, value or explanation: %+v", a)
+	}
+
+	sel := `outpost_anomaly_score{anomaly_metric="` + anomalyMetric + `", queue="payments"}`
+	if before := scalarAt(t, s, "max_over_time("+sel+"[3d])", shift.Add(-time.Minute)); before >= 0.5 {
+		t.Errorf("highest score in the three days before the shift = %.2f, want < 0.5", before)
+	}
+	if after := scalarAt(t, s, "max_over_time("+sel+"[10m])", shift.Add(10*time.Minute)); after < 0.5 {
+		t.Errorf("highest score in the 10 minutes after the shift = %.2f, want ≥ 0.5", after)
+	}
+	// The band is stored too, and the shifted values are above it.
+	band := `outpost_expected_upper{anomaly_metric="` + anomalyMetric + `"}`
+	if up := scalarAt(t, s, band, shift.Add(-2*time.Minute)); up < 40 || up > 60 {
+		t.Errorf("expected upper bound before the shift = %.2f, want between 40 and 60", up)
+	}
+	q := url.Values{"match[]": {`{__name__=~"outpost_.*", anomaly_metric="` + anomalyMetric + `"}`}}
+	data := promQuery(t, s, "/api/v1/series", q)
+	var series []map[string]string
+	json.Unmarshal(data, &series)
+	if len(series) != 3 {
+		t.Errorf("score and band series = %v, want 3", series)
+	}
+	return a
+}
+
+func TestAnomalyEndToEnd(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	shift := sendShiftedGauge(t, s)
+	checkShiftFound(t, s, shift)
+	s.stop()
+}
+
+func TestBrowserAnomaliesView(t *testing.T) {
+	ctx := browser(t)
+	s := startServer(t, t.TempDir())
+	base := "http://" + s.http
+	// Before any data the page says nothing is anomalous.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.Click(chromedp.CSS(`[data-testid="nav-anomalies"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="no-active-anomalies"]`))); err != nil {
+		t.Fatalf("open Anomalies from the navigation: %v\n%s", err, s.logs())
+	}
+
+	shift := sendShiftedGauge(t, s)
+	a := checkShiftFound(t, s, shift)
+	row := chromedp.CSS(`[data-testid="active-anomalies"] [data-testid="anomaly-row"]`)
+	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(row)); err != nil {
+		t.Fatalf("anomaly row: %v", err)
+	}
+	txt, err := chromedp.Run(ctx, chromedp.Text(row))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{a.Selector, "expected", a.Since.UTC().Format("2006-01-02 15:04")} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("row %q lacks %q", txt, want)
+		}
+	}
+	// The link charts the series on the Metrics page.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 1000), chromedp.Click(chromedp.CSS(`[data-testid="anomaly-chart"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="chart"] canvas`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="legend-item"]`))); err != nil {
+		t.Fatalf("chart link: %v", err)
+	}
+	q, err := chromedp.Run(ctx, chromedp.Value(chromedp.CSS(`[data-testid="query-input"]`)))
+	if err != nil || q != a.Selector {
+		t.Errorf("query on the Metrics page = %q %v, want %q", q, err, a.Selector)
+	}
+	s.stop()
+}
+

@@ -1,0 +1,583 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+
+	"outpost/tsdb"
+)
+
+// The series the live engine writes back, one of each per watched series. They
+// carry the watched series' labels, with its metric name moved to MetricLabel.
+const (
+	ScoreMetric = "outpost_anomaly_score"
+	LowerMetric = "outpost_expected_lower"
+	UpperMetric = "outpost_expected_upper"
+	// MetricLabel holds the watched series' metric name on the series above.
+	MetricLabel = "anomaly_metric"
+)
+
+// LiveOptions configures a Live engine. Every zero field means the default stated
+// on it.
+type LiveOptions struct {
+	// Storage receives the scores and expected bands (ScoreMetric, LowerMetric,
+	// UpperMetric) through its appenders. Required.
+	Storage storage.Appendable
+
+	// MetricTypes returns the type of each known metric family by metric name
+	// (counter, gauge, histogram, …), e.g. from the TSDB's metadata. It is called
+	// only when a metric name is seen for the first time, at most once per batch
+	// handled. Zero: names alone tell counters (_total, _count, _sum, _bucket).
+	MetricTypes func() map[string]string
+
+	// MaxSeries caps the series watched; a new series beyond it displaces the
+	// least recently observed one. Zero: 10,000.
+	MaxSeries int
+
+	// IdleAfter drops a watched series (its learned state too) once the newest
+	// sample seen by the engine is this much newer than the series' latest sample.
+	// Zero: one hour.
+	IdleAfter time.Duration
+
+	// QueueSamples bounds the samples waiting to be scored. A batch that does not
+	// fit is dropped and counted (LiveStats.Dropped): ingest never waits for the
+	// detector. Zero: 1,000,000.
+	QueueSamples int
+
+	// WriteInterval is the least sample time between two writes of one series'
+	// score and band while it is normal; every sample of an anomalous stretch,
+	// and the first normal one after it, are written. Zero: one minute. Negative:
+	// every sample.
+	WriteInterval time.Duration
+
+	// MaxAnomalies caps the anomalies remembered for Anomalies; the oldest ended
+	// one (or else the lowest scored) makes room. Zero: 1,000.
+	MaxAnomalies int
+
+	// RecentFor is how long, in sample time, an ended anomaly stays listed. Zero:
+	// 24 hours.
+	RecentFor time.Duration
+
+	// Logger receives write failures. Zero: slog.Default().
+	Logger *slog.Logger
+}
+
+// Live scores metric samples as they are stored: it takes each committed batch
+// from the TSDB (Observe is a tsdb.Observer) through a bounded queue, runs every
+// sample through a Set keyed by series, writes each series' score and expected
+// band back as series, and keeps the list of series anomalous now and recently.
+// One goroutine owns the detectors and the writes; Close stops it. The engine's
+// only clock is the samples' timestamps.
+type Live struct {
+	opts LiveOptions
+	set  *Set
+
+	queue  chan liveItem
+	queued atomic.Int64 // samples in queue
+	quit   chan struct{}
+	done   chan struct{}
+	closed atomic.Bool
+	once   sync.Once
+
+	dropped, processed, written, writeErrs atomic.Int64
+
+	// Owned by the goroutine.
+	series    map[uint64]*liveSeries
+	kinds     map[string]bool // metric name → counter
+	types     map[string]string
+	typesAt   uint64 // round in which types was last read
+	round     uint64
+	now       int64 // newest sample time seen, Unix ms
+	lastEvict int64
+	pending   []outSample
+	notes     []liveNote // verdicts for the anomaly list, applied once pending is written
+	lb        *labels.Builder
+
+	mu        sync.Mutex // guards anomalies
+	anomalies map[uint64]*Anomaly
+}
+
+type liveItem struct {
+	batch []tsdb.ObservedSample
+	sync  chan struct{} // closed once everything before it is written
+}
+
+// liveSeries is the engine's note on one watched series, beside its Detector.
+type liveSeries struct {
+	last      int64 // latest sample, Unix ms
+	lastWrite int64 // latest written score, Unix ms
+	high      bool  // the latest written score was anomalous
+	out       [3]labels.Labels
+}
+
+type liveNote struct {
+	id      uint64
+	lset    labels.Labels
+	name    string
+	counter bool
+	r       Result
+}
+
+type outSample struct {
+	lset labels.Labels
+	t    int64
+	v    float64
+}
+
+// Anomaly is one series that is anomalous now or was recently.
+type Anomaly struct {
+	Labels   labels.Labels // the watched series
+	Metric   string        // its metric name
+	Selector string        // a PromQL selector of exactly this series
+	Counter  bool          // scored through its rate per second
+	// Score is the highest score of the stretch; Current is the latest one.
+	Score, Current float64
+	Since          time.Time // when the stretch began
+	Last           time.Time // the series' latest sample
+	Ended          time.Time // when the samples came back inside the band; zero while Active
+	Active         bool
+	// Value is the latest value judged (for a counter its rate); Expected, Lower
+	// and Upper the expectation and band for it (NaN while unknown).
+	Value, Expected, Lower, Upper float64
+	Explanation                   string // the latest explanation while active
+}
+
+// LiveStats are counters since NewLive.
+type LiveStats struct {
+	Tracked     int   // series watched now
+	Queued      int64 // samples waiting
+	Dropped     int64 // samples dropped because the queue was full
+	Processed   int64 // samples scored (the engine's own output is not)
+	Written     int64 // score and band samples written
+	WriteErrors int64 // failed commits of those
+	Anomalies   int   // anomalies listed
+}
+
+// NewLive starts a Live engine. Give its Observe to the TSDB (SetObserver) and
+// Close it before closing the TSDB.
+func NewLive(opts LiveOptions) (*Live, error) {
+	if opts.Storage == nil {
+		return nil, errors.New("cannot start live detection: no storage")
+	}
+	if opts.MaxSeries <= 0 {
+		opts.MaxSeries = 10000
+	}
+	if opts.IdleAfter <= 0 {
+		opts.IdleAfter = time.Hour
+	}
+	if opts.QueueSamples <= 0 {
+		opts.QueueSamples = 1_000_000
+	}
+	if opts.WriteInterval == 0 {
+		opts.WriteInterval = time.Minute
+	}
+	if opts.MaxAnomalies <= 0 {
+		opts.MaxAnomalies = 1000
+	}
+	if opts.RecentFor <= 0 {
+		opts.RecentFor = 24 * time.Hour
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	l := &Live{
+		opts:      opts,
+		set:       NewSet(&SetOptions{MaxSeries: opts.MaxSeries, IdleAfter: opts.IdleAfter}),
+		queue:     make(chan liveItem, 4096),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+		series:    map[uint64]*liveSeries{},
+		kinds:     map[string]bool{},
+		lb:        labels.NewBuilder(labels.EmptyLabels()),
+		anomalies: map[uint64]*Anomaly{},
+	}
+	go l.run()
+	return l, nil
+}
+
+// Observe queues a committed batch for scoring and returns at once; a batch that
+// does not fit in the queue is dropped and counted. It is a tsdb.Observer.
+func (l *Live) Observe(batch []tsdb.ObservedSample) {
+	n := int64(len(batch))
+	if n == 0 || l.closed.Load() {
+		return
+	}
+	if l.queued.Add(n) > int64(l.opts.QueueSamples) {
+		l.queued.Add(-n)
+		l.dropped.Add(n)
+		return
+	}
+	select {
+	case l.queue <- liveItem{batch: batch}:
+	default:
+		l.queued.Add(-n)
+		l.dropped.Add(n)
+	}
+}
+
+// Sync waits until every batch queued before it is scored and its results
+// written, or ctx ends.
+func (l *Live) Sync(ctx context.Context) error {
+	ch := make(chan struct{})
+	select {
+	case l.queue <- liveItem{sync: ch}:
+	case <-l.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ch:
+	case <-l.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Close scores what is queued, writes it, and stops the goroutine. Batches
+// observed after Close are ignored.
+func (l *Live) Close() error {
+	l.once.Do(func() {
+		l.closed.Store(true)
+		close(l.quit)
+	})
+	<-l.done
+	return nil
+}
+
+// Stats returns the engine's counters.
+func (l *Live) Stats() LiveStats {
+	l.mu.Lock()
+	n := len(l.anomalies)
+	l.mu.Unlock()
+	return LiveStats{
+		Tracked: l.set.Len(), Queued: l.queued.Load(), Dropped: l.dropped.Load(),
+		Processed: l.processed.Load(), Written: l.written.Load(), WriteErrors: l.writeErrs.Load(),
+		Anomalies: n,
+	}
+}
+
+// Anomalies returns the series anomalous now and recently: the active ones first,
+// each group by score, highest first. The copies are the caller's.
+func (l *Live) Anomalies() []Anomaly {
+	l.mu.Lock()
+	out := make([]Anomaly, 0, len(l.anomalies))
+	for _, a := range l.anomalies {
+		out = append(out, *a)
+	}
+	l.mu.Unlock()
+	slices.SortFunc(out, func(a, b Anomaly) int {
+		switch {
+		case a.Active != b.Active:
+			if a.Active {
+				return -1
+			}
+			return 1
+		case a.Score != b.Score:
+			if a.Score > b.Score {
+				return -1
+			}
+			return 1
+		case !a.Last.Equal(b.Last):
+			return b.Last.Compare(a.Last)
+		}
+		return strings.Compare(a.Selector, b.Selector)
+	})
+	return out
+}
+
+func (l *Live) run() {
+	defer close(l.done)
+	for {
+		select {
+		case it := <-l.queue:
+			n := l.handle(it)
+			// Take whatever else is waiting into the same round of writes, up to
+			// a bound so that writes and the anomaly list keep up under load.
+			for more := true; more && len(l.pending) < 30000 && n < 100000; {
+				select {
+				case it := <-l.queue:
+					n += l.handle(it)
+				default:
+					more = false
+				}
+			}
+			l.flush()
+		case <-l.quit:
+			for len(l.queue) > 0 { // this goroutine is the only reader
+				l.handle(<-l.queue)
+			}
+			l.flush()
+			return
+		}
+	}
+}
+
+// handle scores one queued batch, or answers a Sync; it returns the samples
+// scored.
+func (l *Live) handle(it liveItem) int {
+	if it.sync != nil {
+		l.flush()
+		close(it.sync)
+		return 0
+	}
+	l.queued.Add(-int64(len(it.batch)))
+	l.round++
+	n := 0
+	for i := range it.batch {
+		if l.sample(&it.batch[i]) {
+			n++
+		}
+	}
+	l.processed.Add(int64(n))
+	if l.now-l.lastEvict >= l.opts.IdleAfter.Milliseconds()/4 {
+		l.evict()
+	}
+	return len(it.batch)
+}
+
+// sample scores one sample; it reports false for the engine's own output, which
+// is skipped.
+func (l *Live) sample(s *tsdb.ObservedSample) bool {
+	name := s.Labels.Get(labels.MetricName)
+	switch name {
+	case ScoreMetric, LowerMetric, UpperMetric: // our own output
+		return false
+	}
+	counter := l.isCounter(name)
+	id := s.Labels.Hash()
+	ts := time.UnixMilli(s.T)
+	r := l.set.Observe(id, ts, s.V, Options{Counter: counter})
+	if s.T > l.now {
+		l.now = s.T
+	}
+	st := l.series[id]
+	if st == nil {
+		if len(l.series) >= l.opts.MaxSeries {
+			for k := range l.series { // make room: any one will do
+				delete(l.series, k)
+				break
+			}
+		}
+		st = &liveSeries{lastWrite: math.MinInt64 / 2} // far past, without overflow below
+		l.series[id] = st
+	}
+	if s.T > st.last {
+		st.last = s.T
+	}
+	if r.Skipped {
+		return true
+	}
+	high := r.Score >= AlertScore || !r.Since.IsZero()
+	if high || st.high || l.opts.WriteInterval < 0 || s.T-st.lastWrite >= l.opts.WriteInterval.Milliseconds() {
+		if st.out[0].IsEmpty() {
+			for i, n := range [3]string{ScoreMetric, LowerMetric, UpperMetric} {
+				l.lb.Reset(s.Labels)
+				l.lb.Set(MetricLabel, name)
+				l.lb.Set(labels.MetricName, n)
+				st.out[i] = l.lb.Labels()
+			}
+		}
+		l.pending = append(l.pending, outSample{st.out[0], s.T, r.Score})
+		if !math.IsNaN(r.Lower) && !math.IsNaN(r.Upper) {
+			l.pending = append(l.pending, outSample{st.out[1], s.T, r.Lower}, outSample{st.out[2], s.T, r.Upper})
+		}
+		st.lastWrite, st.high = s.T, high
+	}
+	// Only this goroutine changes l.anomalies, so it may read it unlocked.
+	if r.Score >= AlertScore || l.anomalies[id] != nil {
+		l.notes = append(l.notes, liveNote{id, s.Labels, name, counter, r})
+	}
+	return true
+}
+
+// publish applies the noted verdicts to the anomaly list, so that what the list
+// shows is already written.
+func (l *Live) publish() {
+	if len(l.notes) == 0 {
+		return
+	}
+	l.mu.Lock()
+	for _, n := range l.notes {
+		l.noteLocked(n.id, n.lset, n.name, n.counter, n.r)
+	}
+	l.mu.Unlock()
+	clear(l.notes)
+	l.notes = l.notes[:0]
+}
+
+// noteLocked keeps the list of anomalies up to date with one verdict.
+func (l *Live) noteLocked(id uint64, lset labels.Labels, name string, counter bool, r Result) {
+	a := l.anomalies[id]
+	if a == nil && r.Score < AlertScore {
+		return
+	}
+	if a == nil || !a.Active && r.Score >= AlertScore {
+		if a == nil && len(l.anomalies) >= l.opts.MaxAnomalies {
+			l.dropOneLocked()
+		}
+		a = &Anomaly{Labels: lset, Metric: name, Selector: Selector(lset), Counter: counter, Since: r.Time}
+		l.anomalies[id] = a
+	}
+	a.Current, a.Last = r.Score, r.Time
+	a.Value, a.Expected, a.Lower, a.Upper = r.Value, r.Expected, r.Lower, r.Upper
+	if r.Score > a.Score {
+		a.Score = r.Score
+	}
+	if !r.Since.IsZero() {
+		a.Since = r.Since
+	}
+	a.Active = !r.Since.IsZero() || r.Score >= AlertScore
+	if a.Active {
+		a.Ended = time.Time{}
+		what := name
+		if counter {
+			what = "rate of " + name + " (per second)"
+		}
+		a.Explanation = what + ": " + r.Explain("")
+	} else if a.Ended.IsZero() {
+		a.Ended = r.Time
+	}
+}
+
+// dropOneLocked removes the ended anomaly that ended first, or else the lowest
+// scored one.
+func (l *Live) dropOneLocked() {
+	var victim uint64
+	var best *Anomaly
+	for id, a := range l.anomalies {
+		if best == nil || worse(a, best) {
+			victim, best = id, a
+		}
+	}
+	delete(l.anomalies, victim)
+}
+
+func worse(a, b *Anomaly) bool {
+	if a.Active != b.Active {
+		return !a.Active
+	}
+	if !a.Active {
+		return a.Ended.Before(b.Ended)
+	}
+	return a.Score < b.Score
+}
+
+// evict drops idle series and anomalies that ended long enough ago.
+func (l *Live) evict() {
+	l.lastEvict = l.now
+	now := time.UnixMilli(l.now)
+	l.set.Evict(now)
+	cut := l.now - l.opts.IdleAfter.Milliseconds()
+	for id, st := range l.series {
+		if st.last < cut {
+			delete(l.series, id)
+		}
+	}
+	old := now.Add(-l.opts.RecentFor)
+	l.mu.Lock()
+	for id, a := range l.anomalies {
+		if !a.Active && a.Ended.Before(old) || a.Active && a.Last.Before(old) {
+			delete(l.anomalies, id)
+		}
+	}
+	l.mu.Unlock()
+}
+
+func (l *Live) isCounter(name string) bool {
+	if c, ok := l.kinds[name]; ok {
+		return c
+	}
+	c := strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_count") ||
+		strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_bucket")
+	if !c && l.opts.MetricTypes != nil {
+		if _, ok := l.types[name]; !ok && l.typesAt != l.round {
+			l.types, l.typesAt = l.opts.MetricTypes(), l.round
+		}
+		c = l.types[name] == "counter"
+	}
+	if len(l.kinds) >= 100000 {
+		clear(l.kinds)
+	}
+	l.kinds[name] = c
+	return c
+}
+
+// flush writes the pending scores and bands in one commit, then publishes the
+// verdicts noted for the anomaly list.
+func (l *Live) flush() {
+	defer l.publish()
+	if len(l.pending) == 0 {
+		return
+	}
+	app := l.opts.Storage.Appender(context.Background())
+	var err error
+	for _, o := range l.pending {
+		if _, err = app.Append(0, o.lset, o.t, o.v); err != nil {
+			break
+		}
+	}
+	if err != nil {
+		app.Rollback()
+	} else {
+		err = app.Commit()
+	}
+	if err != nil {
+		l.writeErrs.Add(1)
+		l.opts.Logger.Warn("cannot write anomaly scores", "samples", len(l.pending), "err", err)
+	} else {
+		l.written.Add(int64(len(l.pending)))
+	}
+	clear(l.pending)
+	if cap(l.pending) > 1<<16 {
+		l.pending = nil
+	} else {
+		l.pending = l.pending[:0]
+	}
+}
+
+// Selector returns a PromQL selector matching exactly the series lset, e.g.
+// temp{room="a"}.
+func Selector(lset labels.Labels) string {
+	var b strings.Builder
+	name := lset.Get(labels.MetricName)
+	plain := name != ""
+	for i, c := range name {
+		if !(c == '_' || c == ':' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || i > 0 && c >= '0' && c <= '9') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		b.WriteString(name)
+	}
+	b.WriteByte('{')
+	first := true
+	lset.Range(func(lb labels.Label) {
+		if lb.Name == labels.MetricName && plain {
+			return
+		}
+		if !first {
+			b.WriteString(", ")
+		}
+		first = false
+		b.WriteString(lb.Name)
+		b.WriteByte('=')
+		b.WriteString(strconv.Quote(lb.Value))
+	})
+	b.WriteByte('}')
+	s := b.String()
+	return strings.TrimSuffix(s, "{}")
+}

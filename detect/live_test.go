@@ -1,0 +1,340 @@
+package detect
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
+	"github.com/prometheus/prometheus/storage"
+	"go.uber.org/goleak"
+
+	"outpost/tsdb"
+)
+
+func TestMain(m *testing.M) {
+	var opts []goleak.Option
+	for _, f := range tsdb.LibraryGoroutines {
+		opts = append(opts, goleak.IgnoreTopFunction(f))
+	}
+	goleak.VerifyTestMain(m, opts...)
+}
+
+// openLive opens a fresh TSDB in t.TempDir() with a Live engine observing it;
+// both are closed at the end of the test, the engine first.
+func openLive(t testing.TB, opts LiveOptions) (*tsdb.DB, *Live) {
+	t.Helper()
+	db, err := tsdb.Open(t.TempDir(), &tsdb.Options{MaintenanceInterval: -1, Retention: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Storage = db
+	if opts.MetricTypes == nil {
+		opts.MetricTypes = func() map[string]string {
+			m := map[string]string{}
+			for name, md := range db.Metadata() {
+				m[name] = md.Type
+			}
+			return m
+		}
+	}
+	l, err := NewLive(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetObserver(l.Observe)
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return db, l
+}
+
+var liveStart = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+
+// appendSeries writes one sample a minute of each series, value(series, minute),
+// committing an hour at a time.
+func appendSeries(t testing.TB, db *tsdb.DB, series []labels.Labels, minutes int, value func(s, i int) float64) {
+	t.Helper()
+	app := db.Appender(context.Background())
+	for i := 0; i < minutes; i++ {
+		ts := liveStart.Add(time.Duration(i) * time.Minute).UnixMilli()
+		for s, ls := range series {
+			if _, err := app.Append(0, ls, ts, value(s, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i%60 == 59 || i == minutes-1 {
+			if err := app.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			app = db.Appender(context.Background())
+		}
+	}
+}
+
+func syncLive(t testing.TB, l *Live) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readSeries returns the samples of the one series matching ms, by timestamp.
+func readSeries(t testing.TB, db *tsdb.DB, ms ...*labels.Matcher) map[int64]float64 {
+	t.Helper()
+	q, err := db.Querier(math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	set := q.Select(context.Background(), false, nil, ms...)
+	out := map[int64]float64{}
+	n := 0
+	for set.Next() {
+		n++
+		it := set.At().Iterator(nil)
+		for it.Next() != 0 {
+			ts, v := it.At()
+			out[ts] = v
+		}
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("%v matched %d series, want 1", ms, n)
+	}
+	return out
+}
+
+func eq(name, value string) *labels.Matcher {
+	return labels.MustNewMatcher(labels.MatchEqual, name, value)
+}
+
+// A gauge that shifts level after three quiet days: the score series written
+// back is low for the three days and high within minutes of the shift, the band
+// is written, and the anomaly is listed with its explanation.
+func TestLiveLevelShift(t *testing.T) {
+	db, l := openLive(t, LiveOptions{})
+	temp := labels.FromStrings(labels.MetricName, "room_temp", "room", "a")
+	rng := rand.New(rand.NewPCG(3, 4))
+	const shiftAt = 3 * 24 * 60
+	appendSeries(t, db, []labels.Labels{temp}, shiftAt+60, func(_, i int) float64 {
+		v := 20 + rng.NormFloat64()*0.5
+		if i >= shiftAt {
+			v += 15
+		}
+		return v
+	})
+	syncLive(t, l)
+
+	scores := readSeries(t, db, eq(labels.MetricName, ScoreMetric), eq(MetricLabel, "room_temp"), eq("room", "a"))
+	if len(scores) != shiftAt+60 { // one a minute: every sample's score is written
+		t.Fatalf("%d scores written for %d samples", len(scores), shiftAt+60)
+	}
+	shift := liveStart.Add(shiftAt * time.Minute).UnixMilli()
+	var before, after float64
+	var firstHigh int64
+	for ts, v := range scores {
+		if ts < shift {
+			before = max(before, v)
+		} else if ts < shift+10*60000 {
+			after = max(after, v)
+			if v >= AlertScore && (firstHigh == 0 || ts < firstHigh) {
+				firstHigh = ts
+			}
+		}
+	}
+	if before >= AlertScore {
+		t.Errorf("highest score in the three quiet days = %.2f, want < %.1f", before, AlertScore)
+	}
+	if after < AlertScore {
+		t.Errorf("highest score in the 10 minutes after the shift = %.2f, want ≥ %.1f", after, AlertScore)
+	}
+	lower := readSeries(t, db, eq(labels.MetricName, LowerMetric), eq(MetricLabel, "room_temp"))
+	upper := readSeries(t, db, eq(labels.MetricName, UpperMetric), eq(MetricLabel, "room_temp"))
+	at := shift - 60000
+	if lo, hi := lower[at], upper[at]; !(lo < 20 && hi > 20 && hi < 30) {
+		t.Errorf("band before the shift = [%.2f, %.2f], want around 20", lo, hi)
+	}
+
+	list := l.Anomalies()
+	if len(list) != 1 {
+		t.Fatalf("anomalies = %+v, want the one shifted series", list)
+	}
+	a := list[0]
+	if a.Metric != "room_temp" || !a.Active || a.Score < AlertScore || a.Since.UnixMilli() != firstHigh {
+		t.Errorf("anomaly = %+v, want room_temp active since %v", a, time.UnixMilli(firstHigh))
+	}
+	if a.Selector != `room_temp{room="a"}` {
+		t.Errorf("selector = %q", a.Selector)
+	}
+	if !strings.Contains(a.Explanation, "room_temp") || !strings.Contains(a.Explanation, "expected") || math.Abs(a.Value-35) > 3 {
+		t.Errorf("explanation %q, value %.2f", a.Explanation, a.Value)
+	}
+	st := l.Stats()
+	if st.Tracked != 1 || st.Dropped != 0 || st.WriteErrors != 0 || st.Processed < shiftAt {
+		t.Errorf("stats = %+v: want one tracked series (its own output skipped), nothing dropped", st)
+	}
+}
+
+// A counter rising steadily is watched through its rate and stays quiet, whether
+// its name says so (_total) or only its metadata does; a gauge doing the same
+// leaves the range it has seen on every sample. A rate change is found.
+func TestLiveCountersThroughRate(t *testing.T) {
+	db, l := openLive(t, LiveOptions{WriteInterval: -1})
+	byName := labels.FromStrings(labels.MetricName, "jobs_total", "q", "x")
+	byMeta := labels.FromStrings(labels.MetricName, "jobs_done", "q", "x")
+	gauge := labels.FromStrings(labels.MetricName, "jobs_level", "q", "x")
+	app := db.Appender(context.Background())
+	app.(storage.MetadataUpdater).UpdateMetadata(0, byMeta, metadata.Metadata{Type: model.MetricTypeCounter})
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	var total float64
+	const change = 2 * 24 * 60
+	appendSeries(t, db, []labels.Labels{byName, byMeta, gauge}, change+30, func(s, i int) float64 {
+		if s == 0 {
+			rate := 5.0
+			if i >= change {
+				rate = 50
+			}
+			total += rate*60 + rng.NormFloat64()*10
+		}
+		return total
+	})
+	syncLive(t, l)
+	change0 := liveStart.Add(change * time.Minute).UnixMilli()
+	for _, c := range []struct {
+		name        string
+		wantQuiet   bool
+		wantChanged bool
+	}{{"jobs_total", true, true}, {"jobs_done", true, true}, {"jobs_level", false, false}} {
+		var before, after float64
+		for ts, v := range readSeries(t, db, eq(labels.MetricName, ScoreMetric), eq(MetricLabel, c.name)) {
+			if ts < change0 {
+				before = max(before, v)
+			} else {
+				after = max(after, v)
+			}
+		}
+		if quiet := before < AlertScore; quiet != c.wantQuiet {
+			t.Errorf("%s: highest score before the rate change = %.2f, want quiet=%v", c.name, before, c.wantQuiet)
+		}
+		if c.wantChanged && after < AlertScore {
+			t.Errorf("%s: highest score after the rate change = %.2f, want ≥ %.1f", c.name, after, AlertScore)
+		}
+	}
+}
+
+// Ingest never waits: a batch that does not fit is dropped and counted.
+func TestLiveQueueDropsWhenFull(t *testing.T) {
+	_, l := openLive(t, LiveOptions{QueueSamples: 10})
+	ls := labels.FromStrings(labels.MetricName, "x")
+	batch := make([]tsdb.ObservedSample, 11)
+	for i := range batch {
+		batch[i] = tsdb.ObservedSample{Labels: ls, T: liveStart.UnixMilli() + int64(i)*1000, V: 1}
+	}
+	l.Observe(batch)
+	l.Observe(batch[:5])
+	syncLive(t, l)
+	if st := l.Stats(); st.Dropped != 11 || st.Processed != 5 || st.Queued != 0 {
+		t.Errorf("stats = %+v, want 11 dropped and 5 processed", st)
+	}
+}
+
+// The number of series watched is capped, idle ones are dropped, and samples
+// observed after Close are ignored.
+func TestLiveCapAndIdle(t *testing.T) {
+	db, l := openLive(t, LiveOptions{MaxSeries: 3, IdleAfter: 10 * time.Minute})
+	var series []labels.Labels
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		series = append(series, labels.FromStrings(labels.MetricName, "g", "s", n))
+	}
+	appendSeries(t, db, series, 5, func(s, i int) float64 { return float64(s + i) })
+	syncLive(t, l)
+	if n := l.Stats().Tracked; n != 3 {
+		t.Errorf("tracked %d series, want the cap of 3", n)
+	}
+	// An hour later only one series still sends: the others go idle.
+	app := db.Appender(context.Background())
+	app.Append(0, series[4], liveStart.Add(time.Hour).UnixMilli(), 1)
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	syncLive(t, l)
+	if n := l.Stats().Tracked; n != 1 {
+		t.Errorf("tracked %d series after the others went idle, want 1", n)
+	}
+	l.Close()
+	l.Observe([]tsdb.ObservedSample{{Labels: series[0], T: liveStart.Add(2 * time.Hour).UnixMilli(), V: 1}})
+	if st := l.Stats(); st.Queued != 0 || st.Tracked != 1 {
+		t.Errorf("after Close: %+v", st)
+	}
+}
+
+func TestSelector(t *testing.T) {
+	for _, c := range []struct {
+		lset labels.Labels
+		want string
+	}{
+		{labels.FromStrings(labels.MetricName, "up"), "up"},
+		{labels.FromStrings(labels.MetricName, "up", "job", `a"b`), `up{job="a\"b"}`},
+		{labels.FromStrings(labels.MetricName, "http.requests", "job", "x"), `{__name__="http.requests", job="x"}`},
+	} {
+		if got := Selector(c.lset); got != c.want {
+			t.Errorf("Selector(%v) = %s, want %s", c.lset, got, c.want)
+		}
+	}
+}
+
+func TestNewLiveNeedsStorage(t *testing.T) {
+	if _, err := NewLive(LiveOptions{}); err == nil {
+		t.Fatal("NewLive without storage: no error")
+	}
+}
+
+// While a series is normal its score and band are written once per
+// WriteInterval; every sample of an anomalous stretch is written.
+func TestLiveWriteInterval(t *testing.T) {
+	db, l := openLive(t, LiveOptions{WriteInterval: 10 * time.Minute})
+	ls := labels.FromStrings(labels.MetricName, "q_depth")
+	const shiftAt = 24 * 60
+	appendSeries(t, db, []labels.Labels{ls}, shiftAt+20, func(_, i int) float64 {
+		if i >= shiftAt {
+			return 500
+		}
+		return 10 + float64(i%3)
+	})
+	syncLive(t, l)
+	scores := readSeries(t, db, eq(labels.MetricName, ScoreMetric), eq(MetricLabel, "q_depth"))
+	shift := liveStart.Add(shiftAt * time.Minute).UnixMilli()
+	normal := 0
+	for ts := range scores {
+		if ts < shift {
+			normal++
+			if (ts-liveStart.UnixMilli())%(10*60000) != 0 {
+				t.Errorf("score written at %v, off the 10-minute grid", time.UnixMilli(ts).UTC())
+			}
+		}
+	}
+	if normal != shiftAt/10 {
+		t.Errorf("%d scores written in the normal day, want %d", normal, shiftAt/10)
+	}
+	if _, ok := scores[shift]; !ok {
+		t.Errorf("the first anomalous sample's score was not written")
+	}
+}

@@ -1,0 +1,49 @@
+package tsdb
+
+import "github.com/prometheus/prometheus/model/labels"
+
+// ObservedSample is one accepted float sample as an observer sees it (see
+// SetObserver): the series' Prometheus labels, the timestamp in Unix milliseconds
+// and the value.
+type ObservedSample struct {
+	Labels labels.Labels // the DB's own copy; immutable, may be kept
+	T      int64
+	V      float64
+}
+
+// Observer receives the float samples of each committed batch. It runs on the
+// writer's goroutine after the batch is durable and outside the DB's locks, so it
+// must not block: hand the samples to a queue (dropping when it is full) and
+// return. The observer owns batch and may keep it.
+type Observer func(batch []ObservedSample)
+
+// SetObserver installs fn as the observer of accepted float samples (from
+// WriteMetrics and the appenders alike), replacing any previous one; nil removes
+// it. Histogram samples are not observed. The cost to ingest when set is one slice
+// of len(samples) per batch and the call itself.
+func (db *DB) SetObserver(fn Observer) {
+	if fn == nil {
+		db.observer.Store(nil)
+		return
+	}
+	db.observer.Store(&fn)
+}
+
+// observe hands the committed float samples of a batch to the observer, if any.
+func (db *DB) observe(applied []*memSeries, samples [][]sample, n int64) {
+	p := db.observer.Load()
+	if p == nil || n == 0 {
+		return
+	}
+	out := make([]ObservedSample, 0, n)
+	for i, ms := range applied {
+		for _, s := range samples[i] {
+			if s.fh == nil {
+				out = append(out, ObservedSample{Labels: ms.lset, T: s.t, V: s.v})
+			}
+		}
+	}
+	if len(out) > 0 {
+		(*p)(out)
+	}
+}
