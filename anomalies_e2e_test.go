@@ -163,6 +163,12 @@ func TestAnomalyEndToEnd(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	shift := sendShiftedGauge(t, s)
 	checkShiftFound(t, s, shift)
+	// The detector reports on itself: every point scored, none dropped.
+	_, metrics := s.get("/metrics")
+	want := "outpost_detect_scored_samples_total " + strconv.Itoa(anomalyDays*24*60+anomalyShiftLen)
+	if !strings.Contains(string(metrics), want) || !strings.Contains(string(metrics), "outpost_detect_dropped_samples_total 0") {
+		t.Errorf("/metrics lacks %q or shows drops", want)
+	}
 	s.stop()
 }
 
@@ -201,6 +207,20 @@ func TestBrowserAnomaliesView(t *testing.T) {
 	if err != nil || q != a.Selector {
 		t.Errorf("query on the Metrics page = %q %v, want %q", q, err, a.Selector)
 	}
+	// The link asks for the expected band: it is drawn, and the shift's stretch
+	// is shaded as anomalous.
+	note, err := waitText(ctx, `[data-testid="band-note"]`, func(s string) bool { return strings.Contains(s, "expected band") })
+	if err != nil || !strings.Contains(note, "anomalous points") {
+		t.Errorf("band note = %q %v", note, err)
+	}
+	attrs, err := chromedp.Run(ctx, chromedp.Attributes(chromedp.CSS(`[data-testid="chart"]`)))
+	if n, _ := strconv.Atoi(attrs["data-anomalous-points"]); err != nil || attrs["data-band"] != "1" || n < 1 {
+		t.Errorf("chart attributes = %v %v, want the band and anomalous points drawn", attrs, err)
+	}
+	// Unticking the box charts the series alone.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="show-band"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="chart"][data-band="0"] canvas`))); err != nil {
+		t.Errorf("untick the band: %v", err)
+	}
 	s.stop()
 }
-

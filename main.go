@@ -253,6 +253,7 @@ func serve(args []string, withDemo bool) error {
 			return err
 		}
 		db.SetObserver(live.Observe)
+		reg.MustRegister(live.Collectors()...)
 		api.NewAnomalies(live).Register(apiH.Handle)
 		uiH.Handle("GET /anomalies", ui.NewAnomaliesPage(uiH, live))
 		api.NewPrometheus(db, api.PromOptions{Version: ver, Logger: log, Registerer: reg}).Register(apiH.Handle)

@@ -23,6 +23,8 @@
   var truncEl = document.getElementById("prom-truncated");
   var tbody = document.getElementById("prom-tbody");
   var maxSeries = parseInt(root.getAttribute("data-max-series"), 10) || 50;
+  var bandBox = document.getElementById("prom-band");
+  var bandNote = document.getElementById("prom-band-note");
 
   var RANGES = { "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "3h": 10800, "6h": 21600, "12h": 43200, "1d": 86400, "2d": 172800, "7d": 604800 };
   var MAX_POINTS = 11000;
@@ -124,6 +126,7 @@
     if (endInput.value.trim()) p.set("end", endInput.value.trim());
     if (stepInput.value.trim()) p.set("step", stepInput.value.trim());
     if (currentTab() === "table") p.set("tab", "table");
+    if (bandBox && bandBox.checked) p.set("band", "1");
     var url = "/graph?" + p.toString();
     if (push) history.pushState(null, "", url); else history.replaceState(null, "", url);
   }
@@ -165,7 +168,11 @@
     };
     if (currentTab() === "graph") {
       api("/api/v1/query_range", { query: q, start: (end - range).toFixed(3), end: end.toFixed(3), step: String(step) }).then(function (j) {
-        if (done(j, j.data.result.length + " series")) drawChart(j.data, end - range, end, step);
+        if (!done(j, j.data.result.length + " series")) return;
+        if (!bandBox || !bandBox.checked) { drawChart(j.data, end - range, end, step); return; }
+        return fetchBand(j.data, q, end - range, end, step).then(function (overlay) {
+          if (seq === runSeq) drawChart(j.data, end - range, end, step, overlay);
+        });
       }).catch(failed);
     } else {
       api("/api/v1/query", { query: q, time: end.toFixed(3) }).then(function (j) {
@@ -175,10 +182,52 @@
     }
   }
 
+  // --- expected band ---------------------------------------------------------
+
+  // bandSelector names the detector's series for one charted series: the
+  // series' labels, with its metric name in anomaly_metric. A series without a
+  // name (rate(x[5m])) takes the metric named at the start of the query.
+  function bandSelector(outName, metric, q) {
+    var name = metric.__name__;
+    if (!name) {
+      var m = /^\s*(?:rate|irate)\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(q);
+      if (!m) return null;
+      name = m[1];
+    }
+    var parts = ['__name__="' + outName + '"', "anomaly_metric=" + JSON.stringify(name)];
+    Object.keys(metric).sort().forEach(function (k) {
+      if (k !== "__name__" && k !== "anomaly_metric") parts.push(k + "=" + JSON.stringify(metric[k]));
+    });
+    return "{" + parts.join(", ") + "}";
+  }
+
+  // fetchBand queries the expected band and anomaly score of the one series
+  // charted; it resolves to null (with a note saying why) when there is none.
+  function fetchBand(data, q, start, end, step) {
+    var floats = data.resultType === "matrix" ? data.result.filter(function (s) { return s.values; }) : [];
+    var note = function (msg) { bandNote.textContent = msg; bandNote.hidden = false; return null; };
+    if (floats.length !== 1) return Promise.resolve(note("The expected band is drawn when the query returns one series; this one returns " + floats.length + "."));
+    var metric = floats[0].metric;
+    var sels = ["outpost_expected_lower", "outpost_expected_upper", "outpost_anomaly_score"].map(function (n) { return bandSelector(n, metric, q); });
+    if (!sels[0]) return Promise.resolve(note("The expected band needs a query that names the metric, such as a selector or rate(name[5m])."));
+    var win = Math.max(300, Math.ceil(step)) + "s";
+    var queries = [sels[0], sels[1], "max_over_time(" + sels[2] + "[" + win + "])"];
+    return Promise.all(queries.map(function (qq) {
+      return api("/api/v1/query_range", { query: qq, start: start.toFixed(3), end: end.toFixed(3), step: String(step) }).then(function (j) {
+        var r = j.data.result || [];
+        return r.length === 1 ? r[0].values : null;
+      });
+    })).then(function (cols) {
+      if (!cols[0] || !cols[1]) return note("No expected band is stored for this series in this range yet: the detector writes one after about 50 samples.");
+      return { lower: cols[0], upper: cols[1], score: cols[2] || [] };
+    });
+  }
+
   // --- chart ---------------------------------------------------------------
 
-  function drawChart(data, start, end, step) {
+  function drawChart(data, start, end, step, overlay) {
     if (plot) { plot.destroy(); plot = null; }
+    if (bandNote && !overlay && !(bandBox && bandBox.checked)) bandNote.hidden = true;
     clear(chartEl);
     clear(legendEl);
     truncEl.hidden = true;
@@ -213,6 +262,36 @@
     var series = [{}].concat(names.map(function (n, i) {
       return { label: n, stroke: COLORS[i % COLORS.length], width: 1.5, points: { show: false } };
     }));
+    var bands = [], high = [];
+    if (overlay) {
+      var col = function (vals) {
+        var ys = new Array(xs.length).fill(null);
+        vals.forEach(function (p) {
+          var i = index[Math.round(p[0] * 1000)];
+          if (i !== undefined) ys[i] = parseFloat(p[1]);
+        });
+        return ys;
+      };
+      cols.push(col(overlay.lower), col(overlay.upper));
+      series.push({ label: "expected lower", stroke: "#868e96", width: 1, dash: [4, 4], points: { show: false } },
+        { label: "expected upper", stroke: "#868e96", width: 1, dash: [4, 4], points: { show: false } });
+      bands.push({ series: [cols.length - 1, cols.length - 2], fill: "rgba(134,142,150,0.15)" });
+      col(overlay.score).forEach(function (v, i) { if (v !== null && v >= 0.5) high.push(i); });
+      bandNote.textContent = "Dashed: the expected band from the anomaly detector (±3 noise widths). " +
+        (high.length ? "Shaded red: " + high.length + " anomalous points (score ≥ 0.5)." : "No anomalous points in this range.");
+      bandNote.hidden = false;
+    }
+    var shade = function (u) {
+      if (!high.length) return;
+      var ctx = u.ctx;
+      ctx.save();
+      ctx.fillStyle = "rgba(192,38,45,0.15)";
+      high.forEach(function (i) {
+        var x0 = u.valToPos(xs[i] - step / 2, "x", true), x1 = u.valToPos(xs[i] + step / 2, "x", true);
+        ctx.fillRect(x0, u.bbox.top, Math.max(1, x1 - x0), u.bbox.height);
+      });
+      ctx.restore();
+    };
     var items = [];
     var setValues = function (idx) {
       items.forEach(function (it, i) {
@@ -233,8 +312,11 @@
       legend: { show: false },
       scales: { x: { time: true } },
       axes: [{}, { size: 70, values: function (u, vals) { return vals.map(fmtValue); } }],
-      hooks: { setCursor: [function (u) { setValues(u.cursor.idx); }] },
+      bands: bands,
+      hooks: { setCursor: [function (u) { setValues(u.cursor.idx); }], draw: [shade] },
     }, cols, chartEl);
+    chartEl.setAttribute("data-anomalous-points", String(high.length));
+    chartEl.setAttribute("data-band", overlay ? "1" : "0");
     names.forEach(function (n, i) {
       var li = el("li");
       li.setAttribute("data-testid", "legend-item");
@@ -327,6 +409,7 @@
     run(true);
   });
   rangeSel.addEventListener("change", function () { if (input.value.trim()) run(false); });
+  if (bandBox) bandBox.addEventListener("change", function () { if (input.value.trim()) run(false); });
 
   var filter = document.getElementById("prom-explore-filter");
   if (filter) {
@@ -352,6 +435,7 @@
     if (p.get("range")) rangeSel.value = p.get("range");
     endInput.value = p.get("end") || "";
     stepInput.value = p.get("step") || "";
+    if (bandBox) bandBox.checked = p.get("band") === "1";
     setTab(p.get("tab") === "table" ? "table" : "graph");
     if (input.value.trim()) run(false);
   });

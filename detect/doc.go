@@ -12,6 +12,15 @@
 // under 1 KiB of state, and its only clock is the samples' timestamps. A Set keeps
 // one Detector per series id, bounded by a cap and idle eviction.
 //
+// Live is the detector at work in the server: it observes every float sample the
+// TSDB commits (tsdb.DB.SetObserver) through a bounded queue that drops rather
+// than slow ingest, scores it in one goroutine through a Set (counters, by type
+// or by a _total, _count, _sum or _bucket name, through their rate), writes the
+// score and the expected band back as the series outpost_anomaly_score,
+// outpost_expected_lower and outpost_expected_upper (the watched series' labels,
+// its name in anomaly_metric), and keeps the list of series anomalous now and in
+// the last day for the API and the UI.
+//
 // Backtest runs the detector over a CSV series and writes NAB's result format;
 // BacktestMain is the "outpost detect backtest" command. The detector's one
 // configuration is measured on the Numenta Anomaly Benchmark by the scorer in
@@ -32,4 +41,9 @@
 // its own daily pattern; day-of-week patterns take weeks to learn, and one much
 // larger than the noise can still alert at its edges (e.g. Monday 00:00) in the
 // first month.
+//
+// Live's clock is the newest sample time it has seen: one sample stamped far in
+// the future makes every other series look idle and evicts it. Writing the score
+// and band of a sample costs about as much as ingesting it three times, hence
+// LiveOptions.WriteInterval (README.md has the measured overhead).
 package detect

@@ -12,7 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/metadata"
 	"github.com/prometheus/prometheus/storage"
 
 	"outpost/tsdb"
@@ -57,8 +59,10 @@ type LiveOptions struct {
 
 	// WriteInterval is the least sample time between two writes of one series'
 	// score and band while it is normal; every sample of an anomalous stretch,
-	// and the first normal one after it, are written. Zero: one minute. Negative:
-	// every sample.
+	// and the first normal one after it, are written. Each write is three samples,
+	// so writing every sample costs more than ingesting it. Zero: five minutes
+	// (PromQL's default lookback, so charts of the band stay continuous).
+	// Negative: every sample.
 	WriteInterval time.Duration
 
 	// MaxAnomalies caps the anomalies remembered for Anomalies; the oldest ended
@@ -75,7 +79,7 @@ type LiveOptions struct {
 
 // Live scores metric samples as they are stored: it takes each committed batch
 // from the TSDB (Observe is a tsdb.Observer) through a bounded queue, runs every
-// sample through a Set keyed by series, writes each series' score and expected
+// sample through a Set keyed by the TSDB's series ref, writes each series' score and expected
 // band back as series, and keeps the list of series anomalous now and recently.
 // One goroutine owns the detectors and the writes; Close stops it. The engine's
 // only clock is the samples' timestamps.
@@ -103,6 +107,7 @@ type Live struct {
 	pending   []outSample
 	notes     []liveNote // verdicts for the anomaly list, applied once pending is written
 	lb        *labels.Builder
+	described bool // the output metrics' metadata was written
 
 	mu        sync.Mutex // guards anomalies
 	anomalies map[uint64]*Anomaly
@@ -180,7 +185,7 @@ func NewLive(opts LiveOptions) (*Live, error) {
 		opts.QueueSamples = 1_000_000
 	}
 	if opts.WriteInterval == 0 {
-		opts.WriteInterval = time.Minute
+		opts.WriteInterval = 5 * time.Minute
 	}
 	if opts.MaxAnomalies <= 0 {
 		opts.MaxAnomalies = 1000
@@ -306,7 +311,7 @@ func (l *Live) run() {
 			n := l.handle(it)
 			// Take whatever else is waiting into the same round of writes, up to
 			// a bound so that writes and the anomaly list keep up under load.
-			for more := true; more && len(l.pending) < 30000 && n < 100000; {
+			for more := true; more && len(l.pending) < maxPending && n < 100000; {
 				select {
 				case it := <-l.queue:
 					n += l.handle(it)
@@ -325,6 +330,9 @@ func (l *Live) run() {
 	}
 }
 
+// maxPending is the most score and band samples written in one commit.
+const maxPending = 20000
+
 // handle scores one queued batch, or answers a Sync; it returns the samples
 // scored.
 func (l *Live) handle(it liveItem) int {
@@ -339,6 +347,9 @@ func (l *Live) handle(it liveItem) int {
 	for i := range it.batch {
 		if l.sample(&it.batch[i]) {
 			n++
+		}
+		if len(l.pending) >= maxPending { // commits of moderate size are cheaper
+			l.flush()
 		}
 	}
 	l.processed.Add(int64(n))
@@ -357,8 +368,8 @@ func (l *Live) sample(s *tsdb.ObservedSample) bool {
 		return false
 	}
 	counter := l.isCounter(name)
-	id := s.Labels.Hash()
-	ts := time.UnixMilli(s.T)
+	id := s.Ref
+	ts := time.UnixMilli(s.T).UTC() // the detector's days are UTC days; so are the explanation's times
 	r := l.set.Observe(id, ts, s.V, Options{Counter: counter})
 	if s.T > l.now {
 		l.now = s.T
@@ -397,7 +408,7 @@ func (l *Live) sample(s *tsdb.ObservedSample) bool {
 		st.lastWrite, st.high = s.T, high
 	}
 	// Only this goroutine changes l.anomalies, so it may read it unlocked.
-	if r.Score >= AlertScore || l.anomalies[id] != nil {
+	if r.Score >= AlertScore || len(l.anomalies) > 0 && l.anomalies[id] != nil {
 		l.notes = append(l.notes, liveNote{id, s.Labels, name, counter, r})
 	}
 	return true
@@ -524,6 +535,15 @@ func (l *Live) flush() {
 	}
 	app := l.opts.Storage.Appender(context.Background())
 	var err error
+	if !l.described {
+		for _, m := range [3][2]string{
+			{ScoreMetric, "Anomaly score in [0, 1] of the series named by anomaly_metric, from Outpost's detector; 0.5 and above is anomalous."},
+			{LowerMetric, "Lower edge of the value expected for the series named by anomaly_metric (a rate per second for counters)."},
+			{UpperMetric, "Upper edge of the value expected for the series named by anomaly_metric (a rate per second for counters)."},
+		} {
+			app.UpdateMetadata(0, labels.FromStrings(labels.MetricName, m[0]), metadata.Metadata{Type: model.MetricTypeGauge, Help: m[1]})
+		}
+	}
 	for _, o := range l.pending {
 		if _, err = app.Append(0, o.lset, o.t, o.v); err != nil {
 			break
@@ -539,6 +559,7 @@ func (l *Live) flush() {
 		l.opts.Logger.Warn("cannot write anomaly scores", "samples", len(l.pending), "err", err)
 	} else {
 		l.written.Add(int64(len(l.pending)))
+		l.described = true
 	}
 	clear(l.pending)
 	if cap(l.pending) > 1<<16 {

@@ -18,7 +18,8 @@ import (
 // (tsdb.WriteMetrics) of 100,000 gauge series, one point each per operation at a
 // 60 s interval, without the live detector and with it tracking every series
 // (its scoring and its writes back included: each operation waits for the
-// detector with Sync). cpu-ns/op is user+system CPU of the whole process, so it
+// detector with Sync), writing each series' score and band once a minute, once
+// every five minutes, or (nearly) never. cpu-ns/op is user+system CPU of the whole process, so it
 // counts the detector's goroutine too; compare it between the sub-benchmarks.
 // The first 60 operations of each run (detector warm-up, 50 samples) are not
 // measured.
@@ -28,7 +29,12 @@ func BenchmarkIngestWithDetection(b *testing.B) {
 		name   string
 		engine bool
 		write  time.Duration
-	}{{"none", false, 0}, {"detect/write=1m", true, time.Minute}, {"detect/write=5m", true, 5 * time.Minute}} {
+	}{
+		{"none", false, 0},
+		{"detect/write=1m", true, time.Minute},
+		{"detect/write=5m", true, 5 * time.Minute},                  // the default
+		{"detect/write=anomalies-only", true, 365 * 24 * time.Hour}, // the scoring alone, nearly
+	} {
 		b.Run(c.name, func(b *testing.B) {
 			db, err := tsdb.Open(b.TempDir(), &tsdb.Options{MaintenanceInterval: -1, Retention: -1, HeadMaxSamples: -1})
 			if err != nil {

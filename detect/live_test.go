@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/metadata"
@@ -127,7 +129,7 @@ func eq(name, value string) *labels.Matcher {
 // back is low for the three days and high within minutes of the shift, the band
 // is written, and the anomaly is listed with its explanation.
 func TestLiveLevelShift(t *testing.T) {
-	db, l := openLive(t, LiveOptions{})
+	db, l := openLive(t, LiveOptions{WriteInterval: time.Minute})
 	temp := labels.FromStrings(labels.MetricName, "room_temp", "room", "a")
 	rng := rand.New(rand.NewPCG(3, 4))
 	const shiftAt = 3 * 24 * 60
@@ -183,6 +185,9 @@ func TestLiveLevelShift(t *testing.T) {
 	}
 	if !strings.Contains(a.Explanation, "room_temp") || !strings.Contains(a.Explanation, "expected") || math.Abs(a.Value-35) > 3 {
 		t.Errorf("explanation %q, value %.2f", a.Explanation, a.Value)
+	}
+	if md := db.Metadata()[ScoreMetric]; md.Type != "gauge" || md.Help == "" {
+		t.Errorf("metadata of %s = %+v, want a gauge with help", ScoreMetric, md)
 	}
 	st := l.Stats()
 	if st.Tracked != 1 || st.Dropped != 0 || st.WriteErrors != 0 || st.Processed < shiftAt {
@@ -253,6 +258,15 @@ func TestLiveQueueDropsWhenFull(t *testing.T) {
 	syncLive(t, l)
 	if st := l.Stats(); st.Dropped != 11 || st.Processed != 5 || st.Queued != 0 {
 		t.Errorf("stats = %+v, want 11 dropped and 5 processed", st)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(l.Collectors()...)
+	if err := promtest.GatherAndCompare(reg, strings.NewReader(`
+# HELP outpost_detect_dropped_samples_total Metric samples not scored because the detector's queue was full.
+# TYPE outpost_detect_dropped_samples_total counter
+outpost_detect_dropped_samples_total 11
+`), "outpost_detect_dropped_samples_total"); err != nil {
+		t.Error(err)
 	}
 }
 

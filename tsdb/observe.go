@@ -7,8 +7,11 @@ import "github.com/prometheus/prometheus/model/labels"
 // and the value.
 type ObservedSample struct {
 	Labels labels.Labels // the DB's own copy; immutable, may be kept
-	T      int64
-	V      float64
+	// Ref identifies the series while the DB is open (not across restarts): a
+	// cheaper key than a hash of Labels, and free of collisions.
+	Ref uint64
+	T   int64
+	V   float64
 }
 
 // Observer receives the float samples of each committed batch. It runs on the
@@ -39,7 +42,7 @@ func (db *DB) observe(applied []*memSeries, samples [][]sample, n int64) {
 	for i, ms := range applied {
 		for _, s := range samples[i] {
 			if s.fh == nil {
-				out = append(out, ObservedSample{Labels: ms.lset, T: s.t, V: s.v})
+				out = append(out, ObservedSample{Labels: ms.lset, Ref: uint64(ms.id), T: s.t, V: s.v})
 			}
 		}
 	}

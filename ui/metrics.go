@@ -48,6 +48,7 @@ type MetricsData struct {
 	End        string // RFC 3339 or empty for now, from ?end=
 	Step       string // a duration or empty for automatic, from ?step=
 	Tab        string // "graph" or "table", from ?tab=
+	Band       bool   // draw the detector's expected band, from ?band=1
 	MaxSeries  int
 	Families   []MetricFamily
 	ExploreErr string
@@ -74,6 +75,7 @@ func (p *MetricsPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		End:       q.Get("end"),
 		Step:      q.Get("step"),
 		Tab:       q.Get("tab"),
+		Band:      q.Get("band") == "1",
 		MaxSeries: p.maxSeries,
 	}
 	if !slices.Contains(MetricsRanges, d.Range) {
