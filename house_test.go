@@ -28,6 +28,7 @@ func TestHouseRules(t *testing.T) {
 		"outpost/ingest":     {"outpost/api", "outpost/ui"},
 		"outpost/api":        {"outpost/ui", "outpost/ingest"},
 		"outpost/demo":       {"outpost/store", "outpost/ingest", "outpost/api", "outpost/ui"},
+		"outpost/detect":     {"outpost/store", "outpost/ingest", "outpost/api", "outpost/ui", "outpost/logindex", "outpost/traceindex"},
 	}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	n := 0

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -31,6 +32,7 @@ import (
 	"outpost/assets"
 	"outpost/demo"
 	"outpost/detect"
+	"outpost/detect/rules"
 	"outpost/ingest"
 	"outpost/logindex"
 	"outpost/store"
@@ -114,6 +116,7 @@ type config struct {
 	retention                              days
 	promote                                string
 	spanMetricsInterval                    time.Duration
+	rulesDir                               string
 }
 
 // days is a duration flag that also takes days ("15d"), as Prometheus' retention does.
@@ -149,6 +152,7 @@ func parseFlags(name string, args []string) (*config, error) {
 	fs.Var(&c.retention, "retention", "how long data is kept (e.g. 15d, 72h); older time partitions are dropped whole")
 	fs.StringVar(&c.promote, "promote-resource-attributes", "", "comma-separated OTLP resource attributes copied as labels onto every metric series")
 	fs.DurationVar(&c.spanMetricsInterval, "span-metrics-interval", 15*time.Second, "how often metrics derived from spans (traces_span_metrics_*, traces_service_graph_*) are written")
+	fs.StringVar(&c.rulesDir, "rules-dir", "", "directory of Prometheus rule files (*.yml, *.yaml), re-read on SIGHUP and when they change")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.ingest.Token, "ingest-token", "", "if set, OTLP clients must send Authorization: Bearer <token>")
@@ -209,6 +213,9 @@ func serve(args []string, withDemo bool) error {
 	log.Info("starting outpost", "version", ver, "data", c.data, "pid", os.Getpid())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1) // SIGHUP re-reads the rule files
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 
 	t0 := time.Now()
 	// Span metrics and the service graph: a tap on stored spans, written to the
@@ -247,6 +254,7 @@ func serve(args []string, withDemo bool) error {
 	apiH := api.New(st, api.Options{Version: ver, Logger: log, Registry: reg})
 	uiH := ui.New(st, ui.Options{Version: ver, Logger: log})
 	var live *detect.Live // the anomaly detector over every stored metric sample
+	var ruleMgr *rules.Manager
 	if db, ok := st.MetricsBackend().(*tsdb.DB); ok {
 		if live, err = detect.NewLive(detect.LiveOptions{Storage: db, MetricTypes: metricTypes(db), Logger: log.With("component", "detect")}); err != nil {
 			st.Close()
@@ -257,6 +265,14 @@ func serve(args []string, withDemo bool) error {
 		api.NewAnomalies(live).Register(apiH.Handle)
 		uiH.Handle("GET /anomalies", ui.NewAnomaliesPage(uiH, live))
 		api.NewPrometheus(db, api.PromOptions{Version: ver, Logger: log, Registerer: reg}).Register(apiH.Handle)
+		// Alert and recording rules: the operator's files and those made in the UI.
+		ruleMgr, err = rules.New(rules.Options{Storage: db, Dir: c.rulesDir, UserDir: filepath.Join(st.Dir(), "detect", "rules"), Logger: log.With("component", "rules"), Registerer: reg})
+		if err != nil {
+			live.Close()
+			st.Close()
+			return err
+		}
+		api.NewRules(ruleMgr, api.RulesOptions{Logger: log}).Register(apiH.Handle)
 		uiH.Handle("GET /graph", ui.NewMetricsPage(uiH, db))
 		spanAgg.Start(func(ctx context.Context, md pmetric.Metrics) error {
 			_, _, err := db.WriteMetrics(ctx, md)
@@ -297,6 +313,9 @@ func serve(args []string, withDemo bool) error {
 				ln.Close()
 			}
 		}
+		if ruleMgr != nil {
+			ruleMgr.Close()
+		}
 		if live != nil {
 			live.Close()
 		}
@@ -329,18 +348,28 @@ func serve(args []string, withDemo bool) error {
 	}
 
 	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", "reason", "signal")
-	case runErr = <-errc:
-		log.Error("server failed; shutting down", "err", runErr)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down", "reason", "signal")
+			break wait
+		case runErr = <-errc:
+			log.Error("server failed; shutting down", "err", runErr)
+			break wait
+		case <-hup:
+			if ruleMgr != nil {
+				log.Info("SIGHUP: re-reading rule files")
+				ruleMgr.Reload() // refused files are logged and keep their last valid version
+			}
+		}
 	}
-	return shutdown(log, apiH, stopDemo, demoDone, uiSrv, otlpSrv, grpcSrv, spanAgg, live, st, runErr)
+	return shutdown(log, apiH, stopDemo, demoDone, uiSrv, otlpSrv, grpcSrv, spanAgg, ruleMgr, live, st, runErr)
 }
 
 // shutdown stops in reverse order of starting, within 10 s in all: the demo feed,
 // then the listeners (draining requests in flight), then the store.
-func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan error, uiSrv, otlpSrv *http.Server, grpcSrv *grpc.Server, spanAgg *spanmetrics.Aggregator, live *detect.Live, st *store.Store, runErr error) error {
+func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan error, uiSrv, otlpSrv *http.Server, grpcSrv *grpc.Server, spanAgg *spanmetrics.Aggregator, ruleMgr *rules.Manager, live *detect.Live, st *store.Store, runErr error) error {
 	t0 := time.Now()
 	apiH.SetReady(false)
 	stopDemo()
@@ -362,6 +391,9 @@ func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan 
 	log.Info("ingest stopped", "took_ms", time.Since(t0).Milliseconds())
 	err = errors.Join(err, uiSrv.Shutdown(ctx))
 	t1 := time.Now()
+	if ruleMgr != nil { // stops rule evaluation, before the TSDB closes
+		ruleMgr.Close()
+	}
 	if serr := spanAgg.Close(); serr != nil { // the last span metrics, before the TSDB closes
 		log.Warn("cannot write the last span metrics", "err", serr)
 	}
