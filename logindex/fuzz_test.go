@@ -16,7 +16,7 @@ var fuzzSeeds = []string{
 	"", "error", `"connection refused"`, "service:checkout severity>=ERROR \"connection refused\" user_id:42",
 	"a OR b", "(a OR b) -c", "NOT a", "fail*", "/err(or)?/", "duration_ms:>250", "time:>=2026-01-02T15:04:05Z",
 	"service:(a OR b)", `path:\/var\/log`, "10.0.0.1", "/var/log", "severity<=3", "-", "((((", `"`, "a:", ":b",
-	"severity>WARN", "x:*", "*", "?", `\`, "a AND AND b", "OR", "||", "&&", "!a", "+a", "k:/[/",
+	"severity>WARN", "x:*", "*", "*:*", "body:*", "-*", "error *", "* OR a", "?", `\`, "a AND AND b", "OR", "||", "&&", "!a", "+a", "k:/[/",
 }
 
 // FuzzParseQuery parses arbitrary queries: a parse either fails with a

@@ -31,6 +31,14 @@ import (
 //	time:>=2026-01-02T15:04:05Z     date ranges (RFC 3339 or Unix seconds)
 //	field:(a OR b)            a group applied to one field
 //	\:  \"  \(                backslash escapes a special character in a term
+//	*  *:*  body:*            every record, exactly like the empty query
+//
+// A bare * (or **, or *:*, or body:*) is not a wildcard over body tokens but
+// "match all": it costs what the empty query costs and also matches records
+// with an empty body. Inside a query it is dropped from an AND (error * is
+// error) and makes an OR match everything. Negating it (-*, NOT *, NOT (* OR a))
+// is a QueryError, since it would exclude every record. Other wildcards (fail*,
+// *fail, f*l) match tokens as usual, and field:* still means the field is present.
 //
 // Body terms are lower-cased; field values are compared as written except
 // severity, which accepts any case and common spellings (warning, err, crit...).
@@ -203,6 +211,11 @@ func (p *parser) parseOr(fc *fieldCtx, depth int) (node, error) {
 		}
 		break
 	}
+	for _, k := range kids {
+		if isAll(k) {
+			return k, nil // a OR * matches everything
+		}
+	}
 	switch len(kids) {
 	case 0:
 		return nil, nil
@@ -233,13 +246,23 @@ func (p *parser) parseAnd(fc *fieldCtx, depth int) (node, error) {
 		}
 		kids = append(kids, n)
 	}
-	switch len(kids) {
+	// a AND * is a: drop the match-alls unless nothing else is left.
+	rest := kids[:0:0]
+	for _, k := range kids {
+		if !isAll(k) {
+			rest = append(rest, k)
+		}
+	}
+	if len(rest) == 0 && len(kids) > 0 {
+		return kids[0], nil
+	}
+	switch len(rest) {
 	case 0:
 		return nil, nil
 	case 1:
-		return kids[0], nil
+		return rest[0], nil
 	}
-	return &andNode{kids: kids}, nil
+	return &andNode{kids: rest}, nil
 }
 
 func (p *parser) parseUnary(fc *fieldCtx, depth int) (node, error) {
@@ -266,9 +289,24 @@ func (p *parser) parseUnary(fc *fieldCtx, depth int) (node, error) {
 		if err != nil {
 			return nil, err
 		}
+		if isAll(kid) {
+			p.pos = start
+			return nil, p.errf("cannot negate a match-all (such as -* or NOT *): it would exclude every record")
+		}
 		return &notNode{kid: kid}, nil
 	}
 	return p.parsePrimary(fc, depth)
+}
+
+// isAll reports whether n matches every record.
+func isAll(n node) bool {
+	m, ok := n.(*matchNode)
+	return ok && m.kind == kindAll
+}
+
+// allStars reports whether a wildcard pattern is only unescaped stars.
+func allStars(pat string) bool {
+	return pat != "" && strings.Trim(pat, "*") == ""
 }
 
 func isSpaceByte(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -441,8 +479,10 @@ func (p *parser) parseValue(name, op string, depth int) (node, error) {
 			return fail("bad regular expression %q: %v", raw, err)
 		}
 		m.kind, m.value, m.re = kindRegexp, raw, re
+	case wild && fk == fBody && (allStars(raw) || (name == "" && raw == "*:*")):
+		m.kind = kindAll // *, **, body:* and *:* are the empty query
 	case wild:
-		if raw == "*" && fk != fBody {
+		if allStars(raw) && fk != fBody {
 			m.kind = kindWildcard
 			m.value = ".*"
 			m.re = regexp.MustCompile("^(?s:.*)$")

@@ -97,3 +97,65 @@ func BenchmarkSearch(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMatchAll compares the empty query with * (which must cost the same)
+// and with ?* (a real wildcard over every body token, what * used to be) over
+// LOGINDEX_BENCH_RECORDS generated records (default 50,000) with many distinct
+// body tokens.
+func BenchmarkMatchAll(b *testing.B) {
+	total := 50_000
+	if v := os.Getenv("LOGINDEX_BENCH_RECORDS"); v != "" {
+		total, _ = strconv.Atoi(v)
+	}
+	ix, _ := openTest(b, nil)
+	now := time.Now().UTC()
+	start := now.Add(-24 * time.Hour)
+	step := 24 * time.Hour / time.Duration(total)
+	ctx := context.Background()
+	for i := 0; i < total; i += 5000 {
+		recs := make([]genRecord, min(5000, total-i))
+		for j := range recs {
+			n := i + j
+			recs[j] = genRecord{t: start.Add(time.Duration(n) * step), service: genServices[n%len(genServices)],
+				sev: genLevels[n%len(genLevels)], body: "request " + strconv.Itoa(n) + " user u" + strconv.Itoa(n%5000) + " took " + strconv.Itoa(n%977) + "ms",
+				attrs: map[string]any{"http.status": 200 + n%5, "region": "r" + strconv.Itoa(n%7)}}
+		}
+		for {
+			_, _, err := ix.WriteLogs(ctx, makeLogs(recs))
+			if err == nil {
+				break
+			}
+			if _, ok := err.(*BackpressureError); !ok {
+				b.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if err := ix.Flush(ctx); err != nil {
+		b.Fatal(err)
+	}
+	end := now.Add(time.Minute)
+	for _, q := range []struct{ name, q string }{{"empty", ""}, {"star", "*"}, {"wildcard", "?*"}} {
+		b.Run("search/"+q.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := ix.Search(ctx, SearchRequest{Query: q.q, Limit: 100}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("histogram/"+q.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := ix.Histogram(ctx, HistogramRequest{Query: q.q, Start: start, End: end}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("facets/"+q.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				if _, err := ix.Facets(ctx, FacetsRequest{Query: q.q, Start: start, End: end}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
