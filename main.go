@@ -273,6 +273,7 @@ func serve(args []string, withDemo bool) error {
 			return err
 		}
 		api.NewRules(ruleMgr, api.RulesOptions{Logger: log}).Register(apiH.Handle)
+		ui.NewRulesPages(uiH, ruleMgr).Register(uiH.Handle)
 		uiH.Handle("GET /graph", ui.NewMetricsPage(uiH, db))
 		spanAgg.Start(func(ctx context.Context, md pmetric.Metrics) error {
 			_, _, err := db.WriteMetrics(ctx, md)
