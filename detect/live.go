@@ -34,7 +34,8 @@ const (
 // on it.
 type LiveOptions struct {
 	// Storage receives the scores and expected bands (ScoreMetric, LowerMetric,
-	// UpperMetric) through its appenders. Required.
+	// UpperMetric) through its appenders; or, when it also has AppendRefs (as a
+	// *tsdb.DB does), through that, keeping the refs of the series written. Required.
 	Storage storage.Appendable
 
 	// MetricTypes returns the type of each known metric family by metric name
@@ -97,15 +98,16 @@ type Live struct {
 	dropped, processed, written, writeErrs atomic.Int64
 
 	// Owned by the goroutine.
-	series    map[uint64]*liveSeries
+	refs      refAppender     // Storage's AppendRefs, if it has one
 	kinds     map[string]bool // metric name → counter
 	types     map[string]string
 	typesAt   uint64 // round in which types was last read
 	round     uint64
 	now       int64 // newest sample time seen, Unix ms
 	lastEvict int64
-	pending   []outSample
-	notes     []liveNote // verdicts for the anomaly list, applied once pending is written
+	pending   []tsdb.RefSample // Ref zero: by Labels
+	resolve   []pendingRef     // pending samples whose ref AppendRefs will tell
+	notes     []liveNote       // verdicts for the anomaly list, applied once pending is written
 	lb        *labels.Builder
 	described bool // the output metrics' metadata was written
 
@@ -118,12 +120,27 @@ type liveItem struct {
 	sync  chan struct{} // closed once everything before it is written
 }
 
-// liveSeries is the engine's note on one watched series, beside its Detector.
+// refAppender is the bulk write path of a *tsdb.DB.
+type refAppender interface {
+	AppendRefs([]tsdb.RefSample) (int64, error)
+}
+
+// liveSeries is the engine's note on one watched series, kept in its Set entry
+// beside its Detector.
 type liveSeries struct {
-	last      int64 // latest sample, Unix ms
 	lastWrite int64 // latest written score, Unix ms
+	written   bool  // lastWrite is set
 	high      bool  // the latest written score was anomalous
-	out       [3]labels.Labels
+	// The output series (score, lower, upper): their refs with AppendRefs, else
+	// their labels.
+	refs [3]tsdb.SeriesRef
+	out  [3]labels.Labels
+}
+
+// pendingRef is a pending sample written by labels, and where its ref goes.
+type pendingRef struct {
+	i   int
+	dst *tsdb.SeriesRef
 }
 
 type liveNote struct {
@@ -132,12 +149,6 @@ type liveNote struct {
 	name    string
 	counter bool
 	r       Result
-}
-
-type outSample struct {
-	lset labels.Labels
-	t    int64
-	v    float64
 }
 
 // Anomaly is one series that is anomalous now or was recently.
@@ -202,11 +213,11 @@ func NewLive(opts LiveOptions) (*Live, error) {
 		queue:     make(chan liveItem, 4096),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
-		series:    map[uint64]*liveSeries{},
 		kinds:     map[string]bool{},
 		lb:        labels.NewBuilder(labels.EmptyLabels()),
 		anomalies: map[uint64]*Anomaly{},
 	}
+	l.refs, _ = opts.Storage.(refAppender)
 	go l.run()
 	return l, nil
 }
@@ -370,48 +381,50 @@ func (l *Live) sample(s *tsdb.ObservedSample) bool {
 	counter := l.isCounter(name)
 	id := s.Ref
 	ts := time.UnixMilli(s.T).UTC() // the detector's days are UTC days; so are the explanation's times
-	r := l.set.Observe(id, ts, s.V, Options{Counter: counter})
+	r, st := l.set.observe(id, ts, s.V, Options{Counter: counter})
 	if s.T > l.now {
 		l.now = s.T
-	}
-	st := l.series[id]
-	if st == nil {
-		if len(l.series) >= l.opts.MaxSeries {
-			for k := range l.series { // make room: any one will do
-				delete(l.series, k)
-				break
-			}
-		}
-		st = &liveSeries{lastWrite: math.MinInt64 / 2} // far past, without overflow below
-		l.series[id] = st
-	}
-	if s.T > st.last {
-		st.last = s.T
 	}
 	if r.Skipped {
 		return true
 	}
 	high := r.Score >= AlertScore || !r.Since.IsZero()
-	if high || st.high || l.opts.WriteInterval < 0 || s.T-st.lastWrite >= l.opts.WriteInterval.Milliseconds() {
-		if st.out[0].IsEmpty() {
-			for i, n := range [3]string{ScoreMetric, LowerMetric, UpperMetric} {
-				l.lb.Reset(s.Labels)
-				l.lb.Set(MetricLabel, name)
-				l.lb.Set(labels.MetricName, n)
-				st.out[i] = l.lb.Labels()
-			}
-		}
-		l.pending = append(l.pending, outSample{st.out[0], s.T, r.Score})
+	if high || st.high || !st.written || l.opts.WriteInterval < 0 || s.T-st.lastWrite >= l.opts.WriteInterval.Milliseconds() {
+		l.write(st, s, name, 0, r.Score)
 		if !math.IsNaN(r.Lower) && !math.IsNaN(r.Upper) {
-			l.pending = append(l.pending, outSample{st.out[1], s.T, r.Lower}, outSample{st.out[2], s.T, r.Upper})
+			l.write(st, s, name, 1, r.Lower)
+			l.write(st, s, name, 2, r.Upper)
 		}
-		st.lastWrite, st.high = s.T, high
+		st.lastWrite, st.written, st.high = s.T, true, high
 	}
 	// Only this goroutine changes l.anomalies, so it may read it unlocked.
 	if r.Score >= AlertScore || len(l.anomalies) > 0 && l.anomalies[id] != nil {
 		l.notes = append(l.notes, liveNote{id, s.Labels, name, counter, r})
 	}
 	return true
+}
+
+// write queues v at s.T for output series k (0 score, 1 lower, 2 upper) of the
+// series of s, by its ref when known.
+func (l *Live) write(st *liveSeries, s *tsdb.ObservedSample, name string, k int, v float64) {
+	if l.refs != nil && st.refs[k] != 0 {
+		l.pending = append(l.pending, tsdb.RefSample{Ref: st.refs[k], T: s.T, V: v})
+		return
+	}
+	lset := st.out[k]
+	if lset.IsEmpty() {
+		l.lb.Reset(s.Labels)
+		l.lb.Set(MetricLabel, name)
+		l.lb.Set(labels.MetricName, [3]string{ScoreMetric, LowerMetric, UpperMetric}[k])
+		lset = l.lb.Labels()
+		if l.refs == nil { // written by labels every time: keep them
+			st.out[k] = lset
+		}
+	}
+	if l.refs != nil {
+		l.resolve = append(l.resolve, pendingRef{len(l.pending), &st.refs[k]})
+	}
+	l.pending = append(l.pending, tsdb.RefSample{Labels: lset, T: s.T, V: v})
 }
 
 // publish applies the noted verdicts to the anomaly list, so that what the list
@@ -491,12 +504,6 @@ func (l *Live) evict() {
 	l.lastEvict = l.now
 	now := time.UnixMilli(l.now)
 	l.set.Evict(now)
-	cut := l.now - l.opts.IdleAfter.Milliseconds()
-	for id, st := range l.series {
-		if st.last < cut {
-			delete(l.series, id)
-		}
-	}
 	old := now.Add(-l.opts.RecentFor)
 	l.mu.Lock()
 	for id, a := range l.anomalies {
@@ -533,26 +540,21 @@ func (l *Live) flush() {
 	if len(l.pending) == 0 {
 		return
 	}
-	app := l.opts.Storage.Appender(context.Background())
 	var err error
-	if !l.described {
-		for _, m := range [3][2]string{
-			{ScoreMetric, "Anomaly score in [0, 1] of the series named by anomaly_metric, from Outpost's detector; 0.5 and above is anomalous."},
-			{LowerMetric, "Lower edge of the value expected for the series named by anomaly_metric (a rate per second for counters)."},
-			{UpperMetric, "Upper edge of the value expected for the series named by anomaly_metric (a rate per second for counters)."},
-		} {
-			app.UpdateMetadata(0, labels.FromStrings(labels.MetricName, m[0]), metadata.Metadata{Type: model.MetricTypeGauge, Help: m[1]})
+	if l.refs != nil {
+		err = l.describe()
+		if err == nil {
+			_, err = l.refs.AppendRefs(l.pending)
 		}
-	}
-	for _, o := range l.pending {
-		if _, err = app.Append(0, o.lset, o.t, o.v); err != nil {
-			break
+		// Keep the refs AppendRefs resolved, even for a failed call: a
+		// series it created stays.
+		for _, p := range l.resolve {
+			if ref := l.pending[p.i].Ref; ref != 0 {
+				*p.dst = ref
+			}
 		}
-	}
-	if err != nil {
-		app.Rollback()
 	} else {
-		err = app.Commit()
+		err = l.appendAll()
 	}
 	if err != nil {
 		l.writeErrs.Add(1)
@@ -562,11 +564,47 @@ func (l *Live) flush() {
 		l.described = true
 	}
 	clear(l.pending)
+	clear(l.resolve)
 	if cap(l.pending) > 1<<16 {
-		l.pending = nil
+		l.pending, l.resolve = nil, nil
 	} else {
-		l.pending = l.pending[:0]
+		l.pending, l.resolve = l.pending[:0], l.resolve[:0]
 	}
+}
+
+// describe writes the output metrics' metadata once.
+func (l *Live) describe() error {
+	if l.described {
+		return nil
+	}
+	app := l.opts.Storage.Appender(context.Background())
+	l.updateMetadata(app)
+	return app.Commit()
+}
+
+func (l *Live) updateMetadata(app storage.Appender) {
+	for _, m := range [3][2]string{
+		{ScoreMetric, "Anomaly score in [0, 1] of the series named by anomaly_metric, from Outpost's detector; 0.5 and above is anomalous."},
+		{LowerMetric, "Lower edge of the value expected for the series named by anomaly_metric (a rate per second for counters)."},
+		{UpperMetric, "Upper edge of the value expected for the series named by anomaly_metric (a rate per second for counters)."},
+	} {
+		app.UpdateMetadata(0, labels.FromStrings(labels.MetricName, m[0]), metadata.Metadata{Type: model.MetricTypeGauge, Help: m[1]})
+	}
+}
+
+// appendAll writes the pending samples by their labels through one appender.
+func (l *Live) appendAll() error {
+	app := l.opts.Storage.Appender(context.Background())
+	if !l.described {
+		l.updateMetadata(app)
+	}
+	for _, o := range l.pending {
+		if _, err := app.Append(0, o.Labels, o.T, o.V); err != nil {
+			app.Rollback()
+			return err
+		}
+	}
+	return app.Commit()
 }
 
 // Selector returns a PromQL selector matching exactly the series lset, e.g.

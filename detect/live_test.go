@@ -352,3 +352,84 @@ func TestLiveWriteInterval(t *testing.T) {
 		t.Errorf("the first anomalous sample's score was not written")
 	}
 }
+
+// appendableOnly hides a DB's AppendRefs, so that Live writes through appenders.
+type appendableOnly struct{ storage.Appendable }
+
+// The scores and bands written through the TSDB's AppendRefs (the path a *tsdb.DB
+// gets) are exactly those written through its Prometheus appender.
+func TestLiveAppendRefsMatchesAppender(t *testing.T) {
+	var series []labels.Labels
+	for i := range 30 {
+		series = append(series, labels.FromStrings(labels.MetricName, "load", "host", string(rune('a'+i%26)), "n", strings.Repeat("x", i/26+1)))
+	}
+	const minutes = 2 * 24 * 60
+	value := func(s, i int) float64 {
+		v := float64(10*s) + float64((i*7+s)%5)
+		if s%3 == 0 && i >= minutes-90 && i < minutes-30 { // a stretch of anomalies
+			v += 1000
+		}
+		return v
+	}
+	read := func(db *tsdb.DB) map[string]map[int64]float64 {
+		q, err := db.Querier(math.MinInt64, math.MaxInt64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q.Close()
+		set := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, "outpost_.*"))
+		out := map[string]map[int64]float64{}
+		for set.Next() {
+			m := map[int64]float64{}
+			it := set.At().Iterator(nil)
+			for it.Next() != 0 {
+				ts, v := it.At()
+				m[ts] = v
+			}
+			out[set.At().Labels().String()] = m
+		}
+		if err := set.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	run := func(wrap bool) (map[string]map[int64]float64, LiveStats) {
+		db, err := tsdb.Open(t.TempDir(), &tsdb.Options{MaintenanceInterval: -1, Retention: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		opts := LiveOptions{Storage: db}
+		if wrap {
+			opts.Storage = appendableOnly{db}
+		}
+		l, err := NewLive(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		db.SetObserver(l.Observe)
+		appendSeries(t, db, series, minutes, value)
+		syncLive(t, l)
+		return read(db), l.Stats()
+	}
+	bulk, bst := run(false)
+	plain, pst := run(true)
+	if bst.Written == 0 || bst.WriteErrors != 0 || bst.Written != pst.Written || bst.Anomalies == 0 || bst.Anomalies != pst.Anomalies {
+		t.Fatalf("stats: AppendRefs %+v, appender %+v", bst, pst)
+	}
+	if len(bulk) != 3*len(series) || len(plain) != len(bulk) {
+		t.Fatalf("%d output series through AppendRefs, %d through the appender, want %d", len(bulk), len(plain), 3*len(series))
+	}
+	for k, want := range plain {
+		got := bulk[k]
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d samples through AppendRefs, %d through the appender", k, len(got), len(want))
+		}
+		for ts, v := range want {
+			if g, ok := got[ts]; !ok || math.Float64bits(g) != math.Float64bits(v) {
+				t.Fatalf("%s at %d: %v through AppendRefs, %v through the appender", k, ts, g, v)
+			}
+		}
+	}
+}

@@ -32,6 +32,7 @@ type setEntry struct {
 	last       time.Time // timestamp of the latest sample
 	prev, next *setEntry // prev is older, next is newer
 	d          Detector
+	note       liveSeries // the Live engine's state beside d; dropped with it
 }
 
 // NewSet returns an empty Set; nil options mean the defaults.
@@ -51,6 +52,14 @@ func NewSet(opts *SetOptions) *Set {
 // Observe feeds one sample of series id to its detector, creating it with opts if
 // the series is new, and returns the verdict.
 func (s *Set) Observe(id uint64, ts time.Time, v float64, opts Options) Result {
+	r, _ := s.observe(id, ts, v, opts)
+	return r
+}
+
+// observe is Observe that also returns the series' note, for the Live engine to
+// keep its own per-series state in the same entry (one map lookup, not two).
+// Only the Set's single user goroutine may touch the note.
+func (s *Set) observe(id uint64, ts time.Time, v float64, opts Options) (Result, *liveSeries) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.series[id]
@@ -68,7 +77,7 @@ func (s *Set) Observe(id uint64, ts time.Time, v float64, opts Options) Result {
 	if ts.After(e.last) {
 		e.last = ts
 	}
-	return e.d.Observe(ts, v)
+	return e.d.Observe(ts, v), &e.note
 }
 
 // Evict drops the series whose latest sample is older than now − IdleAfter and

@@ -4,14 +4,18 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
 
-// seriesSamples is a batch's samples for one series.
+// seriesSamples is a batch's samples for one series: the series is ref when it is
+// non-zero (see AppendRefs), else the one with labels lset. appendBatch sets ref
+// once it has resolved lset.
 type seriesSamples struct {
 	lset    labels.Labels
+	ref     SeriesRef
 	samples []sample
 }
 
@@ -36,6 +40,12 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 			return 0, "", &BackpressureError{Err: err, After: 5 * time.Second}
 		}
 	}
+	for _, b := range batch {
+		if b.ref != 0 && uint64(b.ref) > uint64(len(db.series)) {
+			db.mu.Unlock()
+			return 0, "", fmt.Errorf("cannot append: series ref %d: %w", b.ref, ErrUnknownRef)
+		}
+	}
 	seg := db.w.segment()
 	var (
 		recs           = db.walBuf[:0]
@@ -48,29 +58,44 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 		applied        []*memSeries
 		appliedSamples [][]sample
 	)
-	for _, b := range batch {
+	for i := range batch {
+		b := &batch[i]
 		var ms *memSeries
 		var ok []sample
-		for _, s := range b.samples {
+		all := true // every sample so far accepted: ok is b.samples[:j]
+		for j, s := range b.samples {
 			if s.t < minT {
 				old++
+				if all {
+					ok, all = slices.Clone(b.samples[:j]), false
+				}
 				continue
 			}
 			if ms == nil {
-				ms = db.getOrCreate(b.lset)
+				if b.ref != 0 {
+					ms = db.series[b.ref-1]
+				} else {
+					ms = db.getOrCreate(b.lset)
+					b.ref = SeriesRef(ms.id) + 1
+				}
 			}
-			if window >= 0 && ms.maxT != math.MinInt64 && s.t < ms.maxT-window {
+			if window >= 0 && ms.maxT != math.MinInt64 && s.t < ms.maxT-window ||
+				window < 0 && s.t < ms.maxT {
 				ooo++
+				if all {
+					ok, all = slices.Clone(b.samples[:j]), false
+				}
 				continue
 			}
-			if window < 0 && s.t < ms.maxT {
-				ooo++
-				continue
+			if !all {
+				ok = append(ok, s)
 			}
-			ok = append(ok, s)
 			if s.t > ms.maxT {
 				ms.maxT = s.t
 			}
+		}
+		if all {
+			ok = b.samples // not kept past this call
 		}
 		if len(ok) == 0 {
 			continue

@@ -12,6 +12,16 @@
 // compressed partitions at once. SetObserver lets a detector see every accepted
 // float sample, with its labels, once its batch is durable.
 //
+// Besides the Prometheus appenders (Appender, AppenderV2), AppendRefs is a bulk
+// write path for a caller that writes many float samples of series it already
+// knows, e.g. a detector writing scores back: the first sample of a series is
+// given by its labels and AppendRefs returns the series' SeriesRef in it; later
+// samples give only the ref and skip the label copy, hashing and series lookup that
+// the appenders pay per sample. A call is one batch exactly like an appender's
+// Commit: one lock hold, the same retention and out-of-order checks, the usual WAL
+// records (no record type of its own), durable on return, seen by the observer.
+// Refs are valid while the DB is open, not across restarts.
+//
 // A write is acknowledged only after its WAL record is fsync'd. Concurrent writers
 // share one fsync (group commit): each writer appends its record to the log buffer,
 // and whichever writer reaches the sync first writes and fsyncs every record buffered
