@@ -253,9 +253,15 @@ func sendLogs(t *testing.T, s *server, n int) {
 	}
 }
 
-// sendMetrics records a counter with 3 attribute sets and a histogram with 1 and
-// exports once through each of the SDK's gRPC and HTTP exporters: 4 points each.
-func sendMetrics(t *testing.T, s *server) {
+// namedMetricExporter is an SDK metric exporter and the service name its data carries.
+type namedMetricExporter struct {
+	name string
+	exp  sdkmetric.Exporter
+}
+
+// metricExporters returns the SDK's gRPC and HTTP metric exporters aimed at s,
+// named e2e-grpc and e2e-http.
+func metricExporters(t *testing.T, s *server) []namedMetricExporter {
 	t.Helper()
 	ctx := context.Background()
 	g, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(s.grpc), otlpmetricgrpc.WithInsecure())
@@ -266,10 +272,15 @@ func sendMetrics(t *testing.T, s *server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		name string
-		exp  sdkmetric.Exporter
-	}{{"e2e-grpc", g}, {"e2e-http", h}} {
+	return []namedMetricExporter{{"e2e-grpc", g}, {"e2e-http", h}}
+}
+
+// sendMetrics records a counter with 3 attribute sets and a histogram with 1 and
+// exports once through each of the SDK's gRPC and HTTP exporters: 4 points each.
+func sendMetrics(t *testing.T, s *server) {
+	t.Helper()
+	ctx := context.Background()
+	for _, c := range metricExporters(t, s) {
 		reader := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader), sdkmetric.WithResource(res(c.name)))
 		m := mp.Meter("e2e")

@@ -19,8 +19,6 @@ import (
 	cdpinput "github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
-	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -41,18 +39,7 @@ import (
 func sendAllMetricKinds(t *testing.T, s *server) time.Time {
 	t.Helper()
 	ctx := context.Background()
-	g, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(s.grpc), otlpmetricgrpc.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(s.otlpHTTP), otlpmetrichttp.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		name string
-		exp  sdkmetric.Exporter
-	}{{"e2e-grpc", g}, {"e2e-http", h}} {
+	for _, c := range metricExporters(t, s) {
 		reader := sdkmetric.NewManualReader()
 		expo := sdkmetric.NewView(sdkmetric.Instrument{Name: "payload.size"},
 			sdkmetric.Stream{Aggregation: sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}})
