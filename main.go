@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"google.golang.org/grpc"
@@ -32,7 +33,9 @@ import (
 	"outpost/assets"
 	"outpost/demo"
 	"outpost/detect"
+	"outpost/detect/incident"
 	"outpost/detect/rules"
+	"outpost/detect/rules/promrules"
 	"outpost/ingest"
 	"outpost/logindex"
 	"outpost/store"
@@ -117,6 +120,7 @@ type config struct {
 	promote                                string
 	spanMetricsInterval                    time.Duration
 	rulesDir                               string
+	externalURL                            string
 }
 
 // days is a duration flag that also takes days ("15d"), as Prometheus' retention does.
@@ -153,6 +157,7 @@ func parseFlags(name string, args []string) (*config, error) {
 	fs.StringVar(&c.promote, "promote-resource-attributes", "", "comma-separated OTLP resource attributes copied as labels onto every metric series")
 	fs.DurationVar(&c.spanMetricsInterval, "span-metrics-interval", 15*time.Second, "how often metrics derived from spans (traces_span_metrics_*, traces_service_graph_*) are written")
 	fs.StringVar(&c.rulesDir, "rules-dir", "", "directory of Prometheus rule files (*.yml, *.yaml), re-read on SIGHUP and when they change")
+	fs.StringVar(&c.externalURL, "external-url", "", "the address people reach this server at, for links in notifications (default http://<hostname>:<http-addr port>)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.ingest.Token, "ingest-token", "", "if set, OTLP clients must send Authorization: Bearer <token>")
@@ -253,27 +258,13 @@ func serve(args []string, withDemo bool) error {
 	recv := ingest.NewReceiver(st, &c.ingest)
 	apiH := api.New(st, api.Options{Version: ver, Logger: log, Registry: reg})
 	uiH := ui.New(st, ui.Options{Version: ver, Logger: log})
-	var live *detect.Live // the anomaly detector over every stored metric sample
-	var ruleMgr *rules.Manager
+	var det *detectors // anomaly detection, rules, incidents: over the TSDB
 	if db, ok := st.MetricsBackend().(*tsdb.DB); ok {
-		if live, err = detect.NewLive(detect.LiveOptions{Storage: db, MetricTypes: metricTypes(db), Logger: log.With("component", "detect")}); err != nil {
+		if det, err = startDetect(c, st, db, log, reg, apiH, uiH); err != nil {
 			st.Close()
 			return err
 		}
-		db.SetObserver(live.Observe)
-		reg.MustRegister(live.Collectors()...)
-		api.NewAnomalies(live).Register(apiH.Handle)
-		uiH.Handle("GET /anomalies", ui.NewAnomaliesPage(uiH, live))
 		api.NewPrometheus(db, api.PromOptions{Version: ver, Logger: log, Registerer: reg}).Register(apiH.Handle)
-		// Alert and recording rules: the operator's files and those made in the UI.
-		ruleMgr, err = rules.New(rules.Options{Storage: db, Dir: c.rulesDir, UserDir: filepath.Join(st.Dir(), "detect", "rules"), Logger: log.With("component", "rules"), Registerer: reg})
-		if err != nil {
-			live.Close()
-			st.Close()
-			return err
-		}
-		api.NewRules(ruleMgr, api.RulesOptions{Logger: log}).Register(apiH.Handle)
-		ui.NewRulesPages(uiH, ruleMgr).Register(uiH.Handle)
 		uiH.Handle("GET /graph", ui.NewMetricsPage(uiH, db))
 		spanAgg.Start(func(ctx context.Context, md pmetric.Metrics) error {
 			_, _, err := db.WriteMetrics(ctx, md)
@@ -314,12 +305,7 @@ func serve(args []string, withDemo bool) error {
 				ln.Close()
 			}
 		}
-		if ruleMgr != nil {
-			ruleMgr.Close()
-		}
-		if live != nil {
-			live.Close()
-		}
+		det.Close()
 		st.Close()
 		return fmt.Errorf("cannot listen: %w", err)
 	}
@@ -359,18 +345,18 @@ wait:
 			log.Error("server failed; shutting down", "err", runErr)
 			break wait
 		case <-hup:
-			if ruleMgr != nil {
+			if det != nil {
 				log.Info("SIGHUP: re-reading rule files")
-				ruleMgr.Reload() // refused files are logged and keep their last valid version
+				det.Reload() // refused files are logged and keep their last valid version
 			}
 		}
 	}
-	return shutdown(log, apiH, stopDemo, demoDone, uiSrv, otlpSrv, grpcSrv, spanAgg, ruleMgr, live, st, runErr)
+	return shutdown(log, apiH, stopDemo, demoDone, uiSrv, otlpSrv, grpcSrv, spanAgg, det, st, runErr)
 }
 
 // shutdown stops in reverse order of starting, within 10 s in all: the demo feed,
 // then the listeners (draining requests in flight), then the store.
-func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan error, uiSrv, otlpSrv *http.Server, grpcSrv *grpc.Server, spanAgg *spanmetrics.Aggregator, ruleMgr *rules.Manager, live *detect.Live, st *store.Store, runErr error) error {
+func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan error, uiSrv, otlpSrv *http.Server, grpcSrv *grpc.Server, spanAgg *spanmetrics.Aggregator, det *detectors, st *store.Store, runErr error) error {
 	t0 := time.Now()
 	apiH.SetReady(false)
 	stopDemo()
@@ -392,20 +378,122 @@ func shutdown(log *slog.Logger, apiH *api.API, stopDemo func(), demoDone <-chan 
 	log.Info("ingest stopped", "took_ms", time.Since(t0).Milliseconds())
 	err = errors.Join(err, uiSrv.Shutdown(ctx))
 	t1 := time.Now()
-	if ruleMgr != nil { // stops rule evaluation, before the TSDB closes
-		ruleMgr.Close()
-	}
 	if serr := spanAgg.Close(); serr != nil { // the last span metrics, before the TSDB closes
 		log.Warn("cannot write the last span metrics", "err", serr)
 	}
-	if live != nil { // scores what is queued, before the TSDB closes
-		live.Close()
-	}
+	det.Close() // rules, incidents and the detector's queue, before the TSDB closes
 	if cerr := st.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("cannot close store: %w", cerr))
 	}
 	log.Info("store closed", "took_ms", time.Since(t1).Milliseconds(), "total_ms", time.Since(t0).Milliseconds())
 	return err
+}
+
+// detectors are what watches the stored metrics: the live anomaly detector, the
+// alert and recording rules, and the incidents both open.
+type detectors struct {
+	log       *slog.Logger
+	live      *detect.Live
+	rules     *rules.Manager
+	incidents *incident.Manager
+}
+
+// startDetect starts the detectors over db and mounts their APIs and pages.
+func startDetect(c *config, st *store.Store, db *tsdb.DB, log *slog.Logger, reg *prometheus.Registry, apiH *api.API, uiH *ui.Handler) (*detectors, error) {
+	d := &detectors{log: log}
+	var err error
+	d.live, err = detect.NewLive(detect.LiveOptions{Storage: db, MetricTypes: metricTypes(db), Logger: log.With("component", "detect")})
+	if err != nil {
+		return nil, err
+	}
+	db.SetObserver(d.live.Observe)
+	reg.MustRegister(d.live.Collectors()...)
+	api.NewAnomalies(d.live).Register(apiH.Handle)
+	uiH.Handle("GET /anomalies", ui.NewAnomaliesPage(uiH, d.live))
+
+	extURL := externalURL(c)
+	d.incidents, err = incident.Open(incident.Options{
+		Dir: filepath.Join(st.Dir(), "detect", "incidents"), Anomalies: d.live.Anomalies, Queryable: db,
+		ExternalURL: extURL, Logger: log.With("component", "incidents"),
+	})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	api.NewIncidents(d.incidents).Register(apiH.Handle)
+	ui.NewIncidentPages(uiH, d.incidents, nil).Register(uiH.Handle)
+	uiH.ShowIncidents(d.incidents)
+
+	// Alert and recording rules: the operator's files and those made in the UI.
+	// Alerts due to be sent join incidents.
+	d.rules, err = rules.New(rules.Options{
+		Storage: db, Dir: c.rulesDir, UserDir: filepath.Join(st.Dir(), "detect", "rules"),
+		Logger: log.With("component", "rules"), Registerer: reg,
+		Notify: func(_ context.Context, expr string, alerts ...*promrules.Alert) {
+			for _, a := range alerts {
+				if a.State == promrules.StatePending {
+					continue
+				}
+				end := a.ValidUntil
+				if !a.ResolvedAt.IsZero() {
+					end = a.ResolvedAt
+				}
+				d.incidents.ObserveAlert(expr, incident.Alert{
+					Labels: a.Labels.Map(), Annotations: a.Annotations.Map(), StartsAt: a.FiredAt, EndsAt: end,
+				})
+			}
+		},
+	})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	api.NewRules(d.rules, api.RulesOptions{Logger: log}).Register(apiH.Handle)
+	ui.NewRulesPages(uiH, d.rules).Register(uiH.Handle)
+	return d, nil
+}
+
+// Reload re-reads the rule files.
+func (d *detectors) Reload() {
+	if d != nil && d.rules != nil {
+		d.rules.Reload()
+	}
+}
+
+// Close stops rule evaluation, then incidents, then scores what the detector
+// has queued; all before the TSDB closes. A nil d does nothing.
+func (d *detectors) Close() {
+	if d == nil {
+		return
+	}
+	if d.rules != nil {
+		d.rules.Close()
+	}
+	if d.incidents != nil {
+		if err := d.incidents.Close(); err != nil {
+			d.log.Warn("cannot close incidents", "err", err)
+		}
+	}
+	if d.live != nil {
+		d.live.Close()
+	}
+}
+
+// externalURL is --external-url, or http://<hostname>:<port of --http-addr>.
+func externalURL(c *config) string {
+	if c.externalURL != "" {
+		return strings.TrimRight(c.externalURL, "/")
+	}
+	host, port, err := net.SplitHostPort(c.httpAddr)
+	if err != nil {
+		return ""
+	}
+	if host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			host = h
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // metricTypes reads the metric types the detector needs from the TSDB's metadata.

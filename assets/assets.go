@@ -10,10 +10,10 @@ import (
 	"strings"
 )
 
-//go:embed app.css app.js metrics.js traces.js logs.js rules.js vendor
+//go:embed app.css app.js metrics.js traces.js logs.js rules.js incidents.js vendor
 var files embed.FS
 
-// FS is the embedded file tree: app.css, app.js, metrics.js, traces.js, logs.js, rules.js, vendor/….
+// FS is the embedded file tree: app.css, app.js, metrics.js, traces.js, logs.js, rules.js, incidents.js, vendor/….
 var FS fs.FS = files
 
 // Handler serves the assets; mount it with http.StripPrefix. Files are immutable

@@ -78,3 +78,5 @@ func formatAgo(t, now time.Time) string {
 	}
 	return formatDuration(d) + " ago"
 }
+
+func i64(n int64) string { return strconv.FormatInt(n, 10) }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/a-h/templ"
 
+	"outpost/detect/incident"
 	"outpost/store"
 )
 
@@ -40,7 +41,18 @@ type Handler struct {
 
 	once    sync.Once
 	claimed map[string]bool // navigation paths served by a real page
+
+	incidents IncidentLister // nil: the Overview shows no incidents
 }
+
+// IncidentLister lists incidents: *incident.Manager.
+type IncidentLister interface {
+	List(state string, limit int) []incident.Incident
+}
+
+// ShowIncidents makes the Overview list the open incidents of src. Call it
+// before serving.
+func (h *Handler) ShowIncidents(src IncidentLister) { h.incidents = src }
 
 // New returns the UI handler; mount it at "/".
 func New(stats StatsSource, opts Options) *Handler {
@@ -132,7 +144,14 @@ func (h *Handler) overviewData() OverviewData {
 			LastSeen:   formatAgo(s.LastSeen, now),
 		}
 	}
+	var incidents []IncidentRow
+	if h.incidents != nil {
+		for _, inc := range h.incidents.List("active", 10) {
+			incidents = append(incidents, incidentRow(inc, now))
+		}
+	}
 	return OverviewData{
+		Incidents: incidents, ShowIncidents: h.incidents != nil,
 		Version:   h.opts.Version,
 		DataDir:   h.stats.Dir(),
 		Uptime:    formatDuration(now.Sub(h.stats.Started())),
