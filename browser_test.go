@@ -105,7 +105,11 @@ func TestBrowserOverviewShowsCountsChanging(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="traces-page"]`))); err != nil {
 		t.Errorf("nav traces: %v", err)
 	}
-	for _, key := range []string{"incidents", "settings"} {
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-testid="nav-incidents"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="incidents-page"]`))); err != nil {
+		t.Errorf("nav incidents: %v", err)
+	}
+	for _, key := range []string{"settings"} {
 		err := chromedp.Do(ctx,
 			chromedp.Click(chromedp.CSS(`[data-testid="nav-`+key+`"]`)),
 			chromedp.WaitVisible(chromedp.CSS(`[data-testid="not-built"]`)))
