@@ -42,6 +42,9 @@ func NewRulesPages(h *Handler, src RuleSource) *RulesPages {
 // Register mounts the pages with handle (for example (*Handler).Handle).
 func (p *RulesPages) Register(handle func(pattern string, h http.Handler)) {
 	handle("GET /rules", http.HandlerFunc(p.list))
+	handle("GET /ui/rules/content", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p.h.Fragment(w, r, RulesContent(rulesData(p.src)))
+	}))
 	handle("GET /rules/new", http.HandlerFunc(p.newGroup))
 	handle("GET /rules/edit/{name}", http.HandlerFunc(p.edit))
 }

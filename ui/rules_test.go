@@ -113,6 +113,11 @@ func TestRulesPageShowsGroupsAlertsAndErrors(t *testing.T) {
 		t.Errorf("no pending rule after the first evaluation:\n%s", body)
 	}
 	m.EvalAt(context.Background(), t0.Add(2*time.Minute))
+	// The page's self-refreshing part sees the alert fire without a reload.
+	if code, frag := getPage(t, h, "/ui/rules/content"); code != 200 || strings.Contains(frag, "<html") ||
+		!strings.Contains(frag, `rule-state firing" data-testid="alert-state">firing`) || !strings.Contains(frag, `hx-get="/ui/rules/content"`) {
+		t.Errorf("GET /ui/rules/content: %d\n%s", code, frag)
+	}
 	_, body = getPage(t, h, "/rules")
 	for _, want := range []string{
 		`data-testid="active-alerts"`, `rule-state firing" data-testid="alert-state">firing`,
