@@ -33,10 +33,13 @@
 //
 // # Caveats
 //
-// A request whose spans fall into two partitions is committed in two
-// transactions; if the second fails, WriteTraces returns the error although the
-// first partition's spans are stored. The client retries, and spans stored twice
-// are returned once (reads deduplicate by span id).
+// A request whose spans fall into several partitions is committed in one
+// transaction per partition. If a later one fails, the keys the earlier ones
+// wrote are deleted again before WriteTraces returns the error, so an error
+// still means no span of the request is stored; only the names it introduced
+// (a service, an operation) stay listed. Should that deletion fail as well, the
+// error says so; the client retries, and spans stored twice are returned once
+// (reads deduplicate by span id).
 //
 // bbolt files never shrink, so retention deletes whole partitions (DropBefore, or
 // Options.Retention); disk space is given back only then.

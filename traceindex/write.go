@@ -84,9 +84,11 @@ type spanRef struct {
 // WriteTraces stores the valid spans of td and returns how many it rejected and
 // why (OTLP partial success). It returns once the stored spans are durable: the
 // spans of each partition are committed in one bbolt transaction, so a request
-// within one partition is all-or-nothing. A request spanning two partitions
-// commits twice; retrying it after an error stores no duplicates, since spans are
-// deduplicated by span id when read.
+// within one partition is all-or-nothing. A request spanning several partitions
+// commits once in each, in time order; if one fails, the parts already committed
+// are deleted again before the error is returned, so an error still means
+// nothing was stored. (Should that deletion fail too, the error says so; a retry
+// stores no duplicates, since spans are deduplicated by span id when read.)
 func (ix *Index) WriteTraces(ctx context.Context, td ptrace.Traces) (rejected int64, reason string, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, "", err
@@ -103,15 +105,55 @@ func (ix *Index) WriteTraces(ctx context.Context, td ptrace.Traces) (rejected in
 	if err != nil {
 		return 0, "", err
 	}
+	var written []undoPart // parts committed, when the request spans partitions
 	for _, g := range groups {
-		if err := ctx.Err(); err != nil {
-			return 0, "", err
+		var keys *[]writtenKey
+		if len(groups) > 1 {
+			keys = new([]writtenKey)
 		}
-		if err := ix.writePartition(g.p, td, g.refs); err != nil {
-			return 0, "", err
+		err := ctx.Err()
+		if err == nil {
+			err = ix.writePartition(g.p, td, g.refs, keys)
+		}
+		if err != nil {
+			return 0, "", takeBack(written, err)
+		}
+		if keys != nil {
+			written = append(written, undoPart{g.p, *keys})
 		}
 	}
 	return rej.total(), rej.reason(), nil
+}
+
+// writtenKey is a key one request put in a partition, to delete it again.
+type writtenKey struct {
+	bucket, key []byte
+}
+
+// undoPart is what one request committed to one partition.
+type undoPart struct {
+	p    *partition
+	keys []writtenKey
+}
+
+// takeBack deletes the parts of a request already committed after a later part
+// failed with cause, and returns cause, joined with any failure to delete.
+func takeBack(parts []undoPart, cause error) error {
+	err := cause
+	for _, u := range parts {
+		uerr := u.p.db.Update(func(tx *bolt.Tx) error {
+			for _, k := range u.keys {
+				if err := tx.Bucket(k.bucket).Delete(k.key); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if uerr != nil {
+			err = errors.Join(err, fmt.Errorf("cannot take back the spans already stored in partition %q (a retry stores no duplicates): %w", u.p.path, uerr))
+		}
+	}
+	return err
 }
 
 type partGroup struct {
@@ -335,8 +377,9 @@ type pendingBlock struct {
 	minStart, maxStart int64
 }
 
-// writePartition stores refs (spans of td) in p in one transaction.
-func (ix *Index) writePartition(p *partition, td ptrace.Traces, refs []spanRef) error {
+// writePartition stores refs (spans of td) in p in one transaction. A non-nil
+// keys receives every key written, once committed.
+func (ix *Index) writePartition(p *partition, td ptrace.Traces, refs []spanRef, keys *[]writtenKey) error {
 	// Keep resource and scope order; within a scope, order by trace then start so
 	// a trace's spans sit together and compress well.
 	slices.SortStableFunc(refs, func(a, b spanRef) int {
@@ -366,13 +409,14 @@ func (ix *Index) writePartition(p *partition, td ptrace.Traces, refs []spanRef) 
 		refs = refs[n:]
 	}
 
-	return p.submit(&commitJob{blocks: blocks, done: make(chan error, 1)})
+	return p.submit(&commitJob{blocks: blocks, done: make(chan error, 1), keys: keys})
 }
 
 // commitJob is one request's blocks waiting for a group commit.
 type commitJob struct {
 	blocks []pendingBlock
 	done   chan error
+	keys   *[]writtenKey // if set, receives the keys written
 }
 
 // errTakeOver tells a queued writer to commit the queue itself.
@@ -425,7 +469,7 @@ func (p *partition) commit(batch []*commitJob) error {
 		for _, job := range batch {
 			for i := range job.blocks {
 				b := &job.blocks[i]
-				if err := putBlock(tx, names, b); err != nil {
+				if err := putBlock(tx, names, b, job.keys); err != nil {
 					return err
 				}
 				spread = max(spread, b.maxStart-b.minStart)
@@ -518,20 +562,30 @@ type attrKey struct {
 	value     string
 }
 
-// putBlock writes one block and its index entries.
-func putBlock(tx *bolt.Tx, names *nameTx, b *pendingBlock) error {
+// putBlock writes one block and its index entries, appending each key written
+// to keys when it is not nil.
+func putBlock(tx *bolt.Tx, names *nameTx, b *pendingBlock, keys *[]writtenKey) error {
+	put := func(bk *bolt.Bucket, name, k, v []byte) error {
+		if err := bk.Put(k, v); err != nil {
+			return err
+		}
+		if keys != nil {
+			*keys = append(*keys, writtenKey{name, bytes.Clone(k)})
+		}
+		return nil
+	}
 	blocks := tx.Bucket(bucketBlocks)
 	blocks.FillPercent = fillAppend
 	seq, err := blocks.NextSequence()
 	if err != nil {
 		return err
 	}
-	if err := blocks.Put(seqKey(seq), b.value); err != nil {
+	if err := put(blocks, bucketBlocks, seqKey(seq), b.value); err != nil {
 		return err
 	}
 	btime := tx.Bucket(bucketBTime)
 	btime.FillPercent = fillAppend
-	if err := btime.Put(btimeKey(b.minStart, seq), u64(nil, uint64(b.maxStart))); err != nil {
+	if err := put(btime, bucketBTime, btimeKey(b.minStart, seq), u64(nil, uint64(b.maxStart))); err != nil {
 		return err
 	}
 
@@ -582,28 +636,28 @@ func putBlock(tx *bolt.Tx, names *nameTx, b *pendingBlock) error {
 
 	traces := tx.Bucket(bucketTraces)
 	for i := range pieces {
-		if err := traces.Put(pieceKey(b.ids[i], seq), appendPiece(nil, &pieces[i])); err != nil {
+		if err := put(traces, bucketTraces, pieceKey(b.ids[i], seq), appendPiece(nil, &pieces[i])); err != nil {
 			return err
 		}
 	}
 	opIdx := tx.Bucket(bucketOpIdx)
 	opIdx.FillPercent = fillAppend
 	for k, pb := range ops {
-		if err := opIdx.Put(withTimeSeq(opPrefix(k.svc, k.op), pb.base, seq), pb.encode()); err != nil {
+		if err := put(opIdx, bucketOpIdx, withTimeSeq(opPrefix(k.svc, k.op), pb.base, seq), pb.encode()); err != nil {
 			return err
 		}
 	}
 	errIdx := tx.Bucket(bucketErrIdx)
 	errIdx.FillPercent = fillAppend
 	for svc, pb := range errs {
-		if err := errIdx.Put(withTimeSeq(svcPrefix(svc), pb.base, seq), pb.encode()); err != nil {
+		if err := put(errIdx, bucketErrIdx, withTimeSeq(svcPrefix(svc), pb.base, seq), pb.encode()); err != nil {
 			return err
 		}
 	}
 	attrIdx := tx.Bucket(bucketAttrIdx)
 	attrIdx.FillPercent = fillAppend
 	for k, ob := range attrs {
-		if err := attrIdx.Put(withTimeSeq(attrPrefix(k.svc, k.attr, k.value), ob.base, seq), appendOrds(nil, ob.ords)); err != nil {
+		if err := put(attrIdx, bucketAttrIdx, withTimeSeq(attrPrefix(k.svc, k.attr, k.value), ob.base, seq), appendOrds(nil, ob.ords)); err != nil {
 			return err
 		}
 	}
