@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	bolt "go.etcd.io/bbolt"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // A request spanning two partitions whose second commit fails stores nothing:
