@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,7 +171,45 @@ func TestAnomalyEndToEnd(t *testing.T) {
 	if !strings.Contains(string(metrics), want) || !strings.Contains(string(metrics), "outpost_detect_dropped_samples_total 0") {
 		t.Errorf("/metrics lacks %q or shows drops", want)
 	}
+	checkBacktestQuery(t, s, shift)
 	s.stop()
+}
+
+// checkBacktestQuery runs "outpost detect backtest --query" against the server:
+// it scores every stored sample of the gauge and names the shift as the one
+// anomalous stretch; a selector that matches nothing is an error.
+func checkBacktestQuery(t *testing.T, s *server, shift time.Time) {
+	t.Helper()
+	cmd := exec.Command(binary, "detect", "backtest", "--query", anomalyMetric+`{queue="payments"}`, "--url", "http://"+s.http, "--start", "4d")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("backtest --query: %v\n%s", err, stderr.String())
+	}
+	rows, err := csv.NewReader(&stdout).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1+anomalyDays*24*60+anomalyShiftLen || strings.Join(rows[0], ",") != "series,timestamp,value,anomaly_score" {
+		t.Fatalf("backtest --query wrote %d rows, header %v", len(rows), rows[0])
+	}
+	if rows[1][0] != anomalyMetric+`{job="e2e-shop", queue="payments"}` {
+		t.Errorf("series column %q", rows[1][0])
+	}
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	var from time.Time
+	if len(lines) == 1 {
+		if _, after, ok := strings.Cut(lines[0], ": anomalous "); ok && len(after) >= 19 {
+			from, _ = time.Parse("2006-01-02 15:04:05", after[:19])
+		}
+	}
+	if from.Before(shift) || from.After(shift.Add(10*time.Minute)) {
+		t.Errorf("stretches found:\n%s\nwant one, starting within 10 minutes after %s", stderr.String(), shift.UTC())
+	}
+	cmd = exec.Command(binary, "detect", "backtest", "--query", "no_such_metric", "--url", "http://"+s.http)
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "no series match no_such_metric") {
+		t.Errorf("backtest of an unknown metric: %v\n%s", err, out)
+	}
 }
 
 func TestBrowserAnomaliesView(t *testing.T) {

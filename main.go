@@ -62,7 +62,7 @@ func main() {
 		err = serve(args, true)
 	case "detect":
 		if len(args) == 0 || args[0] != "backtest" {
-			err = errors.New("usage: outpost detect backtest --csv IN.csv [--out OUT.csv]")
+			err = errors.New("usage: " + detect.BacktestUsage)
 			break
 		}
 		err = detect.BacktestMain(args[1:], os.Stdout, os.Stderr)
@@ -88,6 +88,8 @@ Commands:
   demo     like serve, and feed the server realistic telemetry of a small shop
   detect backtest --csv IN.csv [--out OUT.csv]
            run the anomaly detector over a CSV series, write timestamp,value,anomaly_score
+  detect backtest --query SELECTOR [--start 7d] [--end now] [--url http://127.0.0.1:8080]
+           run it over stored series and list what it would have flagged
   version  print the version
 Run "outpost serve -h" for the flags. Every flag can also be set in the
 environment as OUTPOST_<FLAG>, e.g. OUTPOST_DATA=/var/lib/outpost.

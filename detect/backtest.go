@@ -3,6 +3,7 @@ package detect
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,35 +116,70 @@ func parseTimestamp(s string) (time.Time, error) {
 	return time.Time{}, errors.New("unknown timestamp format")
 }
 
+// BacktestUsage is the synopsis of "outpost detect backtest".
+const BacktestUsage = `outpost detect backtest --csv IN.csv [--out OUT.csv] [--counter]
+       outpost detect backtest --query SELECTOR [--start 7d] [--end now] [--url http://127.0.0.1:8080] [--out OUT.csv] [--counter]`
+
 // BacktestMain is "outpost detect backtest": args are the flags after "backtest".
-//
-//	outpost detect backtest --csv IN.csv [--out OUT.csv] [--counter]
+// With --csv it scores one CSV series (NAB's format); with --query it scores the
+// stored series a selector matches, read from a running server, writes
+// series,timestamp,value,anomaly_score, and lists the anomalous stretches found
+// on stderr.
 func BacktestMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("outpost detect backtest", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	in := fs.String("csv", "", "input CSV file with a header \"timestamp,value\" (required)")
+	in := fs.String("csv", "", "input CSV file with a header \"timestamp,value\"")
+	query := fs.String("query", "", "PromQL series selector of stored series to score, e.g. 'http_server_duration_seconds_count{job=\"checkout\"}'")
+	server := fs.String("url", "http://127.0.0.1:8080", "with --query: the Outpost (or Prometheus API) to read the series from")
+	startS := fs.String("start", "7d", "with --query: start of the range (RFC 3339, Unix seconds, or a duration before now)")
+	endS := fs.String("end", "", "with --query: end of the range (default now)")
 	outPath := fs.String("out", "", "output CSV file (default: standard output)")
-	counter := fs.Bool("counter", false, "the series is a monotonic counter: judge its rate, treat drops as resets")
+	counter := fs.Bool("counter", false, "the series is a monotonic counter: judge its rate, treat drops as resets (with --query, names ending in _total, _count, _sum, _bucket are counters anyway)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: outpost detect backtest --csv IN.csv [--out OUT.csv] [--counter]")
-		fmt.Fprintln(stderr, "Runs Outpost's anomaly detector over a CSV series and writes timestamp,value,anomaly_score.")
+		fmt.Fprintln(stderr, "Usage: "+BacktestUsage)
+		fmt.Fprintln(stderr, "Runs Outpost's anomaly detector over a CSV series (writing timestamp,value,anomaly_score) or over stored series.")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *in == "" || fs.NArg() > 0 {
+	if (*in == "") == (*query == "") || fs.NArg() > 0 {
 		fs.Usage()
-		return errors.New("detect backtest: want --csv IN.csv and no other arguments")
+		return errors.New("detect backtest: want either --csv IN.csv or --query SELECTOR, and no other arguments")
 	}
-	f, err := os.Open(*in)
-	if err != nil {
-		return fmt.Errorf("cannot open back-test input: %w", err)
-	}
-	defer f.Close()
 	var out bytes.Buffer
-	if err := Backtest(f, &out, Options{Counter: *counter}); err != nil {
-		return fmt.Errorf("%s: %w", *in, err)
+	if *in != "" {
+		f, err := os.Open(*in)
+		if err != nil {
+			return fmt.Errorf("cannot open back-test input: %w", err)
+		}
+		defer f.Close()
+		if err := Backtest(f, &out, Options{Counter: *counter}); err != nil {
+			return fmt.Errorf("%s: %w", *in, err)
+		}
+	} else {
+		now := time.Now()
+		start, err := parseTime(*startS, now)
+		if err != nil {
+			return fmt.Errorf("invalid --start %q: %w", *startS, err)
+		}
+		end := now
+		if *endS != "" {
+			if end, err = parseTime(*endS, now); err != nil {
+				return fmt.Errorf("invalid --end %q: %w", *endS, err)
+			}
+		}
+		stretches, err := QueryBacktest{URL: *server, Selector: *query, Start: start, End: end, Counter: *counter}.Run(context.Background(), &out)
+		if err != nil {
+			return err
+		}
+		if len(stretches) == 0 {
+			fmt.Fprintln(stderr, "no anomalous stretch found")
+		}
+		for _, s := range stretches {
+			fmt.Fprintf(stderr, "%s: anomalous %s – %s, score %.2f: %s\n", s.Series,
+				s.From.UTC().Format("2006-01-02 15:04:05"), s.To.UTC().Format("2006-01-02 15:04:05 UTC"), s.MaxScore, s.Explanation)
+		}
 	}
 	if *outPath == "" {
 		_, err := stdout.Write(out.Bytes())
