@@ -86,7 +86,14 @@ type anomalyDoc struct {
 // waitAnomalies polls GET /api/v1/anomalies until it lists something.
 func waitAnomalies(t *testing.T, s *server) []anomalyDoc {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	return waitAnomaliesFor(t, s, 30*time.Second)
+}
+
+// waitAnomaliesFor polls GET /api/v1/anomalies until it lists something or wait
+// has passed.
+func waitAnomaliesFor(t *testing.T, s *server, wait time.Duration) []anomalyDoc {
+	t.Helper()
+	deadline := time.Now().Add(wait)
 	for {
 		code, body := s.get("/api/v1/anomalies")
 		var doc struct {
@@ -173,6 +180,29 @@ func TestAnomalyEndToEnd(t *testing.T) {
 	}
 	checkBacktestQuery(t, s, shift)
 	s.stop()
+}
+
+// With --detect-series, only matching series are watched: the shifted gauge of
+// another queue is stored but not scored.
+func TestAnomalyDetectSeries(t *testing.T) {
+	s := startServer(t, t.TempDir(), `OUTPOST_DETECT_SERIES={queue="refunds"}, up`)
+	sendShiftedGauge(t, s)
+	if got := instant(t, s, "count("+anomalyMetric+")", time.Now()); len(got) != 1 {
+		t.Fatalf("the gauge is not stored: %v", got)
+	}
+	_, metrics := s.get("/metrics")
+	if !strings.Contains(string(metrics), "outpost_detect_scored_samples_total 0") || !strings.Contains(s.logs(), "anomaly detection limited") {
+		t.Errorf("samples outside --detect-series were scored, or the log does not say it is limited\n%s", s.logs())
+	}
+	if list := waitAnomaliesFor(t, s, time.Second); len(list) != 0 {
+		t.Errorf("anomalies %+v, want none", list)
+	}
+	s.stop()
+	// A broken selector stops the start with a clear error.
+	bad := exec.Command(binary, "serve", "--data", t.TempDir(), "--http-addr", "127.0.0.1:0", "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--detect-series", "up{")
+	if out, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(out), "invalid --detect-series") {
+		t.Errorf("broken selector: %v\n%s", err, out)
+	}
 }
 
 // checkBacktestQuery runs "outpost detect backtest --query" against the server:

@@ -123,6 +123,8 @@ type config struct {
 	spanMetricsInterval                    time.Duration
 	rulesDir                               string
 	externalURL                            string
+	detectSeries                           string
+	detectMaxSeries                        int
 }
 
 // days is a duration flag that also takes days ("15d"), as Prometheus' retention does.
@@ -159,6 +161,8 @@ func parseFlags(name string, args []string) (*config, error) {
 	fs.StringVar(&c.promote, "promote-resource-attributes", "", "comma-separated OTLP resource attributes copied as labels onto every metric series")
 	fs.DurationVar(&c.spanMetricsInterval, "span-metrics-interval", 15*time.Second, "how often metrics derived from spans (traces_span_metrics_*, traces_service_graph_*) are written")
 	fs.StringVar(&c.rulesDir, "rules-dir", "", "directory of Prometheus rule files (*.yml, *.yaml), re-read on SIGHUP and when they change")
+	fs.StringVar(&c.detectSeries, "detect-series", "", "comma-separated PromQL series selectors the anomaly detector watches, e.g. '{job=\"checkout\"},http_server_request_duration_seconds_count' (default: every series)")
+	fs.IntVar(&c.detectMaxSeries, "detect-max-series", 10000, "most series the anomaly detector watches at once; the least recently seen make room")
 	fs.StringVar(&c.externalURL, "external-url", "", "the address people reach this server at, for links in notifications (default http://<hostname>:<http-addr port>)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
@@ -404,11 +408,26 @@ type detectors struct {
 func startDetect(c *config, st *store.Store, db *tsdb.DB, log *slog.Logger, reg *prometheus.Registry, apiH *api.API, uiH *ui.Handler) (*detectors, error) {
 	d := &detectors{log: log}
 	var err error
-	d.live, err = detect.NewLive(detect.LiveOptions{Storage: db, MetricTypes: metricTypes(db), Logger: log.With("component", "detect")})
+	observe := tsdb.Observer(nil)
+	if sels := detect.SplitSelectors(c.detectSeries); len(sels) > 0 {
+		f, err := detect.NewFilter(sels)
+		if err != nil {
+			return nil, fmt.Errorf("invalid --detect-series: %w", err)
+		}
+		log.Info("anomaly detection limited to matching series", "selectors", sels)
+		observe = f.Wrap(func(b []tsdb.ObservedSample) { d.live.Observe(b) })
+	}
+	if c.detectMaxSeries <= 0 {
+		return nil, fmt.Errorf("invalid --detect-max-series %d: want a positive number", c.detectMaxSeries)
+	}
+	d.live, err = detect.NewLive(detect.LiveOptions{Storage: db, MetricTypes: metricTypes(db), MaxSeries: c.detectMaxSeries, Logger: log.With("component", "detect")})
 	if err != nil {
 		return nil, err
 	}
-	db.SetObserver(d.live.Observe)
+	if observe == nil {
+		observe = d.live.Observe
+	}
+	db.SetObserver(observe)
 	reg.MustRegister(d.live.Collectors()...)
 	api.NewAnomalies(d.live).Register(apiH.Handle)
 	uiH.Handle("GET /anomalies", ui.NewAnomaliesPage(uiH, d.live))
