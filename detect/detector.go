@@ -47,7 +47,9 @@ const StateBytes = int(unsafe.Sizeof(Detector{}))
 // A Detector is not safe for concurrent use.
 //
 // The model: the value is level + trend + a daily profile (96 knots, linearly
-// interpolated) + a day-of-week offset + noise. Each sample's residual is scaled
+// interpolated, averaged over about a week) + a weekly profile (84 two-hour
+// knots, what each hour of the week adds to the daily profile, learned slowly
+// over weeks) + noise. Each sample's residual is scaled
 // by a robust running noise width (the median absolute residual), and four
 // surprises are watched: the sample alone, the mean of the last few residuals (a
 // shift), their mean size growing (noise rising), and vanishing (a flat line).
@@ -88,16 +90,18 @@ type Detector struct {
 	lMean   float64 // long mean of the short mean of raw surprises
 	lVar    float64 // and its variance
 	stat    [nStats]envStat
-	ring    [avgLen]float32   // the last raw surprises
-	day     [dayKnots]float32 // daily profile
-	week    [7]float32        // day-of-week offsets, Monday first
+	ring    [avgLen]float32    // the last raw surprises
+	day     [dayKnots]float32  // daily profile
+	week    [weekKnots]float32 // weekly profile, from Monday 00:00
 }
 
 const (
-	nStats   = 4
-	avgLen   = 10
-	dayKnots = 96
-	knotSec  = 86400 / dayKnots
+	nStats    = 4
+	avgLen    = 10
+	dayKnots  = 96
+	knotSec   = 86400 / dayKnots
+	weekKnots = 84
+	wKnotSec  = 7 * 86400 / weekKnots
 )
 
 // envStat follows one surprise: its running mean, mean absolute deviation, and
@@ -113,8 +117,9 @@ const (
 	alphaFast  = 0.4   // short window of residuals (≈ 4 samples)
 	alphaSlow  = 0.05  // longer window of residuals (≈ 40 samples), for the gate
 	alphaStat  = 0.002 // memory of each surprise's mean and deviation
-	seasonDays = 3.0   // memory of the daily profile, days (less while younger)
-	weekBoost  = 6     // day-of-week offsets learn this much faster than one knot (memory ≈ 3 weeks)
+	seasonDays = 7.0   // memory of the daily profile, days (less while younger)
+	weekSlow   = 4.0   // a weekly knot learns this much slower than the plain mean of its visits
+	weekMemory = 3.0   // … of its last weekMemory visits (less while younger)
 	envDecay   = 0.01  // decay of each envelope per sample
 	minFloor   = 1.0   // nor below this (log1p(3.5): a residual of 3.5 noise widths)
 	envFloor   = 3.0   // an envelope never decays below mean + envFloor·deviation
@@ -125,11 +130,12 @@ const (
 	bandWidth  = 3.0   // Lower and Upper are this many noise widths from Expected
 
 	// The anomaly likelihood (numenta's defaults).
-	likWindow  = 8640   // memory of the long distribution, samples
-	likLearn   = 100    // short means learned before the likelihood scores
-	likMinMean = 0.03   // the long distribution's mean is taken as at least this
-	likMinVar  = 0.0003 // and its variance
-	likRepeat  = 0.3    // an alert right after an alert scores this instead
+	likWindow  = 8640       // memory of the long distribution, samples
+	likLearn   = 100        // short means learned before the likelihood scores
+	likMinMean = 0.03       // the long distribution's mean is taken as at least this
+	likMinVar  = 0.0003     // and its variance
+	likRepeat  = 0.3        // an alert right after an alert scores this instead
+	likAlertX  = 4.26489303 // standard deviations at which the likelihood reaches AlertScore
 
 	rangeTol = 0.01 // a value beyond the range seen by this fraction of it is novel
 
@@ -192,8 +198,16 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	h0 := int(hp)
 	frac := hp - float64(h0)
 	h1 := (h0 + 1) % dayKnots
-	dow := int(((sec/86400)%7 + 7 + 3) % 7) // 0 = Monday (1970-01-01 was a Thursday)
-	season := (1-frac)*float64(d.day[h0]) + frac*float64(d.day[h1]) + float64(d.week[dow])
+	// 1970-01-01 was a Thursday: Monday 00:00 is three days later.
+	wp := float64(((sec+3*86400)%(7*86400)+7*86400)%(7*86400))/wKnotSec - 0.5
+	if wp < 0 {
+		wp += weekKnots
+	}
+	w0 := int(wp)
+	wfrac := wp - float64(w0)
+	w1 := (w0 + 1) % weekKnots
+	season := (1-frac)*float64(d.day[h0]) + frac*float64(d.day[h1]) +
+		(1-wfrac)*float64(d.week[w0]) + wfrac*float64(d.week[w1])
 
 	if d.n == 0 {
 		d.level, d.mean = v, v
@@ -209,7 +223,7 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 
 	if d.n >= warmup {
 		raw, gate := d.surprise(z)
-		r.Score = d.likelihood(raw)
+		r.Score = d.likelihood(raw, gate > 0)
 		if tol := (d.hi - d.lo) * rangeTol; tol > 0 && (v > d.hi+tol || v < d.lo-tol) {
 			r.Score = 1
 		}
@@ -241,13 +255,16 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	d.spread += alphaScale * (math.Abs(v-d.mean) - d.spread)
 	if d.dt > 0 {
 		// While the series is younger than seasonDays, each knot is the plain
-		// mean of the days seen so far.
+		// mean of the days seen so far. The weekly knots learn what remains,
+		// slowly, so that one odd day does not become a weekly habit.
 		days := float64(d.n) * float64(d.dt) / 86400
 		g := float32(math.Min(0.5, float64(d.dt)/knotSec/math.Min(seasonDays, 1+days)))
+		gw := float32(math.Min(0.5, float64(d.dt)/wKnotSec/math.Min(weekMemory, 1+days/7)) / weekSlow)
 		se := float32(e * (1 - alphaLevel))
 		d.day[h0] += g * float32(1-frac) * se
 		d.day[h1] += g * float32(frac) * se
-		d.week[dow] += g * weekBoost / dayKnots * se
+		d.week[w0] += gw * float32(1-wfrac) * se
+		d.week[w1] += gw * float32(wfrac) * se
 	}
 	if d.n == 0 {
 		d.lo, d.hi = v, v
@@ -290,11 +307,12 @@ func (d *Detector) surprise(z float64) (raw, gate float64) {
 	}
 	gate = math.Max(0, math.Min(1, ge-gateLo))
 
+	la := math.Log(d.aFast + 1e-3)
 	s := [nStats]float64{
 		math.Log1p(math.Abs(z)),
 		math.Log1p(math.Abs(d.mFast) / math.Sqrt(alphaFast/(2-alphaFast))),
-		math.Max(0, math.Log((d.aFast+1e-3)/0.8)),
-		math.Max(0, -math.Log((d.aFast+1e-3)/flatFloor)),
+		math.Max(0, la-logRise),
+		math.Max(0, logFlat-la),
 	}
 	excess := 0.0
 	for i := range s {
@@ -309,29 +327,43 @@ func (d *Detector) surprise(z float64) (raw, gate float64) {
 		floor := max(st.mean+envFloor*st.mad, minFloor)
 		st.env = max(floor+(st.env-floor)*(1-envDecay), float32(s[i]))
 	}
+	if excess == 0 {
+		return 0, gate
+	}
 	return 1 - math.Exp(-excess*scoreGain), gate
 }
+
+// The logarithms of the mean |scaled residual| at which noise counts as rising
+// (0.8) and as vanished (flatFloor).
+var logRise, logFlat = math.Log(0.8), math.Log(flatFloor)
 
 // likelihood turns a raw surprise into a score: the tail probability of the mean
 // of the last avgLen raw surprises under a Gaussian fitted to that mean's long
 // history (exponentially weighted, memory likWindow samples), on a log scale
 // where 0.5 is a tail of 1e-5 and 1 a tail of 1e-10. As in the HTM detector's
 // post-processing, an alert right after an alert is demoted to likRepeat.
-func (d *Detector) likelihood(raw float64) float64 {
+//
+// need false says the score will be gated to zero anyway: only whether it would
+// alert is worked out, without the costly tail probability.
+func (d *Detector) likelihood(raw float64, need bool) float64 {
 	i := int(d.ringAt)
 	d.ringSum += raw - float64(d.ring[i])
 	d.ring[i] = float32(raw)
 	d.ringAt = uint8((i + 1) % avgLen)
 	m := d.ringSum / avgLen
 
-	score := 0.0
+	score, red := 0.0, false
 	if d.lN >= likLearn {
 		mean := math.Max(d.lMean, likMinMean)
-		sd := math.Sqrt(math.Max(d.lVar, likMinVar))
-		tail := 0.5 * math.Erfc((m-mean)/sd/math.Sqrt2)
-		score = math.Log(tail+1e-10) / math.Log(1e-10)
+		x := (m - mean) / math.Sqrt(math.Max(d.lVar, likMinVar))
+		if need {
+			tail := 0.5 * math.Erfc(x/math.Sqrt2)
+			score = math.Log(tail+1e-10) / math.Log(1e-10)
+			red = score >= AlertScore
+		} else {
+			red = x >= likAlertX
+		}
 	}
-	red := score >= AlertScore
 	if red && d.red {
 		score = math.Min(score, likRepeat)
 	}

@@ -5,7 +5,7 @@
 // # Basics
 //
 // A Detector learns one series from its samples — level, trend, a daily profile,
-// day-of-week offsets and the noise around them; for a counter (Options.Counter)
+// a weekly profile and the noise around them; for a counter (Options.Counter)
 // its rate — and gives each sample a Result: a score in [0, 1], the expected value
 // and band for that time of day and week, when the anomalous stretch began, and
 // Result.Explain's sentence for people. It does constant work per sample, keeps

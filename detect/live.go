@@ -378,10 +378,11 @@ func (l *Live) sample(s *tsdb.ObservedSample) bool {
 	case ScoreMetric, LowerMetric, UpperMetric: // our own output
 		return false
 	}
-	counter := l.isCounter(name)
 	id := s.Ref
 	ts := time.UnixMilli(s.T).UTC() // the detector's days are UTC days; so are the explanation's times
-	r, st := l.set.observe(id, ts, s.V, Options{Counter: counter})
+	// Whether the series is a counter is worked out once, when it is new.
+	r, e := l.set.observe(id, ts, s.V, func() Options { return Options{Counter: l.isCounter(name)} })
+	st, counter := &e.note, e.d.counter
 	if s.T > l.now {
 		l.now = s.T
 	}

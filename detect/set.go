@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -8,7 +9,9 @@ import (
 // SetOptions bounds a Set.
 type SetOptions struct {
 	// MaxSeries caps the number of tracked series; observing a new series when the
-	// cap is reached drops the least recently observed one. Zero means 100,000.
+	// cap is reached drops the least recently observed ones (the oldest 1/64 of
+	// the cap at once, at least one, so that the cost per sample stays constant).
+	// Zero means 100,000.
 	MaxSeries int
 	// IdleAfter is how long, in sample time, a series may go without a sample
 	// before Evict drops it. Zero means one hour.
@@ -17,22 +20,26 @@ type SetOptions struct {
 
 // Set holds one Detector per series, keyed by a caller-chosen series id (e.g. a
 // hash of the labels). Memory is bounded by MaxSeries. Safe for concurrent use.
+//
+// Observing a sample touches only the series' own entry: recency is a sequence
+// number in the entry, not a shared list, so that 100,000 series scattered in
+// memory cost one entry's cache lines each rather than also their neighbours'.
 type Set struct {
 	mu      sync.Mutex
 	max     int
 	idle    time.Duration
 	series  map[uint64]*setEntry
-	oldest  *setEntry // least recently observed
-	newest  *setEntry
+	seq     uint64   // observations so far; an entry's seen is the seq of its latest
+	scratch []uint64 // reused by shrink
 	evicted uint64
 }
 
 type setEntry struct {
-	id         uint64
-	last       time.Time // timestamp of the latest sample
-	prev, next *setEntry // prev is older, next is newer
-	d          Detector
-	note       liveSeries // the Live engine's state beside d; dropped with it
+	id   uint64
+	seen uint64 // Set.seq at the latest observation
+	last int64  // timestamp of the latest sample, Unix nanoseconds
+	d    Detector
+	note liveSeries // the Live engine's state beside d; dropped with it
 }
 
 // NewSet returns an empty Set; nil options mean the defaults.
@@ -52,32 +59,49 @@ func NewSet(opts *SetOptions) *Set {
 // Observe feeds one sample of series id to its detector, creating it with opts if
 // the series is new, and returns the verdict.
 func (s *Set) Observe(id uint64, ts time.Time, v float64, opts Options) Result {
-	r, _ := s.observe(id, ts, v, opts)
+	r, _ := s.observe(id, ts, v, func() Options { return opts })
 	return r
 }
 
-// observe is Observe that also returns the series' note, for the Live engine to
-// keep its own per-series state in the same entry (one map lookup, not two).
-// Only the Set's single user goroutine may touch the note.
-func (s *Set) observe(id uint64, ts time.Time, v float64, opts Options) (Result, *liveSeries) {
+// observe is Observe that also returns the series' entry, for the Live engine to
+// keep its own per-series state in the same entry (one map lookup, not two), and
+// that asks for the options only when the series is new. Only the Set's single
+// user goroutine may touch the entry's note.
+func (s *Set) observe(id uint64, ts time.Time, v float64, opts func() Options) (Result, *setEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.series[id]
 	if e == nil {
 		if len(s.series) >= s.max {
-			s.remove(s.oldest)
+			s.shrink()
+		}
+		e = &setEntry{id: id, d: Detector{counter: opts().Counter}}
+		s.series[id] = e
+	}
+	s.seq++
+	e.seen = s.seq
+	if t := ts.UnixNano(); t > e.last {
+		e.last = t
+	}
+	return e.d.Observe(ts, v), e
+}
+
+// shrink drops the least recently observed max/64 series (at least one).
+func (s *Set) shrink() {
+	k := max(1, s.max/64)
+	seen := s.scratch[:0]
+	for _, e := range s.series {
+		seen = append(seen, e.seen)
+	}
+	slices.Sort(seen)
+	cut := seen[min(k, len(seen))-1]
+	s.scratch = seen[:0]
+	for id, e := range s.series {
+		if e.seen <= cut {
+			delete(s.series, id)
 			s.evicted++
 		}
-		e = &setEntry{id: id, d: Detector{counter: opts.Counter}}
-		s.series[id] = e
-	} else {
-		s.unlink(e)
 	}
-	s.push(e)
-	if ts.After(e.last) {
-		e.last = ts
-	}
-	return e.d.Observe(ts, v), &e.note
 }
 
 // Evict drops the series whose latest sample is older than now − IdleAfter and
@@ -86,15 +110,13 @@ func (s *Set) observe(id uint64, ts time.Time, v float64, opts Options) (Result,
 func (s *Set) Evict(now time.Time) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cut := now.Add(-s.idle)
+	cut := now.Add(-s.idle).UnixNano()
 	n := 0
-	for e := s.oldest; e != nil; {
-		next := e.next
-		if e.last.Before(cut) {
-			s.remove(e)
+	for id, e := range s.series {
+		if e.last < cut {
+			delete(s.series, id)
 			n++
 		}
-		e = next
 	}
 	s.evicted += uint64(n)
 	return n
@@ -112,33 +134,4 @@ func (s *Set) Evicted() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.evicted
-}
-
-func (s *Set) remove(e *setEntry) {
-	s.unlink(e)
-	delete(s.series, e.id)
-}
-
-func (s *Set) unlink(e *setEntry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		s.oldest = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		s.newest = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
-
-func (s *Set) push(e *setEntry) {
-	e.prev = s.newest
-	if s.newest != nil {
-		s.newest.next = e
-	} else {
-		s.oldest = e
-	}
-	s.newest = e
 }
