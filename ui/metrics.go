@@ -78,6 +78,14 @@ func (p *MetricsPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Band:      q.Get("band") == "1",
 		MaxSeries: p.maxSeries,
 	}
+	// Links in Prometheus' form (alerts' generator URLs) open here too:
+	// /graph?g0.expr=…&g0.tab=1 (1 is the table, 0 the graph).
+	if d.Query == "" && q.Get("g0.expr") != "" {
+		d.Query = q.Get("g0.expr")
+		if q.Get("g0.tab") == "1" {
+			d.Tab = "table"
+		}
+	}
 	if !slices.Contains(MetricsRanges, d.Range) {
 		d.Range = "1h"
 	}

@@ -157,6 +157,11 @@ func TestMetricsPageRendersStateEscaped(t *testing.T) {
 	if strings.Contains(body, "<script>alert") || strings.Contains(body, "not-built") {
 		t.Error("page holds unescaped help text or the not-built notice")
 	}
+	// Prometheus' link form, as in alerts' generator URLs.
+	_, body = get(t, h, `/graph?g0.expr=sum%28up%29&g0.tab=1`)
+	if !strings.Contains(body, `sum(up)</textarea>`) || !strings.Contains(body, `name="tab" value="table"`) {
+		t.Error("g0.expr and g0.tab are not read")
+	}
 	// Unknown parameters fall back to the defaults.
 	_, body = get(t, h, `/graph?range=99y&tab=nope`)
 	if !strings.Contains(body, `<option value="1h" selected>`) || !strings.Contains(body, `name="tab" value="graph"`) {
