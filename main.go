@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -34,6 +35,7 @@ import (
 	"outpost/demo"
 	"outpost/detect"
 	"outpost/detect/incident"
+	"outpost/detect/notify"
 	"outpost/detect/rules"
 	"outpost/detect/rules/promrules"
 	"outpost/ingest"
@@ -123,6 +125,7 @@ type config struct {
 	spanMetricsInterval                    time.Duration
 	rulesDir                               string
 	externalURL                            string
+	notifyConfig                           string
 	detectSeries                           string
 	detectMaxSeries                        int
 }
@@ -161,6 +164,7 @@ func parseFlags(name string, args []string) (*config, error) {
 	fs.StringVar(&c.promote, "promote-resource-attributes", "", "comma-separated OTLP resource attributes copied as labels onto every metric series")
 	fs.DurationVar(&c.spanMetricsInterval, "span-metrics-interval", 15*time.Second, "how often metrics derived from spans (traces_span_metrics_*, traces_service_graph_*) are written")
 	fs.StringVar(&c.rulesDir, "rules-dir", "", "directory of Prometheus rule files (*.yml, *.yaml), re-read on SIGHUP and when they change")
+	fs.StringVar(&c.notifyConfig, "notify-config", "", "Alertmanager-style configuration (route, receivers: webhook, Slack, e-mail) for notifications, re-read on SIGHUP")
 	fs.StringVar(&c.detectSeries, "detect-series", "", "comma-separated PromQL series selectors the anomaly detector watches, e.g. '{job=\"checkout\"},http_server_request_duration_seconds_count' (default: every series)")
 	fs.IntVar(&c.detectMaxSeries, "detect-max-series", 10000, "most series the anomaly detector watches at once; the least recently seen make room")
 	fs.StringVar(&c.externalURL, "external-url", "", "the address people reach this server at, for links in notifications (default http://<hostname>:<http-addr port>)")
@@ -266,7 +270,7 @@ func serve(args []string, withDemo bool) error {
 	uiH := ui.New(st, ui.Options{Version: ver, Logger: log})
 	var det *detectors // anomaly detection, rules, incidents: over the TSDB
 	if db, ok := st.MetricsBackend().(*tsdb.DB); ok {
-		if det, err = startDetect(c, st, db, log, reg, apiH, uiH); err != nil {
+		if det, err = startDetect(c, ver, st, db, log, reg, apiH, uiH); err != nil {
 			st.Close()
 			return err
 		}
@@ -352,7 +356,7 @@ wait:
 			break wait
 		case <-hup:
 			if det != nil {
-				log.Info("SIGHUP: re-reading rule files")
+				log.Info("SIGHUP: re-reading rule files and the notification configuration")
 				det.Reload() // refused files are logged and keep their last valid version
 			}
 		}
@@ -402,10 +406,24 @@ type detectors struct {
 	live      *detect.Live
 	rules     *rules.Manager
 	incidents *incident.Manager
+	notifier  *notify.Notifier
+}
+
+// silence creates a silence for the Incidents page.
+func (d *detectors) silence(ms map[string]string, until time.Time, by, comment string) (string, error) {
+	var matchers notify.Matchers
+	for k, v := range ms {
+		m, err := notify.NewMatcher(notify.MatchEqual, k, v)
+		if err != nil {
+			return "", err
+		}
+		matchers = append(matchers, m)
+	}
+	return d.notifier.PutSilence(notify.Silence{Matchers: matchers, StartsAt: time.Now(), EndsAt: until, CreatedBy: by, Comment: comment})
 }
 
 // startDetect starts the detectors over db and mounts their APIs and pages.
-func startDetect(c *config, st *store.Store, db *tsdb.DB, log *slog.Logger, reg *prometheus.Registry, apiH *api.API, uiH *ui.Handler) (*detectors, error) {
+func startDetect(c *config, ver string, st *store.Store, db *tsdb.DB, log *slog.Logger, reg *prometheus.Registry, apiH *api.API, uiH *ui.Handler) (*detectors, error) {
 	d := &detectors{log: log}
 	var err error
 	observe := tsdb.Observer(nil)
@@ -432,36 +450,60 @@ func startDetect(c *config, st *store.Store, db *tsdb.DB, log *slog.Logger, reg 
 	api.NewAnomalies(d.live).Register(apiH.Handle)
 	uiH.Handle("GET /anomalies", ui.NewAnomaliesPage(uiH, d.live))
 
+	// Notifications: routes, groups, silences and receivers, as Alertmanager.
 	extURL := externalURL(c)
+	d.notifier, err = notify.New(notify.Options{
+		Dir: filepath.Join(st.Dir(), "detect", "notify"), ConfigFile: c.notifyConfig, ExternalURL: extURL,
+		Logger: log.With("component", "notify"), Registerer: reg,
+	})
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	api.NewNotify(d.notifier, api.NotifyOptions{Version: ver, Logger: log}).Register(apiH.Handle)
+	ui.NewNotifyPages(uiH, d.notifier).Register(uiH.Handle)
+
+	// Incidents: firing alerts and strong anomalies, grouped by service. Strong
+	// anomalies are notified like alerts.
 	d.incidents, err = incident.Open(incident.Options{
 		Dir: filepath.Join(st.Dir(), "detect", "incidents"), Anomalies: d.live.Anomalies, Queryable: db,
 		ExternalURL: extURL, Logger: log.With("component", "incidents"),
+		Send: func(as []incident.Alert) {
+			out := make([]notify.Alert, len(as))
+			for i, a := range as {
+				out[i] = notify.Alert{Labels: a.Labels, Annotations: a.Annotations, StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL}
+			}
+			d.notifier.Send(out...)
+		},
 	})
 	if err != nil {
 		d.Close()
 		return nil, err
 	}
 	api.NewIncidents(d.incidents).Register(apiH.Handle)
-	ui.NewIncidentPages(uiH, d.incidents, nil).Register(uiH.Handle)
+	ui.NewIncidentPages(uiH, d.incidents, d.silence).Register(uiH.Handle)
 	uiH.ShowIncidents(d.incidents)
 
 	// Alert and recording rules: the operator's files and those made in the UI.
-	// Alerts due to be sent join incidents.
+	// Alerts due to be sent join incidents (their notifications link them), then
+	// go to the notifier.
 	d.rules, err = rules.New(rules.Options{
 		Storage: db, Dir: c.rulesDir, UserDir: filepath.Join(st.Dir(), "detect", "rules"),
 		Logger: log.With("component", "rules"), Registerer: reg,
 		Notify: func(_ context.Context, expr string, alerts ...*promrules.Alert) {
-			for _, a := range alerts {
-				if a.State == promrules.StatePending {
-					continue
+			as := notify.FromRules(extURL, expr, alerts...)
+			for i, a := range as {
+				id := d.incidents.ObserveAlert(expr, incident.Alert{Labels: a.Labels, Annotations: a.Annotations, StartsAt: a.StartsAt, EndsAt: a.EndsAt, GeneratorURL: a.GeneratorURL})
+				if id != 0 {
+					as[i].Annotations = maps.Clone(a.Annotations)
+					if as[i].Annotations == nil {
+						as[i].Annotations = map[string]string{}
+					}
+					as[i].Annotations["incident_url"] = d.incidents.URL(id)
 				}
-				end := a.ValidUntil
-				if !a.ResolvedAt.IsZero() {
-					end = a.ResolvedAt
-				}
-				d.incidents.ObserveAlert(expr, incident.Alert{
-					Labels: a.Labels.Map(), Annotations: a.Annotations.Map(), StartsAt: a.FiredAt, EndsAt: end,
-				})
+			}
+			if len(as) > 0 {
+				d.notifier.Send(as...)
 			}
 		},
 	})
@@ -474,10 +516,19 @@ func startDetect(c *config, st *store.Store, db *tsdb.DB, log *slog.Logger, reg 
 	return d, nil
 }
 
-// Reload re-reads the rule files.
+// Reload re-reads the rule files and the notification configuration; a
+// refused file is logged and the running version kept.
 func (d *detectors) Reload() {
-	if d != nil && d.rules != nil {
+	if d == nil {
+		return
+	}
+	if d.rules != nil {
 		d.rules.Reload()
+	}
+	if d.notifier != nil {
+		if err := d.notifier.Reload(); err != nil {
+			d.log.Error("notification configuration refused; the previous one keeps running", "err", err)
+		}
 	}
 }
 
@@ -494,6 +545,9 @@ func (d *detectors) Close() {
 		if err := d.incidents.Close(); err != nil {
 			d.log.Warn("cannot close incidents", "err", err)
 		}
+	}
+	if d.notifier != nil { // after everything that sends to it
+		d.notifier.Close()
 	}
 	if d.live != nil {
 		d.live.Close()
