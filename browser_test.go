@@ -45,19 +45,20 @@ func browser(t *testing.T) context.Context {
 	return ctx
 }
 
-// waitText polls the text of sel until it satisfies ok or the context ends.
+// waitText polls the text of sel until it satisfies ok or the context ends. A
+// failed read (the page is navigating, the node was just replaced) is retried.
 func waitText(ctx context.Context, sel string, ok func(string) bool) (string, error) {
 	for {
 		txt, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			return txt, err
-		}
-		if ok(txt) {
+		if err == nil && ok(txt) {
 			return txt, nil
 		}
 		select {
 		case <-ctx.Done():
-			return txt, ctx.Err()
+			if err == nil {
+				err = ctx.Err()
+			}
+			return txt, err
 		case <-time.After(200 * time.Millisecond):
 		}
 	}

@@ -58,12 +58,12 @@ func TestBrowserIncident(t *testing.T) {
 	// Silence its service for an hour.
 	if err := chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.CSS(`[data-testid="silence-for"]`), "1h"),
-		chromedp.Click(chromedp.CSS(`[data-testid="silence-button"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`[data-testid="timeline"]`))); err != nil {
+		chromedp.Click(chromedp.CSS(`[data-testid="silence-button"]`))); err != nil {
 		t.Fatalf("silence: %v", err)
 	}
-	if tl, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`[data-testid="timeline"]`))); err != nil || !strings.Contains(tl, `silenced {job="e2e-shop"}`) || !strings.Contains(tl, "acknowledged") {
-		t.Errorf("timeline %q %v", tl, err)
+	// The form posts, then the page comes back with the silence in its timeline.
+	if tl, err := waitText(ctx, `[data-testid="timeline"]`, func(s string) bool { return strings.Contains(s, "silenced {") }); err != nil || !strings.Contains(tl, `silenced {job="e2e-shop"}`) || !strings.Contains(tl, "acknowledged") {
+		t.Fatalf("timeline %q %v", tl, err)
 	}
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/silences"), chromedp.WaitVisible(chromedp.CSS(`[data-testid="active-silences"]`))); err != nil {
 		t.Fatalf("silences page: %v", err)
