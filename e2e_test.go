@@ -66,15 +66,19 @@ type server struct {
 	log                  bytes.Buffer
 	exited               chan struct{}
 	exitErr              error
+	user, password       string // basic auth of get, when logins are on
 }
 
 // startServer runs "outpost serve" on free loopback ports; env adds variables.
+// Logins are off (OUTPOST_AUTH=none) unless env turns them on: the tests of
+// logins do (auth_e2e_test.go), the others talk to the server as a program
+// without credentials would.
 func startServer(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
 	s := &server{t: t, exited: make(chan struct{})}
 	s.cmd = exec.Command(binary, "serve", "--data", dataDir, "--log-format", "json",
 		"--http-addr", "127.0.0.1:0", "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0")
-	s.cmd.Env = append(os.Environ(), env...)
+	s.cmd.Env = append(append(os.Environ(), "OUTPOST_AUTH=none"), env...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -154,7 +158,14 @@ func (s *server) kill() {
 
 func (s *server) get(path string) (int, []byte) {
 	s.t.Helper()
-	resp, err := http.Get("http://" + s.http + path)
+	req, err := http.NewRequest("GET", "http://"+s.http+path, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if s.user != "" {
+		req.SetBasicAuth(s.user, s.password)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatalf("GET %s: %v", path, err)
 	}

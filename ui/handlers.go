@@ -193,6 +193,16 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, code int, layou
 	writeHTML(w, code, buf.Bytes())
 }
 
+// renderStandalone writes a whole page that draws its own frame.
+func (h *Handler) renderStandalone(w http.ResponseWriter, r *http.Request, code int, page templ.Component) {
+	var buf bytes.Buffer
+	if err := page.Render(r.Context(), &buf); err != nil {
+		h.fail(w, r, &Error{Code: http.StatusInternalServerError, UserMessage: "The page could not be rendered.", Err: err})
+		return
+	}
+	writeHTML(w, code, buf.Bytes())
+}
+
 func (h *Handler) renderFragment(w http.ResponseWriter, r *http.Request, c templ.Component) {
 	var buf bytes.Buffer
 	if err := c.Render(r.Context(), &buf); err != nil {
