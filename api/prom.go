@@ -69,6 +69,10 @@ type PromOptions struct {
 	LookbackDelta time.Duration
 	// Now is the clock for queries without a time. Zero: time.Now.
 	Now func() time.Time
+	// MaxConcurrent is the most queries evaluated at once (Prometheus'
+	// --query.max-concurrency); more wait for a slot within their timeout.
+	// Zero: 20.
+	MaxConcurrent int
 }
 
 // Prometheus serves the Prometheus HTTP API. Mount its routes with Register.
@@ -105,6 +109,9 @@ func NewPrometheus(db MetricsDB, opts PromOptions) *Prometheus {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxConcurrent == 0 {
+		opts.MaxConcurrent = 20
+	}
 	p := &Prometheus{db: db, opts: opts, parser: parser.NewParser(parser.Options{})}
 	p.engine = promql.NewEngine(promql.EngineOpts{
 		Logger:               opts.Logger.With("component", "promql"),
@@ -115,6 +122,7 @@ func NewPrometheus(db MetricsDB, opts PromOptions) *Prometheus {
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
 		EnableQueryCost:      true, // enforces the series limit below
+		ActiveQueryTracker:   queryGate{make(chan struct{}, opts.MaxConcurrent)},
 		NoStepSubqueryIntervalFn: func(int64) int64 {
 			return time.Minute.Milliseconds()
 		},
@@ -332,6 +340,23 @@ func (p *Prometheus) queryRange(r *http.Request) result {
 		return p.constructionError(err)
 	}
 	return p.exec(ctx, qry, qs, limit)
+}
+
+// queryGate bounds the queries the engine evaluates at once: a query takes a
+// slot before it runs and waits for one, within its context, when all are
+// taken (the engine's QueryTracker, without Prometheus' on-disk log).
+type queryGate struct{ slots chan struct{} }
+
+func (g queryGate) GetMaxConcurrent() int { return cap(g.slots) }
+func (g queryGate) Close() error          { return nil }
+func (g queryGate) Delete(int)            { <-g.slots }
+func (g queryGate) Insert(ctx context.Context, _ string) (int, error) {
+	select {
+	case g.slots <- struct{}{}:
+		return 0, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
 }
 
 // queryContext applies the request's "timeout" parameter; the engine's own

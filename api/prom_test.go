@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -479,5 +481,40 @@ func BenchmarkPromQueryRange(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Queries beyond MaxConcurrent wait for a slot within their context, and every
+// slot is given back.
+func TestQueryConcurrencyGate(t *testing.T) {
+	g := queryGate{make(chan struct{}, 1)}
+	if _, err := g.Insert(context.Background(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := g.Insert(ctx, "b"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second query with every slot taken: %v, want it to wait until its deadline", err)
+	}
+	g.Delete(0)
+	if _, err := g.Insert(context.Background(), "c"); err != nil {
+		t.Fatalf("after a slot was given back: %v", err)
+	}
+
+	e := newProm(t, PromOptions{MaxConcurrent: 1})
+	var wg sync.WaitGroup
+	codes := make([]int, 8)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = e.call(i%2 == 0, "/api/v1/query_range", url.Values{"query": {"rate(http_requests_total[5m])"}, "start": {"0"}, "end": {"600"}, "step": {"15"}})
+		}()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 200 {
+			t.Errorf("query %d through one slot: %d", i, c)
+		}
 	}
 }
