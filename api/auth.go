@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"outpost/internal/atomicfile"
 )
 
 // AuthOptions configure logins. Every zero field means the default stated on it.
@@ -181,31 +183,12 @@ func (a *Auth) save() error {
 	return writeSecret(filepath.Join(a.opts.Dir, authFile), b)
 }
 
-// writeSecret writes a file only its owner can read: temp file, fsync, rename.
+// writeSecret writes a file only its owner can read, durably.
 func writeSecret(path string, b []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return fmt.Errorf("cannot write %s: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 // check verifies a user's password.

@@ -10,10 +10,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"outpost/internal/atomicfile"
 )
 
 // ErrBadInput marks back-test input that cannot be scored; the wrapping error
@@ -185,27 +186,5 @@ func BacktestMain(args []string, stdout, stderr io.Writer) error {
 		_, err := stdout.Write(out.Bytes())
 		return err
 	}
-	return writeFileAtomic(*outPath, out.Bytes())
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("cannot create back-test output: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("cannot write back-test output: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("cannot write back-test output: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("cannot write back-test output: %w", err)
-	}
-	return nil
+	return atomicfile.WriteFile(*outPath, out.Bytes(), 0o644)
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"outpost/internal/atomicfile"
 )
 
 // FormatVersion is the data-directory format this build writes and reads. A
@@ -40,7 +42,7 @@ func checkFormat(dir string) error {
 		if err := mustBeNew(dir); err != nil {
 			return err
 		}
-		return WriteFileAtomic(path, []byte(fmt.Sprintf("%s %d\n", formatMagic, FormatVersion)), 0o644)
+		return atomicfile.WriteFile(path, []byte(fmt.Sprintf("%s %d\n", formatMagic, FormatVersion)), 0o644)
 	}
 	if err != nil {
 		return fmt.Errorf("cannot read %q: %w", path, err)

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"outpost/internal/atomicfile"
 )
 
 // Options configure Open. A nil *Options means all defaults.
@@ -172,7 +174,7 @@ func (s *Store) markRunning() error {
 		}
 		s.log.Warn("the last run did not shut down cleanly; stores recover what was acknowledged", "dir", s.dir, "unclean_shutdowns", n)
 	}
-	return WriteFileAtomic(path, []byte(s.started.UTC().Format(time.RFC3339Nano)+"\n"), 0o644)
+	return atomicfile.WriteFile(path, []byte(s.started.UTC().Format(time.RFC3339Nano)+"\n"), 0o644)
 }
 
 // Dir is the data directory.
@@ -328,7 +330,7 @@ func (s *Store) Close() error {
 		if rerr := os.Remove(filepath.Join(s.dir, uncleanFile)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
 			err = rerr
 		} else {
-			err = SyncDir(s.dir)
+			err = atomicfile.SyncDir(s.dir)
 		}
 	}
 	if lerr := s.lock.release(); lerr != nil {

@@ -361,19 +361,3 @@ func TestRates(t *testing.T) {
 		t.Errorf("rates = %+v, want 100 points/s, 1 span/s over 4s", got)
 	}
 }
-
-func TestWriteFileAtomic(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "f")
-	if err := WriteFileAtomic(p, []byte("one"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteFileAtomic(p, []byte("two"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b, _ := os.ReadFile(p)
-	entries, _ := os.ReadDir(dir)
-	if string(b) != "two" || len(entries) != 1 {
-		t.Errorf("content %q, %d entries; want %q and no temp files", b, len(entries), "two")
-	}
-}

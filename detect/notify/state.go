@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"outpost/internal/atomicfile"
 )
 
 // The state files of Options.Dir (README.md describes them).
@@ -425,7 +427,7 @@ func (n *Notifier) persist(which uint8) error {
 	}
 	var errs []error
 	for _, f := range files {
-		if werr := writeAtomic(filepath.Join(n.opts.Dir, f.name), f.b, f.mode); werr != nil {
+		if werr := atomicfile.WriteFile(filepath.Join(n.opts.Dir, f.name), f.b, f.mode); werr != nil {
 			errs = append(errs, werr)
 		}
 	}
@@ -489,42 +491,6 @@ func readState(dir, name string, v any, version *int) error {
 	}
 	if *version > stateVersion {
 		return fmt.Errorf("cannot load notification state %q: version %d is newer than this Outpost's %d", path, *version, stateVersion)
-	}
-	return nil
-}
-
-// writeAtomic writes b to path: temp file, fsync, rename, fsync of the directory.
-func writeAtomic(path string, b []byte, mode os.FileMode) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("cannot write %q: %w", path, err)
-	}
-	tmp := f.Name()
-	err = f.Chmod(mode)
-	if err == nil {
-		_, err = f.Write(b)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write %q (%d bytes): %w", path, len(b), err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
 	}
 	return nil
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.yaml.in/yaml/v3"
 	"outpost/detect/rules/promrules"
+
+	"outpost/internal/atomicfile"
 )
 
 // Storage is what rules read and write: *tsdb.DB.
@@ -652,7 +654,7 @@ func (m *Manager) PutGroup(name string, body []byte) ([]FileError, error) {
 	if err := os.MkdirAll(m.opts.UserDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create rules directory: %w", err)
 	}
-	if err := writeAtomic(file, content); err != nil {
+	if err := atomicfile.WriteFile(file, content, 0o644); err != nil {
 		return nil, err
 	}
 	m.reloadLocked()
@@ -673,7 +675,7 @@ func (m *Manager) DeleteGroup(name string) error {
 		}
 		return fmt.Errorf("cannot delete rule group %q: %w", name, err)
 	}
-	if err := syncDir(m.opts.UserDir); err != nil {
+	if err := atomicfile.SyncDir(m.opts.UserDir); err != nil {
 		return err
 	}
 	m.reloadLocked()
@@ -695,41 +697,4 @@ func (m *Manager) UserGroup(name string) ([]byte, error) {
 // IsUserFile reports whether file is a rule file of an API-created group.
 func (m *Manager) IsUserFile(file string) bool {
 	return m.opts.UserDir != "" && filepath.Dir(file) == filepath.Clean(m.opts.UserDir)
-}
-
-// writeAtomic writes b to path: temp file, fsync, rename, fsync of the directory.
-func writeAtomic(path string, b []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("cannot write rule file %q: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write rule file %q (%d bytes): %w", path, len(b), err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
-	}
-	return nil
 }
