@@ -68,6 +68,10 @@ func main() {
 			break
 		}
 		err = detect.BacktestMain(args[1:], os.Stdout, os.Stderr)
+	case "backup":
+		err = api.BackupMain(args, os.Stdout, os.Stderr)
+	case "restore":
+		err = store.RestoreMain(args, os.Stdout, os.Stderr)
 	case "version":
 		fmt.Println("outpost", buildVersion())
 	case "help":
@@ -92,6 +96,10 @@ Commands:
            run the anomaly detector over a CSV series, write timestamp,value,anomaly_score
   detect backtest --query SELECTOR [--start 7d] [--end now] [--url http://127.0.0.1:8080]
            run it over stored series and list what it would have flagged
+  backup [--url http://127.0.0.1:8080] [--out FILE]
+           write a consistent backup of a running server's data directory
+  restore --from FILE [--data DIR]
+           make a data directory from a backup
   version  print the version
 Run "outpost serve -h" for the flags. Every flag can also be set in the
 environment as OUTPOST_<FLAG>, e.g. OUTPOST_DATA=/var/lib/outpost.
@@ -267,6 +275,7 @@ func serve(args []string, withDemo bool) error {
 	c.ingest.Logger, c.ingest.Registerer = log, reg
 	recv := ingest.NewReceiver(st, &c.ingest)
 	apiH := api.New(st, api.Options{Version: ver, Logger: log, Registry: reg})
+	api.NewBackup(st, log).Register(apiH.Handle)
 	uiH := ui.New(st, ui.Options{Version: ver, Logger: log})
 	var det *detectors // anomaly detection, rules, incidents: over the TSDB
 	if db, ok := st.MetricsBackend().(*tsdb.DB); ok {
@@ -480,6 +489,7 @@ func startDetect(c *config, ver string, st *store.Store, db *tsdb.DB, log *slog.
 		d.Close()
 		return nil, err
 	}
+	st.AddSnapshotter("detect/incidents", d.incidents)
 	api.NewIncidents(d.incidents).Register(apiH.Handle)
 	ui.NewIncidentPages(uiH, d.incidents, d.silence).Register(uiH.Handle)
 	uiH.ShowIncidents(d.incidents)

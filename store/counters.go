@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"sort"
 	"sync"
 	"time"
@@ -285,4 +286,14 @@ func (c *counters) close() error {
 	close(c.done)
 	<-c.stopped
 	return c.db.Close()
+}
+
+// backup adds meta.db as of one read transaction.
+func (c *counters) backup(add AddFunc) error {
+	return c.db.View(func(tx *bolt.Tx) error {
+		return add(metaFile, tx.Size(), func(w io.Writer) error {
+			_, err := tx.WriteTo(w)
+			return err
+		})
+	})
 }

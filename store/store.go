@@ -77,6 +77,9 @@ type Store struct {
 
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	snapMu sync.Mutex
+	snaps  []namedSnapshotter // owners of subdirectories, for Backup
 }
 
 // Open creates or opens the data directory dir.

@@ -1,9 +1,11 @@
 package incident
 
 import (
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 
 	bolt "go.etcd.io/bbolt"
@@ -85,3 +87,16 @@ func (m *Manager) deleteLocked(inc *Incident) {
 }
 
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
+
+// Snapshot adds incidents.db as of one read transaction, for backups.
+func (m *Manager) Snapshot(ctx context.Context, add func(name string, size int64, write func(io.Writer) error) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return m.db.View(func(tx *bolt.Tx) error {
+		return add("incidents.db", tx.Size(), func(w io.Writer) error {
+			_, err := tx.WriteTo(w)
+			return err
+		})
+	})
+}

@@ -1,0 +1,54 @@
+package traceindex
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// A snapshot taken between two writes reopens with the first write only.
+func TestSnapshotReopens(t *testing.T) {
+	ix := openTest(t, &Options{PartitionDuration: time.Hour})
+	ctx := context.Background()
+	boundary := t0.Truncate(time.Hour)
+	mustWrite(t, ix, build(
+		sp{trace: 1, span: 1, svc: "api", name: "root", start: boundary.Add(-time.Minute), dur: 3 * time.Minute},
+		sp{trace: 1, span: 2, parent: 1, svc: "db", name: "q", start: boundary.Add(time.Minute), dur: time.Second},
+	))
+	dst := t.TempDir()
+	n := 0
+	err := ix.Snapshot(ctx, func(name string, size int64, write func(io.Writer) error) error {
+		var buf bytes.Buffer
+		if err := write(&buf); err != nil {
+			return err
+		}
+		if int64(buf.Len()) != size {
+			t.Errorf("%s: %d bytes, announced %d", name, buf.Len(), size)
+		}
+		n++
+		return os.WriteFile(filepath.Join(dst, name), buf.Bytes(), 0o644)
+	})
+	if err != nil || n != 2 {
+		t.Fatalf("snapshot: %d files, %v", n, err)
+	}
+	mustWrite(t, ix, build(sp{trace: 2, span: 1, svc: "api", name: "later", start: boundary.Add(-time.Minute), dur: time.Second}))
+
+	cp, err := Open(dst, &Options{PartitionDuration: time.Hour, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cp.Close()
+	if err := cp.Check(ctx); err != nil {
+		t.Fatalf("the copy is inconsistent: %v", err)
+	}
+	if td, err := cp.Trace(ctx, tid(1)); err != nil || td.SpanCount() != 2 {
+		t.Fatalf("trace 1 in the copy: %v", err)
+	}
+	if _, err := cp.Trace(ctx, tid(2)); err == nil {
+		t.Fatal("the copy holds a trace written after the snapshot")
+	}
+}
