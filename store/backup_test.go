@@ -27,8 +27,10 @@ func TestBackupAndRestore(t *testing.T) {
 	var order []string
 	dir := t.TempDir()
 	s := openT(t, dir, &Options{
-		OpenMetrics: func(string) (MetricsBackend, error) { return &snapBackend{fakeBackend{name: "metrics", order: &order}}, nil },
-		OpenLogs:    func(string) (LogsBackend, error) { return &snapBackend{fakeBackend{name: "logs", order: &order}}, nil },
+		OpenMetrics: func(string) (MetricsBackend, error) {
+			return &snapBackend{fakeBackend{name: "metrics", order: &order}}, nil
+		},
+		OpenLogs: func(string) (LogsBackend, error) { return &snapBackend{fakeBackend{name: "logs", order: &order}}, nil },
 	})
 	must(t)(s.ConsumeLogs(context.Background(), logs("checkout", 7)))
 	// A file replaced atomically by its owner is copied; a registered owner is
