@@ -65,8 +65,11 @@ const StateBytes = int(unsafe.Sizeof(Detector{}))
 // score is then gated by the size of the deviation: unless the sample, or the
 // mean of the recent residuals, is further from the expectation than plain
 // Gaussian noise ever goes in practice (gateLo noise widths), the score stays
-// below AlertScore. The clock is the samples' timestamps; the detector never
-// reads the wall clock.
+// below AlertScore. A value far outside the range of a long history (by
+// rangeFar of it, after farAfter samples) needs only gateFar noise widths: plain
+// noise never leaves its range by that much, so a wide noise band should not
+// hide it. The clock is the samples' timestamps; the detector never reads the
+// wall clock.
 type Detector struct {
 	counter bool
 	red     bool    // the previous score reached AlertScore
@@ -138,6 +141,13 @@ const (
 	likAlertX  = 4.26489303 // standard deviations at which the likelihood reaches AlertScore
 
 	rangeTol = 0.01 // a value beyond the range seen by this fraction of it is novel
+	// Once farAfter samples are learned, a value beyond the range by rangeFar of
+	// it needs only gateFar noise widths to pass the gate: by then a record of
+	// plain noise passes the old extreme by a few per cent of the range, never
+	// by rangeFar (while the history is short, records are common and far out).
+	rangeFar = 0.15
+	gateFar  = 3.5
+	farAfter = 1000
 
 	// The gate: noise-equivalent deviations (in Gaussian widths) below gateLo keep
 	// the score at 0, above gateLo+1 leave it whole. White noise reaches 5.5
@@ -222,10 +232,14 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	z := (v - expected) / width
 
 	if d.n >= warmup {
-		raw, gate := d.surprise(z)
+		raw, size := d.surprise(z)
+		gate := math.Max(0, math.Min(1, size-gateLo))
 		r.Score = d.likelihood(raw, gate > 0)
-		if tol := (d.hi - d.lo) * rangeTol; tol > 0 && (v > d.hi+tol || v < d.lo-tol) {
+		if span := d.hi - d.lo; span > 0 && (v > d.hi+span*rangeTol || v < d.lo-span*rangeTol) {
 			r.Score = 1
+			if d.n >= farAfter && (v > d.hi+span*rangeFar || v < d.lo-span*rangeFar) {
+				gate = math.Max(0, math.Min(1, size-gateFar))
+			}
 		}
 		r.Score *= gate
 		r.Expected = expected
@@ -288,24 +302,24 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	return r
 }
 
-// surprise turns a scaled residual into a raw surprise in [0, 1] and a gate in
-// [0, 1]. Each surprise is compared with the envelope of its own recent peaks: a
-// sample scores only when it is more surprising than anything the series did
-// lately. The gate says whether the deviation is larger than noise ever is.
-func (d *Detector) surprise(z float64) (raw, gate float64) {
+// surprise turns a scaled residual into a raw surprise in [0, 1] and the
+// deviation's noise-equivalent size (in Gaussian widths). Each surprise is
+// compared with the envelope of its own recent peaks: a sample scores only when
+// it is more surprising than anything the series did lately. The size says
+// whether the deviation is larger than noise ever is (the gate).
+func (d *Detector) surprise(z float64) (raw, size float64) {
 	d.mFast += alphaFast * (z - d.mFast)
 	d.mSlow += alphaSlow * (math.Max(-clipZ, math.Min(clipZ, z)) - d.mSlow)
 	d.aFast += alphaFast * (math.Abs(z) - d.aFast)
 
 	// Noise-equivalent size: how many widths a Gaussian deviate would need to be
 	// as rare under plain noise (the means are divided by their noise spread).
-	ge := math.Max(math.Abs(z), math.Abs(d.mFast)/math.Sqrt(alphaFast/(2-alphaFast)))
-	ge = math.Max(ge, math.Abs(d.mSlow)/math.Sqrt(alphaSlow/(2-alphaSlow)))
-	ge = math.Max(ge, d.aFast*5.5/gateRise)
+	size = math.Max(math.Abs(z), math.Abs(d.mFast)/math.Sqrt(alphaFast/(2-alphaFast)))
+	size = math.Max(size, math.Abs(d.mSlow)/math.Sqrt(alphaSlow/(2-alphaSlow)))
+	size = math.Max(size, d.aFast*5.5/gateRise)
 	if d.aFast < gateFlat {
-		ge = gateLo + 1
+		size = gateLo + 1
 	}
-	gate = math.Max(0, math.Min(1, ge-gateLo))
 
 	la := math.Log(d.aFast + 1e-3)
 	s := [nStats]float64{
@@ -328,9 +342,9 @@ func (d *Detector) surprise(z float64) (raw, gate float64) {
 		st.env = max(floor+(st.env-floor)*(1-envDecay), float32(s[i]))
 	}
 	if excess == 0 {
-		return 0, gate
+		return 0, size
 	}
-	return 1 - math.Exp(-excess*scoreGain), gate
+	return 1 - math.Exp(-excess*scoreGain), size
 }
 
 // The logarithms of the mean |scaled residual| at which noise counts as rising

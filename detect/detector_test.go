@@ -156,3 +156,86 @@ func TestWhiteNoiseQuiet(t *testing.T) {
 		t.Logf("seed %d: %d false alerts in %d days, highest score %.3f", seed, n, days-1, worst)
 	}
 }
+
+// TestFarBeyondRange checks the range rule's two gates: a value beyond every
+// value seen by rangeFar of the range alerts from gateFar noise widths once the
+// history is long, while a value just beyond the range, or far beyond a short
+// history, must still pass the ordinary gate.
+func TestFarBeyondRange(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		learn   int     // samples of plain noise before the probe
+		beyond  float64 // how far past the highest value, as a fraction of the range
+		wantHit bool
+	}{
+		{"far beyond a long history", 3000, 0.25, true},
+		{"just beyond a long history", 3000, 0.03, false},
+		{"far beyond a short history", 600, 0.25, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+			rng := rand.New(rand.NewPCG(11, 12))
+			d := NewDetector(Options{})
+			for i := 0; i < c.learn; i++ {
+				d.Observe(start.Add(time.Duration(i)*time.Minute), 50+4*rng.NormFloat64())
+			}
+			lo, hi := d.lo, d.hi
+			v := hi + c.beyond*(hi-lo)
+			r := d.Observe(start.Add(time.Duration(c.learn)*time.Minute), v)
+			width := (r.Upper - r.Expected) / bandWidth
+			if z := (v - r.Expected) / width; z >= gateLo {
+				t.Fatalf("probe is %.1f noise widths out: the ordinary gate would pass it too", z)
+			} else if c.wantHit && z < gateFar+1 {
+				t.Fatalf("probe is %.1f noise widths out: below the far gate", z)
+			}
+			if hit := r.Score >= AlertScore; hit != c.wantHit {
+				t.Errorf("value %.2f (range %.2f–%.2f) scored %.2f, want alert %v", v, lo, hi, r.Score, c.wantHit)
+			}
+		})
+	}
+}
+
+// nabOffsetFloor is the mean normalised NAB score over nabOffsets runs, each
+// starting the detector nabOffsetStep rows later than the one before (rows
+// skipped score 0; all lie in the probationary rows NAB does not score).
+var nabOffsetFloor = map[string]float64{
+	"standard":           63.87,
+	"reward_low_FP_rate": 57.80,
+	"reward_low_FN_rate": 68.82,
+}
+
+const nabOffsets, nabOffsetStep = 12, 3
+
+// TestNABStartOffsets scores the detector on the NAB corpus as TestNABScore does,
+// from nabOffsets different first rows, and checks the mean. One window's best
+// score crossing the corpus threshold moves a single run by 1–2 points; the mean
+// over start offsets moves much less, so it tells a real change from a lucky one.
+func TestNABStartOffsets(t *testing.T) {
+	c := loadNAB(t)
+	sum := map[string]float64{}
+	for k := 0; k < nabOffsets; k++ {
+		scores := map[string][]float64{}
+		for _, f := range c.Files {
+			d := NewDetector(Options{})
+			s := make([]float64, len(f.Values))
+			for i := k * nabOffsetStep; i < len(f.Values); i++ {
+				s[i] = d.Observe(f.Timestamps[i], f.Values[i]).Score
+			}
+			scores[f.Name] = s
+		}
+		for _, p := range c.Profiles {
+			_, raw, err := c.Optimize(scores, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum[p.Name] += c.Normalize(raw, p)
+		}
+	}
+	for _, p := range c.Profiles {
+		mean := sum[p.Name] / nabOffsets
+		t.Logf("%-18s mean normalised score over %d start offsets %.2f", p.Name, nabOffsets, mean)
+		if mean < nabOffsetFloor[p.Name]-0.005 {
+			t.Errorf("%s: mean normalised NAB score %.2f fell below the recorded %.2f", p.Name, mean, nabOffsetFloor[p.Name])
+		}
+	}
+}

@@ -33,7 +33,9 @@
 // leaves the whole range seen so far, an alert right after an alert is demoted,
 // and it fades as the detector adapts to a lasting change (Result.Since stays set
 // while the samples remain outside the band). A deviation no larger than plain
-// noise ever reaches (about 5.5 noise widths) never alerts. A single spike inside
+// noise ever reaches (about 5.5 noise widths) never alerts, except a value beyond
+// the whole range of a long history (1,000 samples) by 15% of that range, which
+// needs only 3.5 widths. A single spike inside
 // the range seen so far does not alert by itself (in a quiet series its
 // likelihood reaches about 0.45); a spike beyond that range does. The gate is
 // measured in the model's noise widths, which include its fitting error: on a
