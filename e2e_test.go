@@ -75,8 +75,14 @@ type server struct {
 // without credentials would.
 func startServer(t *testing.T, dataDir string, env ...string) *server {
 	t.Helper()
+	return startCommand(t, "serve", dataDir, env...)
+}
+
+// startCommand runs "outpost <command>" (serve or demo) like startServer.
+func startCommand(t *testing.T, command, dataDir string, env ...string) *server {
+	t.Helper()
 	s := &server{t: t, exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, "serve", "--data", dataDir, "--log-format", "json",
+	s.cmd = exec.Command(binary, command, "--data", dataDir, "--log-format", "json",
 		"--http-addr", "127.0.0.1:0", "--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0")
 	s.cmd.Env = append(append(os.Environ(), "OUTPOST_AUTH=none"), env...)
 	stderr, err := s.cmd.StderrPipe()

@@ -135,6 +135,7 @@ type config struct {
 	externalURL                            string
 	notifyConfig                           string
 	detectSeries                           string
+	demo                                   bool // outpost demo
 	detectMaxSeries                        int
 }
 
@@ -227,6 +228,7 @@ func serve(args []string, withDemo bool) error {
 	if err != nil {
 		return err
 	}
+	c.demo = withDemo
 	log, err := newLogger(c)
 	if err != nil {
 		return err
@@ -521,9 +523,41 @@ func startDetect(c *config, ver string, st *store.Store, db *tsdb.DB, log *slog.
 		d.Close()
 		return nil, err
 	}
+	if c.demo {
+		d.provisionDemoRules()
+	}
 	api.NewRules(d.rules, api.RulesOptions{Logger: log}).Register(apiH.Handle)
 	ui.NewRulesPages(uiH, d.rules).Register(uiH.Handle)
 	return d, nil
+}
+
+// demoRules is the rule group the demo starts with: an alert on the error rate
+// its error bursts raise, so the demo shows incidents from rules as well as
+// from anomalies.
+const demoRules = `name: demo
+interval: 15s
+rules:
+  - alert: HighErrorRate
+    expr: |
+      sum by (job) (rate(traces_span_metrics_calls_total{span_kind="SPAN_KIND_SERVER", status_code="STATUS_CODE_ERROR"}[1m]))
+        / sum by (job) (rate(traces_span_metrics_calls_total{span_kind="SPAN_KIND_SERVER"}[1m])) > 0.1
+    for: 30s
+    labels:
+      severity: critical
+    annotations:
+      summary: "{{ $labels.job }}: {{ $value | humanizePercentage }} of requests fail"
+`
+
+// provisionDemoRules adds the demo's rule group, unless one named demo exists
+// (a person may have edited or deleted it in the UI: a deleted one comes back
+// at the next demo start).
+func (d *detectors) provisionDemoRules() {
+	if _, err := d.rules.UserGroup("demo"); err == nil {
+		return
+	}
+	if ferrs, err := d.rules.PutGroup("demo", []byte(demoRules)); err != nil {
+		d.log.Warn("cannot add the demo's alert rules", "err", err, "errors", ferrs)
+	}
 }
 
 // Reload re-reads the rule files and the notification configuration; a
