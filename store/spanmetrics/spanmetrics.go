@@ -43,6 +43,7 @@ import (
 	"container/list"
 	"context"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -160,6 +161,10 @@ type histSeries struct {
 	counts []uint64 // len(buckets)+1; the last is +Inf
 	sum    float64
 	count  uint64
+}
+
+func (h *histSeries) clone() *histSeries {
+	return &histSeries{counts: slices.Clone(h.counts), sum: h.sum, count: h.count}
 }
 
 func (h *histSeries) observe(bounds []float64, v float64) {
@@ -353,20 +358,28 @@ func (a *Aggregator) Stats() Stats {
 }
 
 // Metrics returns every series as cumulative OTLP metrics stamped with the
-// current time, after expiring unpaired edges. The result is the caller's.
+// current time, after expiring unpaired edges. The result is the caller's. The
+// lock that spans wait for is held only while the counts are copied, not while
+// the metrics are built.
 func (a *Aggregator) Metrics() pmetric.Metrics {
 	now := a.opts.Now()
 	ts := pcommon.NewTimestampFromTime(now)
 	md := pmetric.NewMetrics()
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.expire(now)
-
-	// Span metrics: one resource per service, so the series carry job="<service>".
+	spans := make(map[spanKey]*histSeries, len(a.spans))
 	keys := make([]spanKey, 0, len(a.spans))
-	for k := range a.spans {
+	for k, h := range a.spans {
+		spans[k] = h.clone()
 		keys = append(keys, k)
 	}
+	edges := make(map[edgeKey]*edgeSeries, len(a.edges))
+	for k, e := range a.edges {
+		edges[k] = &edgeSeries{total: e.total, failed: e.failed, server: *e.server.clone(), client: *e.client.clone()}
+	}
+	a.mu.Unlock()
+
+	// Span metrics: one resource per service, so the series carry job="<service>".
 	sort.Slice(keys, func(i, j int) bool {
 		x, y := keys[i], keys[j]
 		if x.service != y.service {
@@ -403,7 +416,7 @@ func (a *Aggregator) Metrics() pmetric.Metrics {
 			hist.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
 			durs = hist.DataPoints()
 		}
-		h := a.spans[k]
+		h := spans[k]
 		attrs := func(m pcommon.Map) {
 			m.PutStr("service.name", k.service)
 			m.PutStr("span.name", k.name)
@@ -420,9 +433,9 @@ func (a *Aggregator) Metrics() pmetric.Metrics {
 		a.fillHist(hp, h, ts)
 	}
 
-	if len(a.edges) > 0 {
-		eks := make([]edgeKey, 0, len(a.edges))
-		for k := range a.edges {
+	if len(edges) > 0 {
+		eks := make([]edgeKey, 0, len(edges))
+		for k := range edges {
 			eks = append(eks, k)
 		}
 		sort.Slice(eks, func(i, j int) bool {
@@ -460,7 +473,7 @@ func (a *Aggregator) Metrics() pmetric.Metrics {
 		server := histogram(RequestServerMetric, "Duration of the server span of requests between two services.")
 		client := histogram(RequestClientMetric, "Duration of the client span of requests between two services.")
 		for _, k := range eks {
-			e := a.edges[k]
+			e := edges[k]
 			attrs := func(m pcommon.Map) {
 				m.PutStr("client", k.client)
 				m.PutStr("server", k.server)
