@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,6 +19,22 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	}
 	if got := splitList(c.promote); len(got) != 2 || got[0] != "k8s.namespace.name" || got[1] != "cloud.region" {
 		t.Errorf("promoted attributes = %q", got)
+	}
+	// The Settings page's rows: where each value came from; secrets hidden.
+	t.Setenv("OUTPOST_INGEST_TOKEN", "s3cret-token")
+	c, err = parseFlags("serve", []string{"--data", "/from/flag"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := map[string]string{}
+	for _, st := range c.settings {
+		src[st.Name] = st.Source + " " + st.Value
+		if strings.Contains(st.Value, "s3cret") {
+			t.Errorf("setting %s shows the secret", st.Name)
+		}
+	}
+	if src["data"] != "flag /from/flag" || src["http-addr"] != "OUTPOST_HTTP_ADDR :9999" || src["log-level"] != "default info" || src["ingest-token"] != "OUTPOST_INGEST_TOKEN (set, not shown)" {
+		t.Errorf("settings %v", src)
 	}
 	t.Setenv("OUTPOST_MAX_ATTRIBUTES", "lots")
 	if _, err := parseFlags("serve", nil); err == nil {

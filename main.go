@@ -135,7 +135,8 @@ type config struct {
 	externalURL                            string
 	notifyConfig                           string
 	detectSeries                           string
-	demo                                   bool // outpost demo
+	demo                                   bool         // outpost demo
+	settings                               []ui.Setting // every flag's value and where it came from
 	detectMaxSeries                        int
 }
 
@@ -195,11 +196,21 @@ func parseFlags(name string, args []string) (*config, error) {
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		env := "OUTPOST_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		source := "default"
+		if given[f.Name] {
+			source = "flag"
+		}
 		if v, ok := os.LookupEnv(env); ok && !given[f.Name] && err == nil {
 			if serr := f.Value.Set(v); serr != nil {
 				err = fmt.Errorf("invalid %s=%q: %w", env, v, serr)
 			}
+			source = env
 		}
+		value := f.Value.String()
+		if value != "" && (strings.Contains(f.Name, "token") || strings.Contains(f.Name, "password")) {
+			value = "(set, not shown)"
+		}
+		c.settings = append(c.settings, ui.Setting{Name: f.Name, Value: value, Default: f.DefValue, Source: source, Usage: f.Usage})
 	})
 	return c, err
 }
@@ -279,6 +290,7 @@ func serve(args []string, withDemo bool) error {
 	apiH := api.New(st, api.Options{Version: ver, Logger: log, Registry: reg})
 	api.NewBackup(st, log).Register(apiH.Handle)
 	uiH := ui.New(st, ui.Options{Version: ver, Logger: log})
+	uiH.Handle("GET /settings", ui.NewSettingsPage(uiH, c.settings))
 	var det *detectors // anomaly detection, rules, incidents: over the TSDB
 	if db, ok := st.MetricsBackend().(*tsdb.DB); ok {
 		if det, err = startDetect(c, ver, st, db, log, reg, apiH, uiH); err != nil {
