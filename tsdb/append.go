@@ -128,11 +128,11 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 	var cnt []byte
 	if nf > 0 {
 		cnt = binary.AppendUvarint(cnt[:0], nf)
-		recs = appendWALRecord(recs, recFloats, append(cnt, fl...))
+		recs = appendWALRecord2(recs, recFloats, cnt, fl)
 	}
 	if nh > 0 {
 		cnt = binary.AppendUvarint(cnt[:0], nh)
-		recs = appendWALRecord(recs, recHistograms, append(cnt, hi...))
+		recs = appendWALRecord2(recs, recHistograms, cnt, hi)
 	}
 	db.recBuf = fl[:0]
 	var seq uint64

@@ -1,15 +1,21 @@
 package tsdb
 
 import (
+	"context"
 	"encoding/csv"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 )
 
 // BenchmarkAppend measures samples appended per second through the whole write
@@ -89,6 +95,9 @@ func BenchmarkNABBytesPerSample(b *testing.B) {
 	for n := 0; n < b.N; n++ {
 		b.StopTimer()
 		db, _ := openTest(b, &Options{OutOfOrderWindow: -1, HeadMaxSamples: -1})
+		for i := range batch {
+			batch[i].ref = 0 // refs of the previous DB
+		}
 		b.StartTimer()
 		if _, _, err := db.appendBatch(batch); err != nil {
 			b.Fatal(err)
@@ -115,5 +124,233 @@ func BenchmarkNABBytesPerSample(b *testing.B) {
 		b.ReportMetric(float64(st.PartitionBytes)/float64(total), "bytes/sample")
 		b.ReportMetric(float64(total), "samples")
 		db.Close()
+	}
+}
+
+// nodeT0 is the first scrape of the node workload (a UTC day boundary).
+const nodeT0 = int64(1_700_006_400_000)
+
+// nodeWriters is how many goroutines the scrape benchmarks write with, one per
+// group of 10 hosts, so that they share WAL fsyncs as concurrent requests do.
+const nodeWriters = 5
+
+// BenchmarkAppendScrape measures samples appended per second the way scrapes
+// arrive: each batch holds one sample of each series of 10 node hosts (3,030
+// series); nodeWriters goroutines (one per host group, whatever -cpu says) write
+// their group's next step.
+func BenchmarkAppendScrape(b *testing.B) {
+	db, _ := openTest(b, &Options{HeadMaxSamples: -1, OutOfOrderWindow: -1})
+	const perBatch = 10
+	type group struct {
+		batch  []seriesSamples
+		values []func(int64) float64
+		offs   []int64
+	}
+	groups := make([]group, nodeWriters)
+	for g := range groups {
+		gr := &groups[g]
+		for h := g * perBatch; h < (g+1)*perBatch; h++ {
+			host := newNodeHost(h)
+			lsets, values := host.promSeries()
+			for i := range lsets {
+				gr.batch = append(gr.batch, seriesSamples{lset: lsets[i], samples: make([]sample, 1)})
+				gr.values = append(gr.values, values[i])
+				gr.offs = append(gr.offs, host.offsetMs)
+			}
+		}
+	}
+	var next atomic.Int32
+	before, cpu0 := db.Stats().SamplesAppended, cpuTime()
+	b.SetParallelism((nodeWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		gr := &groups[int(next.Add(1)-1)%nodeWriters]
+		for step := int64(0); pb.Next(); step++ {
+			for i := range gr.batch {
+				gr.batch[i].samples[0] = sample{t: nodeT0 + step*nodeStepMs + gr.offs[i], v: gr.values[i](step)}
+			}
+			if _, _, err := db.appendBatch(gr.batch); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	reportRate(b, db.Stats().SamplesAppended-before, cpu0)
+}
+
+// BenchmarkWriteMetrics measures the OTLP path: mapping OTLP batches of 10 node
+// hosts × 1 scrape onto series and appending them, with nodeWriters goroutines
+// as in BenchmarkAppendScrape.
+func BenchmarkWriteMetrics(b *testing.B) {
+	db, _ := openTest(b, &Options{HeadMaxSamples: -1, OutOfOrderWindow: -1})
+	const perBatch, steps = 10, 2
+	// Each writer cycles through its own prebuilt requests; a cycle later the
+	// timestamps are rewritten forward.
+	reqs := make([][]pmetric.Metrics, nodeWriters)
+	for g := range reqs {
+		var nodes []*nodeHost
+		for h := g * perBatch; h < (g+1)*perBatch; h++ {
+			nodes = append(nodes, newNodeHost(h))
+		}
+		for step := int64(0); step < steps; step++ {
+			md := pmetric.NewMetrics()
+			for _, h := range nodes {
+				h.appendOTLP(md, step, nodeT0)
+			}
+			reqs[g] = append(reqs[g], md)
+		}
+	}
+	ctx := context.Background()
+	var next atomic.Int32
+	before, cpu0 := db.Stats().SamplesAppended, cpuTime()
+	b.SetParallelism((nodeWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		mine := reqs[int(next.Add(1)-1)%nodeWriters]
+		for n := 0; pb.Next(); n++ {
+			md := mine[n%steps]
+			if n >= steps && n%steps == 0 {
+				for _, m := range mine {
+					shiftOTLP(m, steps*nodeStepMs)
+				}
+			}
+			if rej, reason, err := db.WriteMetrics(ctx, md); err != nil || rej != 0 {
+				b.Errorf("rejected %d (%s): %v", rej, reason, err)
+				return
+			}
+		}
+	})
+	reportRate(b, db.Stats().SamplesAppended-before, cpu0)
+}
+
+// shiftOTLP moves every point of md forward by ms milliseconds.
+func shiftOTLP(md pmetric.Metrics, ms int64) {
+	d := pcommon.Timestamp(ms * 1e6)
+	rms := md.ResourceMetrics()
+	for i := 0; i < rms.Len(); i++ {
+		ms := rms.At(i).ScopeMetrics().At(0).Metrics()
+		for j := 0; j < ms.Len(); j++ {
+			m := ms.At(j)
+			switch m.Type() {
+			case pmetric.MetricTypeGauge:
+				dp := m.Gauge().DataPoints().At(0)
+				dp.SetTimestamp(dp.Timestamp() + d)
+			case pmetric.MetricTypeSum:
+				dp := m.Sum().DataPoints().At(0)
+				dp.SetTimestamp(dp.Timestamp() + d)
+			case pmetric.MetricTypeHistogram:
+				dp := m.Histogram().DataPoints().At(0)
+				dp.SetTimestamp(dp.Timestamp() + d)
+			}
+		}
+	}
+}
+
+// BenchmarkNodeBytesPerSample stores 6 hours of 50 node hosts (about 4.4 million
+// samples) and reports the bytes per sample of the partitions, and of the head
+// just before the flush.
+func BenchmarkNodeBytesPerSample(b *testing.B) {
+	const hosts, steps = 50, 6 * 240
+	var lsets []labels.Labels
+	var values []func(int64) float64
+	var offs []int64
+	for h := 0; h < hosts; h++ {
+		host := newNodeHost(h)
+		ls, vs := host.promSeries()
+		lsets = append(lsets, ls...)
+		values = append(values, vs...)
+		for range ls {
+			offs = append(offs, host.offsetMs)
+		}
+	}
+	batch := make([]seriesSamples, len(lsets))
+	for n := 0; n < b.N; n++ {
+		b.StopTimer()
+		db, _ := openTest(b, &Options{OutOfOrderWindow: -1, HeadMaxSamples: -1, Now: func() time.Time { return time.UnixMilli(nodeT0).Add(48 * time.Hour) }})
+		b.StartTimer()
+		total := 0
+		for i := range batch {
+			ss := make([]sample, steps)
+			for k := range ss {
+				ss[k] = sample{t: nodeT0 + int64(k)*nodeStepMs + offs[i], v: values[i](int64(k))}
+			}
+			batch[i] = seriesSamples{lset: lsets[i], samples: ss}
+			total += steps
+		}
+		if _, _, err := db.appendBatch(batch); err != nil {
+			b.Fatal(err)
+		}
+		for i := range batch {
+			batch[i].samples = nil
+		}
+		b.ReportMetric(float64(db.headBytes())/float64(total), "head-bytes/sample")
+		if err := db.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		st := db.Stats()
+		b.ReportMetric(float64(st.PartitionBytes)/float64(total), "bytes/sample")
+		db.Close()
+	}
+}
+
+// cpuTime returns the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportRate reports n samples as samples per second of wall time and as CPU
+// nanoseconds per sample (all goroutines, the WAL's fsyncs excluded as waits).
+func reportRate(b *testing.B, n int64, cpu0 time.Duration) {
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "samples/s")
+	if n > 0 {
+		b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/sample")
+	}
+}
+
+// BenchmarkSelect reads one metric of 50 node hosts (node_cpu_seconds_total,
+// 1,600 series) over one hour from a flushed two-hour partition and from the
+// head, as a range query's Select does.
+func BenchmarkSelect(b *testing.B) {
+	const hosts, steps = 50, 480
+	for _, where := range []string{"partition", "head"} {
+		b.Run(where, func(b *testing.B) {
+			db, _ := openTest(b, &Options{OutOfOrderWindow: -1, HeadMaxSamples: -1})
+			var batch []seriesSamples
+			for h := 0; h < hosts; h++ {
+				host := newNodeHost(h)
+				lsets, values := host.promSeries()
+				for i := range lsets {
+					ss := make([]sample, steps)
+					for k := range ss {
+						ss[k] = sample{t: nodeT0 + int64(k)*nodeStepMs + host.offsetMs, v: values[i](int64(k))}
+					}
+					batch = append(batch, seriesSamples{lset: lsets[i], samples: ss})
+				}
+			}
+			if _, _, err := db.appendBatch(batch); err != nil {
+				b.Fatal(err)
+			}
+			if where == "partition" {
+				if err := db.Flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "node_cpu_seconds_total")
+			mint := nodeT0 + 30*60*1000
+			runtime.GC()
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			for n := 0; n < b.N; n++ {
+				out, err := db.selectSeries(b.Context(), mint, mint+3600*1000, []*labels.Matcher{m})
+				if err != nil || len(out) != hosts*32 {
+					b.Fatalf("%d series, err %v", len(out), err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+		})
 	}
 }

@@ -29,9 +29,9 @@ type DB struct {
 
 	flushMu sync.Mutex // serialises Flush, Compact and retention
 
-	mu          sync.RWMutex // guards everything below
-	series      []*memSeries // by id
-	byHash      map[uint64][]*memSeries
+	mu          sync.RWMutex          // guards everything below
+	series      []*memSeries          // by id
+	byHash      map[uint64]*memSeries // by label hash; collisions chain through memSeries.next
 	postings    map[string]map[string]*roaring.Bitmap
 	allPostings *roaring.Bitmap
 	flushing    []*frozenHead // heads being written to partitions
@@ -57,9 +57,10 @@ type DB struct {
 type memSeries struct {
 	id     uint32
 	lset   labels.Labels
-	head   []sample // sorted by t, unique t
-	maxT   int64    // newest timestamp accepted or stored, math.MinInt64 if none
-	walSeg int      // WAL segment holding this series' record, -1 if none
+	head   head       // samples not yet flushed
+	maxT   int64      // newest timestamp accepted or stored, math.MinInt64 if none
+	walSeg int        // WAL segment holding this series' record, -1 if none
+	next   *memSeries // next series with the same label hash
 }
 
 // Stats are counters since Open.
@@ -94,7 +95,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 		quarDir:     filepath.Join(dir, "quarantine"),
 		opts:        o,
 		log:         o.Logger,
-		byHash:      map[uint64][]*memSeries{},
+		byHash:      map[uint64]*memSeries{},
 		postings:    newPostings(),
 		allPostings: newBitmap(),
 		nextSeq:     1,
@@ -297,14 +298,15 @@ func (db *DB) replayRecord(refs map[uint64]*memSeries, typ byte, payload []byte)
 // for writing (or Open must be running).
 func (db *DB) getOrCreate(lset labels.Labels) *memSeries {
 	h := lset.Hash()
-	for _, s := range db.byHash[h] {
+	for s := db.byHash[h]; s != nil; s = s.next {
 		if labels.Equal(s.lset, lset) {
 			return s
 		}
 	}
 	s := &memSeries{id: uint32(len(db.series)), lset: lset.Copy(), maxT: math.MinInt64, walSeg: -1}
 	db.series = append(db.series, s)
-	db.byHash[h] = append(db.byHash[h], s)
+	s.next = db.byHash[h]
+	db.byHash[h] = s
 	s.lset.Range(func(l labels.Label) {
 		m := db.postings[l.Name]
 		if m == nil {
@@ -325,24 +327,8 @@ func (db *DB) getOrCreate(lset labels.Labels) *memSeries {
 // insertHead puts s into the series' head, replacing a sample with the same
 // timestamp.
 func (db *DB) insertHead(ms *memSeries, s sample) {
-	h := ms.head
-	switch {
-	case len(h) == 0 || h[len(h)-1].t < s.t:
-		ms.head = append(h, s)
+	if ms.head.insert(s) {
 		db.headSamples++
-	case h[len(h)-1].t == s.t:
-		h[len(h)-1] = s
-	default:
-		i := sort.Search(len(h), func(i int) bool { return h[i].t >= s.t })
-		if h[i].t == s.t {
-			h[i] = s
-		} else {
-			h = append(h, sample{})
-			copy(h[i+1:], h[i:])
-			h[i] = s
-			ms.head = h
-			db.headSamples++
-		}
 	}
 	if s.t > ms.maxT {
 		ms.maxT = s.t
@@ -409,3 +395,14 @@ func newPostings() map[string]map[string]*roaring.Bitmap {
 }
 
 func newBitmap() *roaring.Bitmap { return roaring.New() }
+
+// headBytes estimates the memory the heads take.
+func (db *DB) headBytes() int {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	n := 0
+	for _, s := range db.series {
+		n += s.head.bytes()
+	}
+	return n
+}

@@ -27,11 +27,16 @@
 // and whichever writer reaches the sync first writes and fsyncs every record buffered
 // so far, releasing all writers whose records it covered.
 //
-// Samples live in the head (a per-series sorted slice) until a flush writes them into
-// a partition file covering one aligned time range (2 h by default). Partitions of
-// one day are later merged into one daily partition. Retention deletes whole
-// partition files. Queries merge the partitions, the head being flushed and the head;
-// when two sources hold a sample for the same series and timestamp, the newer one
+// Samples live in the head until a flush writes them into a partition file covering
+// one aligned time range (2 h by default). The head keeps each series' in-order
+// float samples compressed in Prometheus XOR2 chunks (a few bytes a sample, no
+// pointers for the garbage collector), and histogram, out-of-order and rewritten
+// samples in a small sorted overflow list (see head.go), so memory follows the
+// active series and the head's time span, not the data stored. Partitions of one
+// day are later merged into one daily partition. A partition groups the chunks of
+// neighbouring series into shared zstd frames. Retention deletes whole partition
+// files. Queries merge the partitions, the head being flushed and the head; when
+// two sources hold a sample for the same series and timestamp, the newer one
 // wins.
 //
 // Every float64 is returned bit for bit as written: the VictoriaMetrics decimal

@@ -21,9 +21,9 @@ func (db *DB) Flush() error {
 }
 
 type frozenSeries struct {
-	id      uint32
-	lset    labels.Labels
-	samples []sample
+	id   uint32
+	lset labels.Labels
+	head *head
 }
 
 func (db *DB) flushLocked() error {
@@ -36,19 +36,21 @@ func (db *DB) flushLocked() error {
 		db.mu.Unlock()
 		return nil
 	}
-	frozen := map[uint32][]sample{}
+	frozen := map[uint32]*head{}
 	var list []frozenSeries
 	for _, s := range db.series {
-		if len(s.head) > 0 {
-			frozen[s.id] = s.head
-			list = append(list, frozenSeries{id: s.id, lset: s.lset, samples: s.head})
-			s.head = nil
+		if !s.head.empty() {
+			h := new(head)
+			*h = s.head
+			frozen[s.id] = h
+			list = append(list, frozenSeries{id: s.id, lset: s.lset, head: h})
+			s.head = head{}
 		}
 	}
 	newSeg, err := db.w.cut()
 	if err != nil {
 		for _, f := range list {
-			db.series[f.id].head = f.samples
+			db.series[f.id].head = *f.head
 		}
 		db.mu.Unlock()
 		return fmt.Errorf("cannot flush head: %w", err)
@@ -73,8 +75,8 @@ func (db *DB) flushLocked() error {
 		// Put the samples back so they stay served; the WAL still holds them.
 		for _, f := range list {
 			ms := db.series[f.id]
-			for _, s := range f.samples {
-				if !containsT(ms.head, s.t) {
+			for _, s := range f.head.samples(nil, math.MinInt64, math.MaxInt64) {
+				if !ms.head.contains(s.t) {
 					db.insertHead(ms, s)
 				}
 			}
@@ -98,15 +100,12 @@ func (db *DB) flushLocked() error {
 
 // frozenHead is a head taken out of service by Flush while it is written out.
 type frozenHead struct {
-	series map[uint32][]sample
-}
-
-func containsT(ss []sample, t int64) bool {
-	i := sort.Search(len(ss), func(i int) bool { return ss[i].t >= t })
-	return i < len(ss) && ss[i].t == t
+	series map[uint32]*head
 }
 
 // writeFrozen writes frozen head series into one partition per aligned range.
+// Each series is decoded once per range it has samples in, while its partition
+// is written, so a flush never holds the whole head decoded.
 func (db *DB) writeFrozen(list []frozenSeries) ([]*partition, error) {
 	sort.Slice(list, func(i, j int) bool { return labels.Compare(list[i].lset, list[j].lset) < 0 })
 	dur := db.opts.PartitionDuration.Milliseconds()
@@ -114,18 +113,61 @@ func (db *DB) writeFrozen(list []frozenSeries) ([]*partition, error) {
 	// Samples of days that are over go straight into daily partitions, so a
 	// backfill of old data does not write one small file per 2 hours.
 	doneBefore := floorDiv(db.opts.Now().Add(-db.opts.PartitionDuration-max(db.opts.OutOfOrderWindow, 0)).UnixMilli(), dayMs) * dayMs
-	buckets := map[int64][]partSeries{}
-	for _, f := range list {
-		ss := f.samples
-		for i := 0; i < len(ss); {
-			width := dur
-			if floorDiv(ss[i].t, dayMs)*dayMs+dayMs <= doneBefore {
-				width = dayMs
+	bucketOf := func(t int64) (start, end int64) {
+		width := dur
+		if floorDiv(t, dayMs)*dayMs+dayMs <= doneBefore {
+			width = dayMs
+		}
+		start = floorDiv(t, width) * width
+		if start > math.MaxInt64-width {
+			return start, math.MaxInt64
+		}
+		return start, start + width
+	}
+	// The ranges each series may have samples in, from its chunks' bounds and
+	// its overflow samples.
+	buckets := map[int64][]int{} // range start → indexes into list
+	ends := map[int64]int64{}
+	for i, f := range list {
+		seen := map[int64]bool{}
+		add := func(lo, hi int64) {
+			for t := lo; ; {
+				start, end := bucketOf(t)
+				if !seen[start] {
+					seen[start] = true
+					buckets[start] = append(buckets[start], i)
+					ends[start] = end
+				}
+				if end > hi || end == math.MaxInt64 {
+					return
+				}
+				t = end
 			}
-			start := floorDiv(ss[i].t, width) * width
-			j := sort.Search(len(ss), func(k int) bool { return ss[k].t >= start+width })
-			buckets[start] = append(buckets[start], partSeries{lset: f.lset, id: f.id, samples: ss[i:j]})
-			i = j
+		}
+		h := f.head
+		spans := func(lo, hi int64) bool {
+			_, end := bucketOf(lo)
+			return hi >= end && uint64(hi-end)/uint64(dur) >= 8
+		}
+		for _, c := range h.sealed {
+			if !spans(c.mint, c.maxt) {
+				add(c.mint, c.maxt)
+				continue
+			}
+			// A chunk spanning many ranges (a gap in the data, or absurd
+			// timestamps): look at its samples rather than at every range
+			// between its bounds.
+			h.chunkSamples(nil, c.mint, c.maxt, func(s sample) { add(s.t, s.t) })
+		}
+		if h.openN > 0 {
+			if !spans(h.openLo, h.openHi) {
+				add(h.openLo, h.openHi)
+			} else {
+				h.chunkSamples(nil, h.openLo, h.openHi, func(s sample) { add(s.t, s.t) })
+			}
+		}
+		for _, s := range h.raw {
+			add(s.t, s.t)
 		}
 	}
 	starts := make([]int64, 0, len(buckets))
@@ -134,22 +176,25 @@ func (db *DB) writeFrozen(list []frozenSeries) ([]*partition, error) {
 	}
 	sort.Slice(starts, func(i, j int) bool { return starts[i] < starts[j] })
 	var parts []*partition
+	var buf []sample
 	for _, start := range starts {
-		series := buckets[start]
-		mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
-		for _, s := range series {
-			mint = min(mint, s.samples[0].t)
-			maxt = max(maxt, s.samples[len(s.samples)-1].t)
-		}
+		idx := buckets[start]
+		end := ends[start]
 		db.mu.Lock()
 		seq := db.nextSeq
 		db.nextSeq++
 		db.mu.Unlock()
-		p, err := writePartition(db.partDir, seq, mint, maxt, len(series), func(i int) (partSeries, error) { return series[i], nil })
+		p, err := writePartition(db.partDir, seq, len(idx), func(i int) (partSeries, error) {
+			f := list[idx[i]]
+			buf = f.head.samples(buf[:0], start, end-1)
+			return partSeries{lset: f.lset, id: f.id, samples: buf}, nil
+		})
 		if err != nil {
 			return parts, err
 		}
-		parts = append(parts, p)
+		if p != nil {
+			parts = append(parts, p)
+		}
 	}
 	return parts, nil
 }
@@ -162,8 +207,9 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// Compact merges the partitions of each finished UTC day into one partition and
-// deletes partitions older than the retention.
+// Compact merges the partitions of each finished UTC day into one partition,
+// and those of each finished partition range of a day not yet over, and deletes
+// partitions older than the retention.
 func (db *DB) Compact() error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
@@ -205,29 +251,40 @@ func (db *DB) applyRetention() error {
 
 // mergeDays merges the partitions of every UTC day that ended more than one
 // partition duration plus the out-of-order window ago, when the day has more than
-// one partition.
+// one partition. In a day not over yet, it merges the partitions of each aligned
+// partition range that ended that long ago, when it has more than one (several
+// flushes of a large or backfilled head write one each).
 func (db *DB) mergeDays() error {
 	dayMs := day.Milliseconds()
+	dur := db.opts.PartitionDuration.Milliseconds()
 	limit := db.opts.Now().Add(-db.opts.PartitionDuration - max(db.opts.OutOfOrderWindow, 0)).UnixMilli()
+	type span struct{ start, width int64 }
 	db.mu.RLock()
-	groups := map[int64][]*partition{}
+	groups := map[span][]*partition{}
 	for _, p := range db.parts {
 		d := floorDiv(p.mint, dayMs)
-		if floorDiv(p.maxt, dayMs) != d || (d+1)*dayMs > limit {
+		if floorDiv(p.maxt, dayMs) != d {
 			continue
 		}
-		groups[d] = append(groups[d], p)
-	}
-	db.mu.RUnlock()
-	days := make([]int64, 0, len(groups))
-	for d, g := range groups {
-		if len(g) > 1 {
-			days = append(days, d)
+		if (d+1)*dayMs <= limit {
+			groups[span{d * dayMs, dayMs}] = append(groups[span{d * dayMs, dayMs}], p)
+			continue
+		}
+		r := floorDiv(p.mint, dur)
+		if floorDiv(p.maxt, dur) == r && (r+1)*dur <= limit {
+			groups[span{r * dur, dur}] = append(groups[span{r * dur, dur}], p)
 		}
 	}
-	sort.Slice(days, func(i, j int) bool { return days[i] < days[j] })
-	for _, d := range days {
-		if err := db.mergeParts(groups[d]); err != nil {
+	db.mu.RUnlock()
+	spans := make([]span, 0, len(groups))
+	for s, g := range groups {
+		if len(g) > 1 {
+			spans = append(spans, s)
+		}
+	}
+	sort.Slice(spans, func(i, j int) bool { return spans[i].start < spans[j].start })
+	for _, s := range spans {
+		if err := db.mergeParts(groups[s]); err != nil {
 			return err
 		}
 	}
@@ -237,10 +294,8 @@ func (db *DB) mergeDays() error {
 // mergeParts writes the samples of parts (sorted by seq) into one partition and
 // removes them. On equal timestamps the partition with the higher seq wins.
 func (db *DB) mergeParts(parts []*partition) error {
-	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
 	idset := map[uint32]struct{}{}
 	for _, p := range parts {
-		mint, maxt = min(mint, p.mint), max(maxt, p.maxt)
 		for id := range p.series {
 			idset[id] = struct{}{}
 		}
@@ -256,10 +311,11 @@ func (db *DB) mergeParts(parts []*partition) error {
 	sort.Slice(ids, func(i, j int) bool { return labels.Compare(ids[i].lset, ids[j].lset) < 0 })
 	var bad *partition
 	var badErr error
-	np, err := writePartition(db.partDir, seq, mint, maxt, len(ids), func(i int) (partSeries, error) {
+	caches := make([]frameCache, len(parts)) // series come in label order, as in each part
+	np, err := writePartition(db.partDir, seq, len(ids), func(i int) (partSeries, error) {
 		var lists [][]sample
-		for _, p := range parts {
-			ss, err := p.readChunk(nil, ids[i].id, math.MinInt64, math.MaxInt64)
+		for k, p := range parts {
+			ss, err := p.readChunk(nil, ids[i].id, math.MinInt64, math.MaxInt64, &caches[k])
 			if err != nil {
 				bad, badErr = p, err
 				return partSeries{}, err
@@ -285,7 +341,10 @@ func (db *DB) mergeParts(parts []*partition) error {
 			keep = append(keep, p)
 		}
 	}
-	db.parts = append(keep, np)
+	db.parts = keep
+	if np != nil {
+		db.parts = append(db.parts, np)
+	}
 	db.mu.Unlock()
 	for _, p := range parts {
 		p.f.Close()

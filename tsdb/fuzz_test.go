@@ -20,7 +20,7 @@ func FuzzWALSegment(f *testing.F) {
 	f.Add(seg)
 	f.Add(seg[:len(seg)-3])
 	f.Fuzz(func(t *testing.T, b []byte) {
-		db := &DB{byHash: map[uint64][]*memSeries{}, postings: nil}
+		db := &DB{byHash: map[uint64]*memSeries{}, postings: nil}
 		db.postings = newPostings()
 		db.allPostings = newBitmap()
 		refs := map[uint64]*memSeries{}

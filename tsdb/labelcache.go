@@ -1,9 +1,11 @@
 package tsdb
 
 import (
+	"encoding/binary"
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -11,65 +13,107 @@ import (
 
 // labelCache maps the OTLP identity of a series (its scope labels, metric name,
 // extra label and point attributes, as sent) to the Prometheus labels the mapping
-// gives it, so that a series seen before costs one map lookup instead of building,
-// sanitizing and sorting labels for every data point. It is bounded: when full it
-// starts over, which only costs the rebuilds.
+// gives it and, once the series exists, to its SeriesRef, so that a series seen
+// before costs one map lookup instead of building, sanitizing and sorting labels
+// and then hashing them to find the series, for every data point. It has two
+// levels: a translator looks its scope up once per scope, then each point in the
+// scope's own small map, with a short key. It is bounded: when full it starts
+// over, which only costs the rebuilds.
 type labelCache struct {
-	mu  sync.RWMutex
-	m   map[string]cachedLabels
-	max int
+	mu     sync.RWMutex
+	scopes map[string]*scopeCache // by scope key: the scope's labels as bytes
+	n      atomic.Int64           // entries in all scopes
+	max    int64
+}
+
+// scopeCache holds the entries of one scope.
+type scopeCache struct {
+	c  *labelCache
+	mu sync.RWMutex
+	m  map[string]*cachedLabels // by appendSignature
 }
 
 type cachedLabels struct {
 	lset labels.Labels
-	key  string // lset.Bytes, the batch's series key
+	ref  atomic.Uint64 // the series' SeriesRef in this DB once known, else 0
+	mark atomic.Uint64 // translator id << 32 | index of the series in its batch
 }
 
 // labelCacheSize bounds the entries: about 400 bytes each.
 const labelCacheSize = 1 << 17
 
-func (c *labelCache) get(sig []byte) (cachedLabels, bool) {
+// scope returns the cache of the scope with key scopeKey.
+func (c *labelCache) scope(scopeKey []byte) *scopeCache {
 	c.mu.RLock()
-	e, ok := c.m[string(sig)]
+	sc := c.scopes[string(scopeKey)]
 	c.mu.RUnlock()
-	return e, ok
-}
-
-func (c *labelCache) put(sig []byte, e cachedLabels) {
-	c.mu.Lock()
-	if c.m == nil || len(c.m) >= c.max {
-		c.m = make(map[string]cachedLabels, 1024)
+	if sc != nil && c.n.Load() < c.max {
+		return sc
 	}
-	c.m[string(sig)] = e
-	c.mu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.scopes == nil || c.n.Load() >= c.max {
+		c.scopes = map[string]*scopeCache{}
+		c.n.Store(0)
+	}
+	if sc = c.scopes[string(scopeKey)]; sc == nil {
+		sc = &scopeCache{c: c, m: map[string]*cachedLabels{}}
+		c.scopes[string(scopeKey)] = sc
+		c.n.Add(1)
+	}
+	return sc
 }
 
-// appendSignature appends the identity of a series as sent: name, extra label
-// and the attributes in the order they came. Two orders of the same attributes
-// give two entries with equal labels, which is harmless.
-func appendSignature(buf, scopeKey []byte, name, extraName, extraValue string, attrs pcommon.Map) []byte {
-	buf = append(buf, scopeKey...)
-	buf = append(buf, 0xff)
-	buf = append(buf, name...)
-	buf = append(buf, 0xff)
-	buf = append(buf, extraName...)
-	buf = append(buf, 0xff)
-	buf = append(buf, extraValue...)
+func (sc *scopeCache) get(sig []byte) *cachedLabels {
+	sc.mu.RLock()
+	e := sc.m[string(sig)]
+	sc.mu.RUnlock()
+	return e
+}
+
+func (sc *scopeCache) put(sig []byte, e *cachedLabels) {
+	sc.mu.Lock()
+	if _, ok := sc.m[string(sig)]; !ok {
+		sc.m[string(sig)] = e
+		sc.c.n.Add(1)
+	}
+	sc.mu.Unlock()
+}
+
+// appendSignature appends the identity of a series inside its scope, as sent:
+// the point's attributes as appendAttrsSignature encoded them, the name and the
+// extra label. Every part is length-prefixed, so no two identities share a
+// signature whatever bytes their strings hold.
+func appendSignature(buf, attrsSig []byte, name, extraName, extraValue string) []byte {
+	buf = appendSigString(buf, attrsSig)
+	buf = appendSigString(buf, name)
+	buf = appendSigString(buf, extraName)
+	return appendSigString(buf, extraValue)
+}
+
+func appendSigString[S string | []byte](buf []byte, s S) []byte {
+	buf = binary.AppendUvarint(buf, uint64(len(s)))
+	return append(buf, s...)
+}
+
+// appendAttrsSignature appends the attributes in the order they came. Two orders
+// of the same attributes give two cache entries with equal labels, which is
+// harmless.
+func appendAttrsSignature(buf []byte, attrs pcommon.Map) []byte {
 	attrs.Range(func(k string, v pcommon.Value) bool {
-		buf = append(buf, 0xfe)
-		buf = append(buf, k...)
-		buf = append(buf, 0xfd, byte(v.Type()))
+		buf = appendSigString(buf, k)
+		buf = append(buf, byte(v.Type()))
 		switch v.Type() {
 		case pcommon.ValueTypeStr:
-			buf = append(buf, v.Str()...)
+			buf = appendSigString(buf, v.Str())
 		case pcommon.ValueTypeInt:
-			buf = strconv.AppendInt(buf, v.Int(), 10)
+			buf = binary.AppendVarint(buf, v.Int())
 		case pcommon.ValueTypeDouble:
-			buf = strconv.AppendUint(buf, math.Float64bits(v.Double()), 16)
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(v.Double()))
 		case pcommon.ValueTypeBool:
 			buf = strconv.AppendBool(buf, v.Bool())
 		default:
-			buf = append(buf, v.AsString()...)
+			buf = appendSigString(buf, v.AsString())
 		}
 		return true
 	})

@@ -19,19 +19,23 @@ type Metadata struct {
 }
 
 type metaStore struct {
-	mu sync.Mutex
+	mu sync.RWMutex
 	m  map[string]Metadata
 }
 
 func (s *metaStore) set(name string, md Metadata) {
+	s.mu.RLock()
+	old, ok := s.m[name]
+	s.mu.RUnlock()
+	if ok && old == md {
+		return // the usual case: every request repeats the metadata
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {
 		s.m = map[string]Metadata{}
 	}
-	if s.m[name] != md {
-		s.m[name] = md
-	}
+	s.m[name] = md
 }
 
 // Metadata returns the metadata of every metric family seen, by metric name.

@@ -30,8 +30,10 @@ type Options struct {
 	// Zero: 2 hours. Negative: never flush on age.
 	HeadMaxAge time.Duration
 
-	// HeadMaxSamples flushes the head once it holds this many samples. Zero: 4
-	// million (about 130 MB). Negative: never flush on size.
+	// HeadMaxSamples flushes the head once it holds this many samples. Zero: 8
+	// million (about 40 MB at the 4 to 6 bytes a typical sample takes in the
+	// head; histogram and out-of-order samples take more). Negative: never flush
+	// on size.
 	HeadMaxSamples int
 
 	// MaintenanceInterval is how often the background goroutine checks the flush,
@@ -68,7 +70,7 @@ func (o *Options) withDefaults() Options {
 		r.HeadMaxAge = 2 * time.Hour
 	}
 	if r.HeadMaxSamples == 0 {
-		r.HeadMaxSamples = 4 << 20
+		r.HeadMaxSamples = 8 << 20
 	}
 	if r.MaintenanceInterval == 0 {
 		r.MaintenanceInterval = 30 * time.Second

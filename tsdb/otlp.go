@@ -29,9 +29,24 @@ func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected in
 	if err := ctx.Err(); err != nil {
 		return 0, "", fmt.Errorf("cannot write metrics: %w", err)
 	}
-	tr := translator{db: db, promote: db.opts.PromoteResourceAttributes, series: make(map[string]int, md.DataPointCount())}
+	n := md.DataPointCount()
+	tr := translator{
+		db:      db,
+		id:      uint32(translatorIDs.Add(1)),
+		promote: db.opts.PromoteResourceAttributes,
+		batch:   make([]seriesSamples, 0, n),
+		entries: make([]*cachedLabels, 0, n),
+		flat:    make([]sample, 0, 2*n),
+	}
 	tr.translate(md)
 	stRejected, stReason, err := db.appendBatch(tr.batch)
+	// Remember the refs of the series resolved (even before a failure: those
+	// series exist), so that their next points skip the series lookup.
+	for i, e := range tr.entries {
+		if e != nil && tr.batch[i].ref != 0 && e.ref.Load() == 0 {
+			e.ref.Store(uint64(tr.batch[i].ref))
+		}
+	}
 	if err != nil {
 		return 0, "", err
 	}
@@ -68,13 +83,19 @@ type translator struct {
 	db       *DB
 	promote  []string
 	batch    []seriesSamples
-	series   map[string]int // labels key → index in batch
+	entries  []*cachedLabels // by batch index: the cache entry of the series, or nil
+	id       uint32          // tells this translator's marks in cache entries apart
+	series   map[string]int  // labels key → index in batch, for series not from the cache
+	flat     []sample        // the batch's first samples are cut from this slab
 	points   int64
 	rejected int64
 	reasons  []string
 	b        labels.Builder
-	scopeKey []byte // labels of the scope being translated, as bytes
-	sig      []byte // scratch for series signatures
+	scopeKey []byte      // labels of the scope being translated, as bytes
+	scope    *scopeCache // its label cache
+	attrs    pcommon.Map // attributes of the point being translated (see point)
+	attrsSig []byte      // their signature
+	sig      []byte      // scratch for series signatures
 }
 
 func (tr *translator) reject(n int64, why string) {
@@ -84,19 +105,66 @@ func (tr *translator) reject(n int64, why string) {
 	}
 }
 
+// add adds a sample to the series with labels lset.
 func (tr *translator) add(lset labels.Labels, s sample) {
-	tr.addKeyed(lset, string(lset.Bytes(nil)), s)
-}
-
-// addKeyed is add with the series key (lset.Bytes) already known.
-func (tr *translator) addKeyed(lset labels.Labels, key string, s sample) {
+	key := string(lset.Bytes(nil))
 	i, ok := tr.series[key]
 	if !ok {
-		i = len(tr.batch)
+		if tr.series == nil {
+			tr.series = map[string]int{}
+		}
+		i = tr.newSeries(lset, nil)
 		tr.series[key] = i
-		tr.batch = append(tr.batch, seriesSamples{lset: lset})
 	}
-	tr.batch[i].samples = append(tr.batch[i].samples, s)
+	tr.appendSample(i, s)
+}
+
+// translatorIDs numbers translators (see cachedLabels.mark).
+var translatorIDs atomic.Uint32
+
+// addEntry adds a sample to the series of a label cache entry. The entry's mark
+// says where the series is in this batch when this translator put it there; a
+// mark left by another translator (a concurrent request, or an old one with the
+// same wrapped id) is told apart by checking the batch, and at worst the series
+// gets a second place in the batch, which appendBatch handles like any
+// repeated series.
+func (tr *translator) addEntry(e *cachedLabels, s sample) {
+	if m := e.mark.Load(); uint32(m>>32) == tr.id {
+		if i := int(uint32(m)); i < len(tr.entries) && tr.entries[i] == e {
+			tr.appendSample(i, s)
+			return
+		}
+	}
+	i := tr.newSeries(e.lset, e)
+	e.mark.Store(uint64(tr.id)<<32 | uint64(uint32(i)))
+	tr.appendSample(i, s)
+}
+
+func (tr *translator) newSeries(lset labels.Labels, e *cachedLabels) int {
+	var ref SeriesRef
+	if e != nil {
+		ref = SeriesRef(e.ref.Load())
+	}
+	tr.batch = append(tr.batch, seriesSamples{lset: lset, ref: ref})
+	tr.entries = append(tr.entries, e)
+	return len(tr.batch) - 1
+}
+
+// appendSample appends s to the samples of batch entry i. A series' first sample
+// is cut from a slab: most series get one sample per request, and one
+// allocation per series would dominate.
+func (tr *translator) appendSample(i int, s sample) {
+	b := &tr.batch[i]
+	if len(b.samples) > 0 {
+		b.samples = append(b.samples, s)
+		return
+	}
+	if len(tr.flat) == cap(tr.flat) {
+		tr.flat = make([]sample, 0, max(256, 2*cap(tr.flat)))
+	}
+	tr.flat = append(tr.flat, s)
+	n := len(tr.flat)
+	b.samples = tr.flat[n-1 : n : n]
 }
 
 func nsToMs(ts pcommon.Timestamp) int64 { return int64(ts) / 1e6 }
@@ -240,6 +308,7 @@ func (tr *translator) translate(md pmetric.Metrics) {
 				scope = b.Labels()
 			}
 			tr.scopeKey = scope.Bytes(tr.scopeKey[:0])
+			tr.scope = tr.db.lcache.scope(tr.scopeKey)
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				if t := tr.metric(ms.At(k), scope); t > latest {
@@ -253,29 +322,35 @@ func (tr *translator) translate(md pmetric.Metrics) {
 	}
 }
 
-// seriesLabels builds the labels of one series: the point's attributes, then the
-// resource and scope labels (which win on conflict), then the name and extra.
-func (tr *translator) seriesLabels(name string, scope labels.Labels, attrs pcommon.Map, extraName, extraValue string) labels.Labels {
-	return tr.cachedLabels(name, scope, attrs, extraName, extraValue).lset
+// point makes attrs the attributes of the data point being translated, for
+// seriesLabels, cachedLabels and addPoint.
+func (tr *translator) point(attrs pcommon.Map) {
+	tr.attrs = attrs
+	tr.attrsSig = appendAttrsSignature(tr.attrsSig[:0], attrs)
 }
 
-// cachedLabels is seriesLabels through the DB's label cache; it also returns the
-// series key.
-func (tr *translator) cachedLabels(name string, scope labels.Labels, attrs pcommon.Map, extraName, extraValue string) cachedLabels {
-	tr.sig = appendSignature(tr.sig[:0], tr.scopeKey, name, extraName, extraValue, attrs)
-	if e, ok := tr.db.lcache.get(tr.sig); ok {
+// seriesLabels builds the labels of one series of the current point: the point's
+// attributes, then the resource and scope labels (which win on conflict), then
+// the name and extra.
+func (tr *translator) seriesLabels(name string, scope labels.Labels, extraName, extraValue string) labels.Labels {
+	return tr.cachedLabels(name, scope, extraName, extraValue).lset
+}
+
+// cachedLabels is seriesLabels through the DB's label cache; the entry also
+// carries the series' ref once known.
+func (tr *translator) cachedLabels(name string, scope labels.Labels, extraName, extraValue string) *cachedLabels {
+	tr.sig = appendSignature(tr.sig[:0], tr.attrsSig, name, extraName, extraValue)
+	if e := tr.scope.get(tr.sig); e != nil {
 		return e
 	}
-	lset := tr.buildLabels(name, scope, attrs, extraName, extraValue)
-	e := cachedLabels{lset: lset, key: string(lset.Bytes(nil))}
-	tr.db.lcache.put(tr.sig, e)
+	e := &cachedLabels{lset: tr.buildLabels(name, scope, tr.attrs, extraName, extraValue)}
+	tr.scope.put(tr.sig, e)
 	return e
 }
 
-// addPoint adds a sample to the series the point's identity maps to.
-func (tr *translator) addPoint(name string, scope labels.Labels, attrs pcommon.Map, extraName, extraValue string, s sample) {
-	e := tr.cachedLabels(name, scope, attrs, extraName, extraValue)
-	tr.addKeyed(e.lset, e.key, s)
+// addPoint adds a sample to the series the current point's identity maps to.
+func (tr *translator) addPoint(name string, scope labels.Labels, extraName, extraValue string, s sample) {
+	tr.addEntry(tr.cachedLabels(name, scope, extraName, extraValue), s)
 }
 
 func (tr *translator) buildLabels(name string, scope labels.Labels, attrs pcommon.Map, extraName, extraValue string) labels.Labels {
@@ -319,7 +394,8 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 			tr.points++
 			t := nsToMs(dp.Timestamp())
 			see(t)
-			tr.addPoint(name, scope, dp.Attributes(), "", "", sample{t: t, v: numberValue(dp)})
+			tr.point(dp.Attributes())
+			tr.addPoint(name, scope, "", "", sample{t: t, v: numberValue(dp)})
 		}
 	case pmetric.MetricTypeSum:
 		sum := m.Sum()
@@ -336,12 +412,13 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 			tr.points++
 			t := nsToMs(dp.Timestamp())
 			see(t)
-			e := tr.cachedLabels(name, scope, dp.Attributes(), "", "")
+			tr.point(dp.Attributes())
+			e := tr.cachedLabels(name, scope, "", "")
 			s := sample{t: t, st: nsToMs(dp.StartTimestamp()), v: numberValue(dp)}
 			if delta && !value.IsStaleNaN(s.v) {
 				s.st, s.v = tr.accumulate(e.lset, s.st, s.v)
 			}
-			tr.addKeyed(e.lset, e.key, s)
+			tr.addEntry(e, s)
 		}
 	case pmetric.MetricTypeHistogram:
 		h := m.Histogram()
@@ -372,7 +449,8 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 				continue
 			}
 			see(t)
-			lset := tr.seriesLabels(name, scope, dp.Attributes(), "", "")
+			tr.point(dp.Attributes())
+			lset := tr.seriesLabels(name, scope, "", "")
 			st := nsToMs(dp.StartTimestamp())
 			if delta && !value.IsStaleNaN(fh.Sum) {
 				st, fh = tr.accumulateHistogram(lset, st, fh)
@@ -397,11 +475,12 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 				return v
 			}
 			qs := dp.QuantileValues()
+			tr.point(dp.Attributes())
 			for q := 0; q < qs.Len(); q++ {
-				tr.addPoint(name, scope, dp.Attributes(), "quantile", formatFloat(qs.At(q).Quantile()), sample{t: t, v: val(qs.At(q).Value())})
+				tr.addPoint(name, scope, "quantile", formatFloat(qs.At(q).Quantile()), sample{t: t, v: val(qs.At(q).Value())})
 			}
-			tr.addPoint(name+"_sum", scope, dp.Attributes(), "", "", sample{t: t, st: st, v: val(dp.Sum())})
-			tr.addPoint(name+"_count", scope, dp.Attributes(), "", "", sample{t: t, st: st, v: val(float64(dp.Count()))})
+			tr.addPoint(name+"_sum", scope, "", "", sample{t: t, st: st, v: val(dp.Sum())})
+			tr.addPoint(name+"_count", scope, "", "", sample{t: t, st: st, v: val(float64(dp.Count()))})
 		}
 	default:
 		n := int64(dataPointCount(m))
@@ -489,9 +568,10 @@ func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pme
 		cum[i] = c
 	}
 	count, sum := float64(dp.Count()), dp.Sum()
+	tr.point(dp.Attributes())
 	if delta && !stale {
 		// Accumulate every bucket, the sum and the count as separate counters.
-		base := tr.seriesLabels(name, scope, dp.Attributes(), "", "")
+		base := tr.seriesLabels(name, scope, "", "")
 		key := fmt.Sprint(bounds)
 		for i := range cum {
 			_, cum[i] = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", strconv.Itoa(i)).Labels(), st, cum[i])
@@ -510,12 +590,12 @@ func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pme
 		if i < len(bounds) {
 			le = formatFloat(bounds[i])
 		}
-		tr.addPoint(name+"_bucket", scope, dp.Attributes(), "le", le, sample{t: t, st: st, v: val(cum[i])})
+		tr.addPoint(name+"_bucket", scope, "le", le, sample{t: t, st: st, v: val(cum[i])})
 	}
 	if dp.HasSum() {
-		tr.addPoint(name+"_sum", scope, dp.Attributes(), "", "", sample{t: t, st: st, v: val(sum)})
+		tr.addPoint(name+"_sum", scope, "", "", sample{t: t, st: st, v: val(sum)})
 	}
-	tr.addPoint(name+"_count", scope, dp.Attributes(), "", "", sample{t: t, st: st, v: val(count)})
+	tr.addPoint(name+"_count", scope, "", "", sample{t: t, st: st, v: val(count)})
 }
 
 // ExponentialToNative converts an OTLP exponential histogram point into a
@@ -619,29 +699,34 @@ var perUnitNames = map[string]string{
 // braces dropped) unless already present, gauges with unit "1" get "_ratio",
 // counters get "_total".
 func MetricName(name, unit string, kind MetricKind) string {
-	k := metricNameKey{name, unit, kind}
-	if v, ok := metricNames.Load(k); ok {
-		return v.(string)
+	metricNames.RLock()
+	v, ok := metricNames.m[name]
+	metricNames.RUnlock()
+	if ok && v.unit == unit && v.kind == kind {
+		return v.out
 	}
 	n := metricName(name, unit, kind)
-	if metricNamesLen.Add(1) > 1<<16 { // bounded: start over when full
-		metricNames.Clear()
-		metricNamesLen.Store(0)
+	metricNames.Lock()
+	if metricNames.m == nil || len(metricNames.m) >= 1<<16 { // bounded: start over when full
+		metricNames.m = map[string]metricNameEntry{}
 	}
-	metricNames.Store(k, n)
+	metricNames.m[name] = metricNameEntry{unit: unit, kind: kind, out: n}
+	metricNames.Unlock()
 	return n
 }
 
-type metricNameKey struct {
-	name, unit string
-	kind       MetricKind
+type metricNameEntry struct {
+	unit string
+	kind MetricKind
+	out  string
 }
 
-// metricNames caches MetricName: the same few metrics arrive in every request.
-var (
-	metricNames    sync.Map
-	metricNamesLen atomic.Int64
-)
+// metricNames caches MetricName by OTLP name (a name comes with one unit and
+// kind nearly always): the same few metrics arrive in every request.
+var metricNames struct {
+	sync.RWMutex
+	m map[string]metricNameEntry
+}
 
 func metricName(name, unit string, kind MetricKind) string {
 	words := strings.FieldsFunc(name, func(r rune) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -18,8 +19,10 @@ import (
 // fsync'd and renamed; it is never modified afterwards, only deleted whole.
 
 const (
-	partMagic      = "OPTP"
-	partVersion    = 1
+	partMagic = "OPTP"
+	// partVersion is the version written. Version 1 files (one frame per
+	// series, without in-frame positions in the index) are still read.
+	partVersion    = 2
 	partHeaderSize = 8
 	partFooterSize = 40
 	partSuffix     = ".part"
@@ -27,8 +30,13 @@ const (
 	compNone = 0
 	compZstd = 1
 
-	// maxChunkSize bounds a decompressed series chunk.
+	// maxChunkSize bounds a decompressed frame.
 	maxChunkSize = 256 << 20
+
+	// frameTarget is the decompressed size after which a frame is closed: the
+	// series chunks of neighbouring series (in label order) share a frame, so
+	// that one zstd frame's tables and headers are paid for many series.
+	frameTarget = 16 << 10
 )
 
 var (
@@ -36,6 +44,10 @@ var (
 		zstd.WithEncoderLevel(zstd.SpeedBetterCompression),
 		zstd.WithAllLitEntropyCompression(true),
 		zstd.WithEncoderConcurrency(1),
+		// Frames are small and indexes a few MiB at most: a 1 MiB window
+		// compresses them as well as the 8 MiB default and keeps the encoder's
+		// history buffers small.
+		zstd.WithWindowSize(1<<20),
 		zstd.WithEncoderCRC(false),
 		zstd.WithZeroFrames(true))
 	zdec, _ = zstd.NewReader(nil,
@@ -45,9 +57,12 @@ var (
 
 // chunkRef locates one series' chunk in a partition.
 type chunkRef struct {
-	off, length uint64 // the whole chunk record, checksum included
-	mint, maxt  int64
-	n           uint64 // samples
+	off, length uint64 // the whole frame record holding the chunk, checksum included
+	// inOff, inLen locate the series chunk in the decompressed frame; inLen 0
+	// means the whole frame (version 1 files).
+	inOff, inLen uint32
+	mint, maxt   int64
+	n            uint64 // samples
 }
 
 type partition struct {
@@ -66,7 +81,7 @@ type partSeries struct {
 	samples []sample // sorted by t, unique t, non-empty
 }
 
-// appendChunkRecord appends the framed, possibly compressed chunk record of raw.
+// appendChunkRecord appends the framed, possibly compressed frame record of raw.
 func appendChunkRecord(dst, raw []byte) []byte {
 	start := len(dst)
 	comp := zenc.EncodeAll(raw, nil)
@@ -82,7 +97,7 @@ func appendChunkRecord(dst, raw []byte) []byte {
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[start:], castagnoli))
 }
 
-// decodeChunkRecord verifies a chunk record and returns its series chunk bytes.
+// decodeChunkRecord verifies a frame record and returns its decompressed bytes.
 func decodeChunkRecord(rec []byte) ([]byte, error) {
 	if len(rec) < 6 {
 		return nil, fmt.Errorf("%w: chunk record of %d bytes is too short", errFormat, len(rec))
@@ -112,12 +127,12 @@ func decodeChunkRecord(rec []byte) ([]byte, error) {
 }
 
 // writePartition writes n series, produced in label order by next(0..n-1), into a
-// new partition file in dir covering [mint, maxt] and returns it opened. A series
-// with no samples is left out.
-func writePartition(dir string, seq uint64, mint, maxt int64, n int, next func(i int) (partSeries, error)) (*partition, error) {
-	name := fmt.Sprintf("p-%d-%d-%020d%s", mint, maxt, seq, partSuffix)
-	final := filepath.Join(dir, name)
-	tmp := filepath.Join(dir, ".tmp-"+name)
+// new partition file in dir and returns it opened; its time range is that of the
+// samples. A series with no samples is left out; when no series has any, no file
+// is written and the partition is nil. next's samples are not kept past the
+// following call.
+func writePartition(dir string, seq uint64, n int, next func(i int) (partSeries, error)) (*partition, error) {
+	tmp := filepath.Join(dir, fmt.Sprintf(".tmp-%020d%s", seq, partSuffix))
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create partition: %w", err)
@@ -143,8 +158,33 @@ func writePartition(dir string, seq uint64, mint, maxt int64, n int, next func(i
 		return nil
 	}
 
-	var body, raw []byte
-	refs := make(map[uint32]chunkRef, n)
+	type entry struct {
+		lset labels.Labels
+		id   uint32
+		ref  chunkRef
+	}
+	var (
+		entries []entry // every series written, in label order
+		pending int     // entries[pending:] are in the open frame
+		frame   []byte  // the open frame, decompressed
+	)
+	mint, maxt := int64(math.MaxInt64), int64(math.MinInt64)
+	closeFrame := func() error {
+		if len(frame) == 0 {
+			return nil
+		}
+		start := off + uint64(len(buf))
+		buf = appendChunkRecord(buf, frame)
+		length := off + uint64(len(buf)) - start
+		for i := pending; i < len(entries); i++ {
+			entries[i].ref.off, entries[i].ref.length = start, length
+		}
+		pending, frame = len(entries), frame[:0]
+		if len(buf) >= 1<<20 {
+			return flush()
+		}
+		return nil
+	}
 	for i := 0; i < n; i++ {
 		s, err := next(i)
 		if err != nil {
@@ -153,32 +193,46 @@ func writePartition(dir string, seq uint64, mint, maxt int64, n int, next func(i
 		if len(s.samples) == 0 {
 			continue
 		}
-		raw = appendSeriesChunk(raw[:0], s.samples)
-		start := off + uint64(len(buf))
-		buf = appendChunkRecord(buf, raw)
-		ref := chunkRef{
-			off:    start,
-			length: off + uint64(len(buf)) - start,
-			mint:   s.samples[0].t,
-			maxt:   s.samples[len(s.samples)-1].t,
-			n:      uint64(len(s.samples)),
+		at := len(frame)
+		frame = appendSeriesChunk(frame, s.samples)
+		if len(frame)-at > math.MaxUint32 || len(frame) > maxChunkSize {
+			return nil, fmt.Errorf("cannot write partition %q: series chunk of %d bytes is too large", tmp, len(frame)-at)
 		}
-		refs[s.id] = ref
-		body = appendLabels(body, s.lset)
-		body = binary.AppendUvarint(body, ref.off)
-		body = binary.AppendUvarint(body, ref.length)
-		body = binary.AppendVarint(body, ref.mint)
-		body = binary.AppendVarint(body, ref.maxt)
-		body = binary.AppendUvarint(body, ref.n)
-		if len(buf) >= 1<<20 {
-			if err := flush(); err != nil {
+		ref := chunkRef{
+			inOff: uint32(at),
+			inLen: uint32(len(frame) - at),
+			mint:  s.samples[0].t,
+			maxt:  s.samples[len(s.samples)-1].t,
+			n:     uint64(len(s.samples)),
+		}
+		mint, maxt = min(mint, ref.mint), max(maxt, ref.maxt)
+		entries = append(entries, entry{lset: s.lset, id: s.id, ref: ref})
+		if len(frame) >= frameTarget {
+			if err := closeFrame(); err != nil {
 				return nil, err
 			}
 		}
 	}
+	if err := closeFrame(); err != nil {
+		return nil, err
+	}
+	if len(entries) == 0 {
+		return nil, nil // the deferred cleanup removes the file
+	}
+	refs := make(map[uint32]chunkRef, len(entries))
+	index := binary.AppendUvarint(nil, uint64(len(entries)))
+	for _, e := range entries {
+		refs[e.id] = e.ref
+		index = appendLabels(index, e.lset)
+		index = binary.AppendUvarint(index, e.ref.off)
+		index = binary.AppendUvarint(index, e.ref.length)
+		index = binary.AppendUvarint(index, uint64(e.ref.inOff))
+		index = binary.AppendUvarint(index, uint64(e.ref.inLen))
+		index = binary.AppendVarint(index, e.ref.mint)
+		index = binary.AppendVarint(index, e.ref.maxt)
+		index = binary.AppendUvarint(index, e.ref.n)
+	}
 	indexOff := off + uint64(len(buf))
-	index := binary.AppendUvarint(make([]byte, 0, len(body)+10), uint64(len(refs)))
-	index = append(index, body...)
 	cidx := zenc.EncodeAll(index, nil)
 	buf = append(buf, cidx...)
 	buf = binary.LittleEndian.AppendUint64(buf, indexOff)
@@ -196,6 +250,7 @@ func writePartition(dir string, seq uint64, mint, maxt int64, n int, next func(i
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("cannot close partition %q: %w", tmp, err)
 	}
+	final := filepath.Join(dir, fmt.Sprintf("p-%d-%d-%020d%s", mint, maxt, seq, partSuffix))
 	if err := os.Rename(tmp, final); err != nil {
 		return nil, fmt.Errorf("cannot rename partition: %w", err)
 	}
@@ -264,8 +319,9 @@ func readPartitionIndex(path string, f io.ReaderAt, size int64) (*partitionIndex
 	if string(hdr[:4]) != partMagic {
 		return nil, corruptf(path, 0, "bad magic %q", hdr[:4])
 	}
-	if hdr[4] != partVersion {
-		return nil, fmt.Errorf("cannot read partition %q: format version %d is not supported (want %d)", path, hdr[4], partVersion)
+	version := hdr[4]
+	if version != 1 && version != partVersion {
+		return nil, fmt.Errorf("cannot read partition %q: format version %d is not supported (want 1 or %d)", path, version, partVersion)
 	}
 	foot := make([]byte, partFooterSize)
 	if _, err := f.ReadAt(foot, size-partFooterSize); err != nil {
@@ -303,9 +359,17 @@ func readPartitionIndex(path string, f io.ReaderAt, size int64) (*partitionIndex
 	var sb labels.ScratchBuilder
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		lset := r.labels(&sb)
-		ref := chunkRef{off: r.uvarint(), length: r.uvarint(), mint: r.varint(), maxt: r.varint(), n: r.uvarint()}
-		if r.err == nil && (ref.off < partHeaderSize || ref.length > idxOff || ref.off+ref.length > idxOff) {
-			r.fail("chunk %d+%d outside the data section", ref.off, ref.length)
+		ref := chunkRef{off: r.uvarint(), length: r.uvarint()}
+		if version >= 2 {
+			inOff, inLen := r.uvarint(), r.uvarint()
+			if r.err == nil && (inLen == 0 || inOff > maxChunkSize || inLen > maxChunkSize-inOff) {
+				r.fail("chunk %d+%d outside a frame", inOff, inLen)
+			}
+			ref.inOff, ref.inLen = uint32(inOff), uint32(inLen)
+		}
+		ref.mint, ref.maxt, ref.n = r.varint(), r.varint(), r.uvarint()
+		if r.err == nil && (ref.off < partHeaderSize || ref.off > idxOff || ref.length > idxOff-ref.off) {
+			r.fail("frame %d+%d outside the data section", ref.off, ref.length)
 		}
 		pi.lsets = append(pi.lsets, lset)
 		pi.refs = append(pi.refs, ref)
@@ -316,22 +380,47 @@ func readPartitionIndex(path string, f io.ReaderAt, size int64) (*partitionIndex
 	return pi, nil
 }
 
-// readChunk returns the samples of series id within [mint, maxt], appended to dst.
-func (p *partition) readChunk(dst []sample, id uint32, mint, maxt int64) ([]sample, error) {
+// frameCache keeps the last frame a reader decompressed, for reading the chunks
+// of one partition in file order. The zero value is empty.
+type frameCache struct {
+	off  uint64
+	data []byte
+}
+
+// readChunk returns the samples of series id within [mint, maxt], appended to
+// dst. fc, if not nil, is a cache for this partition's frames.
+func (p *partition) readChunk(dst []sample, id uint32, mint, maxt int64, fc *frameCache) ([]sample, error) {
 	ref, ok := p.series[id]
 	if !ok || ref.maxt < mint || ref.mint > maxt {
 		return dst, nil
 	}
-	rec := make([]byte, ref.length)
-	if _, err := p.f.ReadAt(rec, int64(ref.off)); err != nil {
-		return dst, corruptf(p.path, int64(ref.off), "cannot read chunk of %d bytes: %v", ref.length, err)
+	var raw []byte
+	if fc != nil && fc.data != nil && fc.off == ref.off {
+		raw = fc.data
+	} else {
+		rec := make([]byte, ref.length)
+		if _, err := p.f.ReadAt(rec, int64(ref.off)); err != nil {
+			return dst, corruptf(p.path, int64(ref.off), "cannot read frame of %d bytes: %v", ref.length, err)
+		}
+		var err error
+		if raw, err = decodeChunkRecord(rec); err != nil {
+			return dst, &CorruptionError{File: p.path, Offset: int64(ref.off), Err: err}
+		}
+		if fc != nil {
+			fc.off, fc.data = ref.off, raw
+		}
 	}
-	raw, err := decodeChunkRecord(rec)
-	if err != nil {
-		return dst, &CorruptionError{File: p.path, Offset: int64(ref.off), Err: err}
+	if ref.inLen > 0 {
+		if uint64(ref.inOff)+uint64(ref.inLen) > uint64(len(raw)) {
+			return dst, corruptf(p.path, int64(ref.off), "chunk %d+%d outside the frame of %d bytes", ref.inOff, ref.inLen, len(raw))
+		}
+		raw = raw[ref.inOff : ref.inOff+ref.inLen]
+	}
+	if dst == nil {
+		dst = make([]sample, 0, min(ref.n, 1<<16))
 	}
 	start := len(dst)
-	dst, err = decodeSeriesChunk(dst, raw)
+	dst, err := decodeSeriesChunk(dst, raw)
 	if err != nil {
 		return dst[:start], &CorruptionError{File: p.path, Offset: int64(ref.off), Err: err}
 	}

@@ -37,13 +37,13 @@ func (db *DB) StartTime() (int64, error) {
 		t = min(t, p.mint)
 	}
 	for _, f := range db.flushing {
-		for _, ss := range f.series {
-			t = min(t, ss[0].t)
+		for _, h := range f.series {
+			t = min(t, h.minT())
 		}
 	}
 	for _, s := range db.series {
-		if len(s.head) > 0 {
-			t = min(t, s.head[0].t)
+		if !s.head.empty() {
+			t = min(t, s.head.minT())
 		}
 	}
 	return t, nil
@@ -113,30 +113,35 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 }
 
 func (db *DB) selectSeries(ctx context.Context, mint, maxt int64, ms []*labels.Matcher) ([]*listSeries, error) {
-	var out []*listSeries
-	var bad *partition
-	var badErr error
 	db.mu.RLock()
-	ids := db.postingsFor(ms)
-	it := ids.Iterator()
-	var lists [][]sample
-	n := 0
-	for it.HasNext() {
-		id := it.Next()
-		if n++; n%1024 == 0 && ctx.Err() != nil {
-			db.mu.RUnlock()
-			return nil, ctx.Err()
-		}
-		s := db.series[id]
-		var merged []sample
-		lists, merged, bad, badErr = db.collect(lists[:0], s, mint, maxt)
+	sel, lists, bad, err := db.readParts(ctx, db.postingsFor(ms), mint, maxt)
+	if err != nil && bad == nil {
+		db.mu.RUnlock()
+		return nil, err
+	}
+	var out []*listSeries
+	for i, s := range sel {
 		if bad != nil {
 			break
 		}
+		if i%1024 == 0 && ctx.Err() != nil {
+			db.mu.RUnlock()
+			return nil, ctx.Err()
+		}
+		for _, f := range db.flushing {
+			if ss := f.series[s.id].samples(nil, mint, maxt); len(ss) > 0 {
+				lists[i] = append(lists[i], ss)
+			}
+		}
+		if ss := s.head.samples(nil, mint, maxt); len(ss) > 0 {
+			lists[i] = append(lists[i], ss)
+		}
+		merged := mergeSamples(lists[i])
+		lists[i] = nil
 		if hasHistograms(merged) {
 			// Counter-reset hints depend on the samples before the range, as they
 			// do in Prometheus' chunks: read from the start, then trim.
-			lists, merged, bad, badErr = db.collect(lists[:0], s, math.MinInt64, maxt)
+			_, merged, bad, err = db.collect(nil, s, math.MinInt64, maxt)
 			if bad != nil {
 				break
 			}
@@ -149,11 +154,59 @@ func (db *DB) selectSeries(ctx context.Context, mint, maxt int64, ms []*labels.M
 	}
 	db.mu.RUnlock()
 	if bad != nil {
-		db.dropPartition(bad, badErr)
-		return nil, fmt.Errorf("cannot read series: %w", badErr)
+		db.dropPartition(bad, err)
+		return nil, fmt.Errorf("cannot read series: %w", err)
 	}
 	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].lset, out[j].lset) < 0 })
 	return out, nil
+}
+
+// readParts returns the series with the given ids and, for each, its samples in
+// [mint, maxt] from every partition, one list per partition in partition order.
+// Each partition is read in file order, so that every frame is decompressed
+// once. On a damaged partition it returns the partition and the error. db.mu
+// must be held.
+func (db *DB) readParts(ctx context.Context, ids *roaring.Bitmap, mint, maxt int64) ([]*memSeries, [][][]sample, *partition, error) {
+	sel := make([]*memSeries, 0, ids.GetCardinality())
+	it := ids.Iterator()
+	for it.HasNext() {
+		sel = append(sel, db.series[it.Next()])
+	}
+	lists := make([][][]sample, len(sel))
+	type pos struct {
+		i   int
+		ref chunkRef
+	}
+	var order []pos
+	for _, p := range db.parts {
+		if p.maxt < mint || p.mint > maxt {
+			continue
+		}
+		order = order[:0]
+		for i, s := range sel {
+			if ref, ok := p.series[s.id]; ok && ref.maxt >= mint && ref.mint <= maxt {
+				order = append(order, pos{i, ref})
+			}
+		}
+		sort.Slice(order, func(a, b int) bool {
+			x, y := order[a].ref, order[b].ref
+			return x.off < y.off || x.off == y.off && x.inOff < y.inOff
+		})
+		var fc frameCache
+		for k, o := range order {
+			if k%1024 == 1023 && ctx.Err() != nil {
+				return nil, nil, nil, ctx.Err()
+			}
+			ss, err := p.readChunk(nil, sel[o.i].id, mint, maxt, &fc)
+			if err != nil {
+				return sel, lists, p, err
+			}
+			if len(ss) > 0 {
+				lists[o.i] = append(lists[o.i], ss)
+			}
+		}
+	}
+	return sel, lists, nil, nil
 }
 
 // collect gathers the samples of series s in [mint, maxt] from every source and
@@ -163,16 +216,20 @@ func (db *DB) collect(lists [][]sample, s *memSeries, mint, maxt int64) ([][]sam
 		if p.maxt < mint || p.mint > maxt {
 			continue
 		}
-		ss, err := p.readChunk(nil, s.id, mint, maxt)
+		ss, err := p.readChunk(nil, s.id, mint, maxt, nil)
 		if err != nil {
 			return lists, nil, p, err
 		}
 		lists = append(lists, ss)
 	}
 	for _, f := range db.flushing {
-		lists = append(lists, window(f.series[s.id], mint, maxt))
+		if ss := f.series[s.id].samples(nil, mint, maxt); len(ss) > 0 {
+			lists = append(lists, ss)
+		}
 	}
-	lists = append(lists, window(s.head, mint, maxt))
+	if ss := s.head.samples(nil, mint, maxt); len(ss) > 0 {
+		lists = append(lists, ss)
+	}
 	return lists, mergeSamples(lists), nil, nil
 }
 

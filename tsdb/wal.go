@@ -106,11 +106,19 @@ func (w *wal) openSegment(seg int) error {
 
 // appendWALRecord appends a framed record of type typ with payload to dst.
 func appendWALRecord(dst []byte, typ byte, payload []byte) []byte {
-	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
-	crc := crc32.Update(crc32.Checksum([]byte{typ}, castagnoli), castagnoli, payload)
+	return appendWALRecord2(dst, typ, nil, payload)
+}
+
+// appendWALRecord2 appends a framed record of type typ whose payload is the
+// concatenation of p1 and p2.
+func appendWALRecord2(dst []byte, typ byte, p1, p2 []byte) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(p1)+len(p2)))
+	crc := crc32.Update(crc32.Checksum([]byte{typ}, castagnoli), castagnoli, p1)
+	crc = crc32.Update(crc, castagnoli, p2)
 	dst = binary.LittleEndian.AppendUint32(dst, crc)
 	dst = append(dst, typ)
-	return append(dst, payload...)
+	dst = append(dst, p1...)
+	return append(dst, p2...)
 }
 
 // add buffers framed records (built with appendWALRecord) and returns the sequence

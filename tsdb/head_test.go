@@ -1,0 +1,162 @@
+package tsdb
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+)
+
+// headModel is the plain reference the compressed head must agree with: the
+// latest sample written for each timestamp.
+type headModel map[int64]sample
+
+func (m headModel) window(mint, maxt int64) []sample {
+	var out []sample
+	for t, s := range m {
+		if t >= mint && t <= maxt {
+			out = append(out, s)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].t < out[j].t })
+	return out
+}
+
+// checkHead compares h with the model over the whole range and a few windows.
+func checkHead(t *testing.T, h *head, m headModel, r *rand.Rand) {
+	t.Helper()
+	if h.n != len(m) {
+		t.Fatalf("head counts %d samples, want %d", h.n, len(m))
+	}
+	if err := sameHeadSamples(h.samples(nil, math.MinInt64, math.MaxInt64), m.window(math.MinInt64, math.MaxInt64)); err != nil {
+		t.Fatalf("all samples: %v", err)
+	}
+	if len(m) == 0 {
+		return
+	}
+	for range 3 {
+		a, b := r.Int64N(1_000_000)-500_000, r.Int64N(1_000_000)-500_000
+		lo, hi := min(a, b), max(a, b)
+		if err := sameHeadSamples(h.samples(nil, lo, hi), m.window(lo, hi)); err != nil {
+			t.Fatalf("window [%d, %d]: %v", lo, hi, err)
+		}
+	}
+	want := m.window(math.MinInt64, math.MaxInt64)
+	if got := h.minT(); got != want[0].t {
+		t.Fatalf("minT %d, want %d", got, want[0].t)
+	}
+	for _, s := range want[:min(len(want), 5)] {
+		if !h.contains(s.t) {
+			t.Fatalf("contains(%d) is false", s.t)
+		}
+	}
+}
+
+func sameHeadSamples(got, want []sample) error {
+	if err := sameSamples(got, want); err != nil {
+		return err
+	}
+	for i := range got {
+		if (got[i].fh == nil) != (want[i].fh == nil) || got[i].fh != nil && !got[i].fh.Equals(want[i].fh) {
+			return fmt.Errorf("sample %d at %d: histogram %v, want %v", i, got[i].t, got[i].fh, want[i].fh)
+		}
+	}
+	return nil
+}
+
+// TestHeadMatchesModel writes random in-order, out-of-order, rewritten,
+// histogram and extreme samples into a head and checks it against the model.
+func TestHeadMatchesModel(t *testing.T) {
+	cases := []struct {
+		name                 string
+		n                    int
+		outOfOrder, rewrites int // in 100
+		histograms           int // in 100
+		extremeTimes         bool
+	}{
+		{name: "in order", n: 2000},
+		{name: "some out of order", n: 2000, outOfOrder: 5},
+		{name: "rewrites", n: 1000, rewrites: 20},
+		{name: "mostly out of order", n: 500, outOfOrder: 80, rewrites: 10},
+		{name: "histograms mixed in", n: 600, histograms: 10, outOfOrder: 5},
+		{name: "extreme timestamps", n: 300, extremeTimes: true},
+	}
+	for _, c := range cases {
+		for seed := uint64(1); seed <= 3; seed++ {
+			t.Run(fmt.Sprint(c.name, "/", seed), func(t *testing.T) {
+				r := rand.New(rand.NewPCG(seed, 42))
+				h, m := new(head), headModel{}
+				tm := int64(-400_000)
+				for i := 0; i < c.n; i++ {
+					tm += 1 + r.Int64N(1000)
+					s := sample{t: tm, v: randomFloat(r)}
+					switch p := r.IntN(100); {
+					case p < c.outOfOrder:
+						s.t = tm - r.Int64N(50_000)
+					case p < c.outOfOrder+c.rewrites && len(m) > 0:
+						s.t = tm - 1 - r.Int64N(3)*1000
+					}
+					if c.extremeTimes && r.IntN(10) == 0 {
+						s.t = []int64{math.MinInt64, math.MaxInt64, math.MinInt64 / 2, math.MaxInt64 - 1}[r.IntN(4)]
+					}
+					if r.IntN(3) == 0 {
+						s.st = s.t - r.Int64N(1<<40)
+					}
+					if r.IntN(100) < c.histograms {
+						s.fh, s.v = testHistogram(), 0
+					}
+					_, had := m[s.t]
+					if added := h.insert(s); added == had {
+						t.Fatalf("insert %d: added %v, had %v", i, added, had)
+					}
+					m[s.t] = s
+					if i%97 == 0 {
+						checkHead(t, h, m, r)
+					}
+				}
+				checkHead(t, h, m, r)
+			})
+		}
+	}
+}
+
+// FuzzHead inserts samples decoded from the input (timestamp delta, start
+// timestamp, value bits) and checks the head against the model.
+func FuzzHead(f *testing.F) {
+	seed := func(vals ...int64) []byte {
+		var b []byte
+		for _, v := range vals {
+			b = binary.AppendVarint(b, v)
+		}
+		return b
+	}
+	f.Add(seed(1000, 0, 0x3ff0000000000000, 1000, 0, 0x7ff0000000000002, -5, 7, 0x7ff8000000000001))
+	f.Add(seed(math.MaxInt64, 1, 1, math.MinInt64, 2, 2, 0, 3, 3))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, m := new(head), headModel{}
+		var tm int64
+		for len(b) > 0 {
+			var vals [3]int64
+			for i := range vals {
+				v, n := binary.Varint(b)
+				if n <= 0 {
+					b = nil
+					break
+				}
+				vals[i], b = v, b[n:]
+			}
+			tm += vals[0]
+			s := sample{t: tm, st: vals[1], v: math.Float64frombits(uint64(vals[2]))}
+			_, had := m[s.t]
+			if added := h.insert(s); added == had {
+				t.Fatalf("insert at %d: added %v, had %v", s.t, added, had)
+			}
+			m[s.t] = s
+		}
+		if err := sameHeadSamples(h.samples(nil, math.MinInt64, math.MaxInt64), m.window(math.MinInt64, math.MaxInt64)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
