@@ -12,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"outpost/internal/atomicfile"
 )
 
 // ErrClosed is returned by every method called after Close.
@@ -193,7 +195,7 @@ func (ix *Index) DropBefore(t time.Time) (int, error) {
 			"start", time.Unix(0, p.start).UTC(), "end", time.Unix(0, p.end).UTC())
 	}
 	if n > 0 {
-		if err := syncDir(ix.dir); err != nil {
+		if err := atomicfile.SyncDir(ix.dir); err != nil {
 			return n, err
 		}
 	}
@@ -213,7 +215,7 @@ func (ix *Index) Backup(dst string) error {
 			return err
 		}
 	}
-	return syncDir(dst)
+	return atomicfile.SyncDir(dst)
 }
 
 func backupPartition(p *partition, path string) error {
@@ -233,21 +235,6 @@ func backupPartition(p *partition, path string) error {
 	}
 	if err != nil {
 		return fmt.Errorf("cannot back up partition %q to %q: %w", p.path, path, err)
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot open directory %q: %w", dir, err)
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
 	}
 	return nil
 }
@@ -320,7 +307,7 @@ func (ix *Index) partitionFor(ts int64) (*partition, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syncDir(ix.dir); err != nil {
+	if err := atomicfile.SyncDir(ix.dir); err != nil {
 		p.db.Close()
 		return nil, err
 	}

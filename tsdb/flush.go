@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"outpost/internal/atomicfile"
 )
 
 const day = 24 * time.Hour
@@ -244,7 +246,7 @@ func (db *DB) applyRetention() error {
 		db.log.Info("tsdb: partition deleted by retention", "partition", p.path)
 	}
 	if len(drop) > 0 {
-		return syncDir(db.partDir)
+		return atomicfile.SyncDir(db.partDir)
 	}
 	return nil
 }
@@ -353,7 +355,7 @@ func (db *DB) mergeParts(parts []*partition) error {
 		}
 	}
 	db.stats.merges.Add(1)
-	return syncDir(db.partDir)
+	return atomicfile.SyncDir(db.partDir)
 }
 
 // dropPartition takes a partition found corrupt while reading out of service and

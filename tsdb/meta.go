@@ -5,8 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
+
+	"outpost/internal/atomicfile"
 )
 
 const metaFile = "metadata.json"
@@ -75,23 +76,8 @@ func (s *metaStore) save(path string) error {
 	if err != nil {
 		return fmt.Errorf("cannot encode metadata: %w", err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	if err := atomicfile.WriteFile(path, b, 0o644); err != nil {
 		return fmt.Errorf("cannot write metadata: %w", err)
 	}
-	if _, err = f.Write(b); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("cannot write metadata %q: %w", path, err)
-	}
-	return syncDir(filepath.Dir(path))
+	return nil
 }

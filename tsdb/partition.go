@@ -12,6 +12,8 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"outpost/internal/atomicfile"
 )
 
 // Partition files: the immutable compressed store of one time range
@@ -255,7 +257,7 @@ func writePartition(dir string, seq uint64, n int, next func(i int) (partSeries,
 		return nil, fmt.Errorf("cannot rename partition: %w", err)
 	}
 	ok = true
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return nil, err
 	}
 	rf, err := os.Open(final)

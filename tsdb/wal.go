@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"outpost/internal/atomicfile"
 )
 
 // The write-ahead log: numbered segment files in <dir>/wal, each a header followed
@@ -96,7 +98,7 @@ func (w *wal) openSegment(seg int) error {
 		f.Close()
 		return fmt.Errorf("cannot sync wal segment %q: %w", p, err)
 	}
-	if err := syncDir(w.dir); err != nil {
+	if err := atomicfile.SyncDir(w.dir); err != nil {
 		f.Close()
 		return err
 	}
@@ -224,7 +226,7 @@ func (w *wal) removeBefore(seg int) error {
 			return fmt.Errorf("cannot remove wal segment: %w", err)
 		}
 	}
-	return syncDir(w.dir)
+	return atomicfile.SyncDir(w.dir)
 }
 
 func (w *wal) close() error {
@@ -281,16 +283,4 @@ func decodeWALSegment(path string, b []byte, fn func(typ byte, payload []byte) e
 		off += walRecHeaderSize + int(n)
 	}
 	return int64(off), nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot open directory %q: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
-	}
-	return nil
 }
