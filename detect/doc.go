@@ -14,8 +14,11 @@
 //
 // Live is the detector at work in the server: it observes every float sample the
 // TSDB commits (tsdb.DB.SetObserver) through a bounded queue that drops rather
-// than slow ingest, scores it in one goroutine through a Set (counters, by type
-// or by a _total, _count, _sum or _bucket name, through their rate), writes the
+// than slow ingest, scores it in one goroutine through a Set at a fixed
+// resolution (LiveOptions.Resolution, one minute by default: the mean of a
+// gauge's samples, the latest value of a counter's, per minute; series sampled
+// every minute or less often are scored on every sample) — counters, by type
+// or by a _total, _count, _sum or _bucket name, through their rate — writes the
 // score and the expected band back as the series outpost_anomaly_score,
 // outpost_expected_lower and outpost_expected_upper (the watched series' labels,
 // its name in anomaly_metric), and keeps the list of series anomalous now and in

@@ -59,12 +59,24 @@ type LiveOptions struct {
 	QueueSamples int
 
 	// WriteInterval is the least sample time between two writes of one series'
-	// score and band while it is normal; every sample of an anomalous stretch,
+	// score and band while it is normal; every score of an anomalous stretch,
 	// and the first normal one after it, are written. Each write is three samples,
-	// so writing every sample costs more than ingesting it. Zero: five minutes
-	// (PromQL's default lookback, so charts of the band stay continuous).
-	// Negative: every sample.
+	// so writing every score costs more than ingesting a sample. Zero: five
+	// minutes (PromQL's default lookback, so charts of the band stay
+	// continuous). Negative: every score (see Resolution).
 	WriteInterval time.Duration
+
+	// Resolution is the time step at which each series is scored: its samples
+	// are gathered into buckets this wide (of sample time, aligned to the Unix
+	// epoch), and the detector sees one value per bucket: the mean of a gauge's
+	// samples, the latest value of a counter's, at the time of the bucket's
+	// latest sample. A bucket is scored when the series' next sample falls in a
+	// later one, or at once when the interval between its latest two samples says
+	// the next one will; so a series sampled once per Resolution or less often
+	// is scored on every sample without delay, one sampled every 15 s once a
+	// minute. Scores, bands, explanations and Anomaly.Since then have this
+	// resolution. Zero: one minute. Negative: every sample.
+	Resolution time.Duration
 
 	// MaxAnomalies caps the anomalies remembered for Anomalies; the oldest ended
 	// one (or else the lowest scored) makes room. Zero: 1,000.
@@ -95,9 +107,12 @@ type Live struct {
 	closed atomic.Bool
 	once   sync.Once
 
-	dropped, processed, written, writeErrs atomic.Int64
+	dropped, processed, scoredN, written, writeErrs atomic.Int64
 
 	// Owned by the goroutine.
+	res       int64           // Resolution in ms; zero: every sample
+	index     refIndex        // the Set's entries by TSDB ref
+	scored    int64           // detector runs, for LiveStats.Scored
 	refs      refAppender     // Storage's AppendRefs, if it has one
 	kinds     map[string]bool // metric name → counter
 	types     map[string]string
@@ -126,15 +141,16 @@ type refAppender interface {
 }
 
 // liveSeries is the engine's note on one watched series, kept in its Set entry
-// beside its Detector.
+// beside its Detector. The labels come first (see setEntry).
 type liveSeries struct {
+	// The output series (score, lower, upper): their refs with AppendRefs, else
+	// their labels.
+	out       [3]labels.Labels
+	refs      [3]tsdb.SeriesRef
 	lastWrite int64 // latest written score, Unix ms
 	written   bool  // lastWrite is set
 	high      bool  // the latest written score was anomalous
-	// The output series (score, lower, upper): their refs with AppendRefs, else
-	// their labels.
-	refs [3]tsdb.SeriesRef
-	out  [3]labels.Labels
+	agg       liveAgg
 }
 
 // pendingRef is a pending sample written by labels, and where its ref goes.
@@ -174,7 +190,8 @@ type LiveStats struct {
 	Tracked     int   // series watched now
 	Queued      int64 // samples waiting
 	Dropped     int64 // samples dropped because the queue was full
-	Processed   int64 // samples scored (the engine's own output is not)
+	Processed   int64 // samples taken in (the engine's own output is not)
+	Scored      int64 // detector runs: one per series and Resolution, or per sample
 	Written     int64 // score and band samples written
 	WriteErrors int64 // failed commits of those
 	Anomalies   int   // anomalies listed
@@ -217,6 +234,8 @@ func NewLive(opts LiveOptions) (*Live, error) {
 		lb:        labels.NewBuilder(labels.EmptyLabels()),
 		anomalies: map[uint64]*Anomaly{},
 	}
+	l.res = resolutionMillis(opts.Resolution)
+	l.set.dropped = func(e *setEntry) { l.index.remove(e.id) }
 	l.refs, _ = opts.Storage.(refAppender)
 	go l.run()
 	return l, nil
@@ -280,7 +299,7 @@ func (l *Live) Stats() LiveStats {
 	l.mu.Unlock()
 	return LiveStats{
 		Tracked: l.set.Len(), Queued: l.queued.Load(), Dropped: l.dropped.Load(),
-		Processed: l.processed.Load(), Written: l.written.Load(), WriteErrors: l.writeErrs.Load(),
+		Processed: l.processed.Load(), Scored: l.scoredN.Load(), Written: l.written.Load(), WriteErrors: l.writeErrs.Load(),
 		Anomalies: n,
 	}
 }
@@ -364,68 +383,86 @@ func (l *Live) handle(it liveItem) int {
 		}
 	}
 	l.processed.Add(int64(n))
+	l.scoredN.Store(l.scored)
 	if l.now-l.lastEvict >= l.opts.IdleAfter.Milliseconds()/4 {
 		l.evict()
 	}
 	return len(it.batch)
 }
 
-// sample scores one sample; it reports false for the engine's own output, which
-// is skipped.
+// sample takes one sample in; it reports false for the engine's own output,
+// which is skipped.
 func (l *Live) sample(s *tsdb.ObservedSample) bool {
-	name := s.Labels.Get(labels.MetricName)
-	switch name {
-	case ScoreMetric, LowerMetric, UpperMetric: // our own output
-		return false
+	e := l.index.get(s.Ref)
+	if e == nil {
+		name := s.Labels.Get(labels.MetricName)
+		switch name {
+		case ScoreMetric, LowerMetric, UpperMetric: // our own output
+			return false
+		}
+		// Whether the series is a counter is worked out once, when it is new.
+		e = l.set.entry(s.Ref, func() Options { return Options{Counter: l.isCounter(name)} })
+		l.index.put(s.Ref, e)
 	}
-	id := s.Ref
-	ts := time.UnixMilli(s.T).UTC() // the detector's days are UTC days; so are the explanation's times
-	// Whether the series is a counter is worked out once, when it is new.
-	r, e := l.set.observe(id, ts, s.V, func() Options { return Options{Counter: l.isCounter(name)} })
-	st, counter := &e.note, e.d.counter
+	l.set.touch(e, s.T*int64(time.Millisecond))
 	if s.T > l.now {
 		l.now = s.T
 	}
-	if r.Skipped {
-		return true
-	}
-	high := r.Score >= AlertScore || !r.Since.IsZero()
-	if high || st.high || !st.written || l.opts.WriteInterval < 0 || s.T-st.lastWrite >= l.opts.WriteInterval.Milliseconds() {
-		l.write(st, s, name, 0, r.Score)
-		if !math.IsNaN(r.Lower) && !math.IsNaN(r.Upper) {
-			l.write(st, s, name, 1, r.Lower)
-			l.write(st, s, name, 2, r.Upper)
-		}
-		st.lastWrite, st.written, st.high = s.T, true, high
-	}
-	// Only this goroutine changes l.anomalies, so it may read it unlocked.
-	if r.Score >= AlertScore || len(l.anomalies) > 0 && l.anomalies[id] != nil {
-		l.notes = append(l.notes, liveNote{id, s.Labels, name, counter, r})
+	if l.res > 0 {
+		l.add(e, s, l.res)
+	} else {
+		l.score(e, s, s.T, s.V)
 	}
 	return true
 }
 
-// write queues v at s.T for output series k (0 score, 1 lower, 2 upper) of the
-// series of s, by its ref when known.
-func (l *Live) write(st *liveSeries, s *tsdb.ObservedSample, name string, k int, v float64) {
-	if l.refs != nil && st.refs[k] != 0 {
-		l.pending = append(l.pending, tsdb.RefSample{Ref: st.refs[k], T: s.T, V: v})
+// score runs the detector of e on v at t (Unix ms), writes the score and band
+// when due and notes the verdict for the anomaly list; s is a sample of the
+// series, for its labels.
+func (l *Live) score(e *setEntry, s *tsdb.ObservedSample, t int64, v float64) {
+	// The detector's days are UTC days; so are the explanation's times.
+	r := e.d.Observe(time.UnixMilli(t).UTC(), v)
+	l.scored++
+	if r.Skipped {
 		return
 	}
-	lset := st.out[k]
-	if lset.IsEmpty() {
-		l.lb.Reset(s.Labels)
-		l.lb.Set(MetricLabel, name)
+	st := &e.note
+	high := r.Score >= AlertScore || !r.Since.IsZero()
+	if high || st.high || !st.written || l.opts.WriteInterval < 0 || t-st.lastWrite >= l.opts.WriteInterval.Milliseconds() {
+		l.write(st, s.Labels, 0, t, r.Score)
+		if !math.IsNaN(r.Lower) && !math.IsNaN(r.Upper) {
+			l.write(st, s.Labels, 1, t, r.Lower)
+			l.write(st, s.Labels, 2, t, r.Upper)
+		}
+		st.lastWrite, st.written, st.high = t, true, high
+	}
+	// Only this goroutine changes l.anomalies, so it may read it unlocked.
+	if r.Score >= AlertScore || len(l.anomalies) > 0 && l.anomalies[e.id] != nil {
+		l.notes = append(l.notes, liveNote{e.id, s.Labels, s.Labels.Get(labels.MetricName), e.d.counter, r})
+	}
+}
+
+// write queues v at t for output series k (0 score, 1 lower, 2 upper) of the
+// series lset, by its ref when known.
+func (l *Live) write(st *liveSeries, lset labels.Labels, k int, t int64, v float64) {
+	if l.refs != nil && st.refs[k] != 0 {
+		l.pending = append(l.pending, tsdb.RefSample{Ref: st.refs[k], T: t, V: v})
+		return
+	}
+	out := st.out[k]
+	if out.IsEmpty() {
+		l.lb.Reset(lset)
+		l.lb.Set(MetricLabel, lset.Get(labels.MetricName))
 		l.lb.Set(labels.MetricName, [3]string{ScoreMetric, LowerMetric, UpperMetric}[k])
-		lset = l.lb.Labels()
+		out = l.lb.Labels()
 		if l.refs == nil { // written by labels every time: keep them
-			st.out[k] = lset
+			st.out[k] = out
 		}
 	}
 	if l.refs != nil {
 		l.resolve = append(l.resolve, pendingRef{len(l.pending), &st.refs[k]})
 	}
-	l.pending = append(l.pending, tsdb.RefSample{Labels: lset, T: s.T, V: v})
+	l.pending = append(l.pending, tsdb.RefSample{Labels: out, T: t, V: v})
 }
 
 // publish applies the noted verdicts to the anomaly list, so that what the list

@@ -19,21 +19,26 @@ import (
 // 60 s interval, without the live detector and with it tracking every series
 // (its scoring and its writes back included: each operation waits for the
 // detector with Sync), writing each series' score and band once a minute, once
-// every five minutes, or (nearly) never. cpu-ns/op is user+system CPU of the whole process, so it
-// counts the detector's goroutine too; compare it between the sub-benchmarks.
-// The first 60 operations of each run (detector warm-up, 50 samples) are not
-// measured.
+// every five minutes, or (nearly) never. The scrape=15s variants measure points
+// 15 s apart (after the same warm-up at 60 s), which the detector scores once a
+// minute (LiveOptions.Resolution). cpu-ns/op is user+system CPU of the whole
+// process, so it counts the detector's goroutine too; compare it between the
+// sub-benchmarks. The first 60 operations of each run (detector warm-up, 50
+// samples) are not measured.
 func BenchmarkIngestWithDetection(b *testing.B) {
 	const nSeries = 100_000
 	for _, c := range []struct {
 		name   string
 		engine bool
 		write  time.Duration
+		scrape time.Duration // the interval between measured points
 	}{
-		{"none", false, 0},
-		{"detect/write=1m", true, time.Minute},
-		{"detect/write=5m", true, 5 * time.Minute},                  // the default
-		{"detect/write=anomalies-only", true, 365 * 24 * time.Hour}, // the scoring alone, nearly
+		{"none", false, 0, time.Minute},
+		{"detect/write=1m", true, time.Minute, time.Minute},
+		{"detect/write=5m", true, 5 * time.Minute, time.Minute},                  // the default
+		{"detect/write=anomalies-only", true, 365 * 24 * time.Hour, time.Minute}, // the scoring alone, nearly
+		{"none/scrape=15s", false, 0, 15 * time.Second},
+		{"detect/write=5m/scrape=15s", true, 5 * time.Minute, 15 * time.Second},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			db, err := tsdb.Open(b.TempDir(), &tsdb.Options{MaintenanceInterval: -1, Retention: -1, HeadMaxSamples: -1})
@@ -65,9 +70,15 @@ func BenchmarkIngestWithDetection(b *testing.B) {
 			rng := rand.New(rand.NewPCG(1, 2))
 			start := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 			step := 0
+			at := start
 			var cpu time.Duration
 			write := func(measure bool) {
-				ts := pcommon.NewTimestampFromTime(start.Add(time.Duration(step) * time.Minute))
+				ts := pcommon.NewTimestampFromTime(at)
+				if measure {
+					at = at.Add(c.scrape)
+				} else {
+					at = at.Add(time.Minute)
+				}
 				for i := 0; i < nSeries; i++ {
 					dp := dps.At(i)
 					dp.SetTimestamp(ts)

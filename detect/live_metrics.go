@@ -20,6 +20,8 @@ func (l *Live) Collectors() []prometheus.Collector {
 			func(s LiveStats) float64 { return float64(s.Anomalies) }),
 		counter("outpost_detect_scored_samples_total", "Metric samples scored by the anomaly detector.",
 			func(s LiveStats) float64 { return float64(s.Processed) }),
+		counter("outpost_detect_scores_total", "Detector runs: one per watched series and resolution step (a minute by default), or one per sample for series sampled less often.",
+			func(s LiveStats) float64 { return float64(s.Scored) }),
 		counter("outpost_detect_dropped_samples_total", "Metric samples not scored because the detector's queue was full.",
 			func(s LiveStats) float64 { return float64(s.Dropped) }),
 		counter("outpost_detect_written_samples_total", "Anomaly score and expected band samples written to the TSDB.",

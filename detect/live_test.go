@@ -433,3 +433,76 @@ func TestLiveAppendRefsMatchesAppender(t *testing.T) {
 		}
 	}
 }
+
+// Series sampled more often than LiveOptions.Resolution are scored once per
+// bucket, on the mean of a gauge's samples and the latest value of a counter's;
+// series sampled less often are scored on every sample, and a negative
+// Resolution scores every sample.
+func TestLiveResolution(t *testing.T) {
+	const hours = 6
+	for _, c := range []struct {
+		name       string
+		resolution time.Duration
+		every      time.Duration
+		counter    bool
+		wantScored int64
+		// The scores are written at this offset within each minute (for the
+		// rows scored once a minute).
+		wantAt time.Duration
+		// The band's width at the end: narrow when the detector sees the
+		// minute's mean (or a counter's rate over the minute), wide when it
+		// sees the alternating samples themselves.
+		wantNarrow bool
+	}{
+		{"15s gauge, default", 0, 15 * time.Second, false, hours * 60, 45 * time.Second, true},
+		{"15s gauge, every sample", -1, 15 * time.Second, false, hours * 240, -1, false},
+		{"15s counter, default", 0, 15 * time.Second, true, hours * 60, 45 * time.Second, true},
+		{"60s gauge, default", 0, time.Minute, false, hours * 60, 0, false},
+		{"90s gauge, default", 0, 90 * time.Second, false, hours * 40, -1, false},
+		{"30s gauge, 5 minutes", 5 * time.Minute, 30 * time.Second, false, hours * 12, 270 * time.Second, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db, l := openLive(t, LiveOptions{Resolution: c.resolution, WriteInterval: -1})
+			name := "pool_size"
+			if c.counter {
+				name = "pool_ops_total"
+			}
+			ls := labels.FromStrings(labels.MetricName, name)
+			app := db.Appender(context.Background())
+			n := int(hours * time.Hour / c.every)
+			total := 0.0
+			for i := range n {
+				// Gauge: 0, 100, 0, 100, …; counter: alternately 0 and 100
+				// added, 50 per sample on average.
+				v := float64(i%2) * 100
+				if c.counter {
+					total += v
+					v = total
+				}
+				if _, err := app.Append(0, ls, liveStart.Add(time.Duration(i)*c.every).UnixMilli(), v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := app.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			syncLive(t, l)
+			if st := l.Stats(); st.Scored != c.wantScored || st.Processed != int64(n) {
+				t.Errorf("scored %d times for %d samples, want %d", st.Scored, st.Processed, c.wantScored)
+			}
+			scores := readSeries(t, db, eq(labels.MetricName, ScoreMetric), eq(MetricLabel, name))
+			var latest int64
+			for ts := range scores {
+				latest = max(latest, ts)
+				if c.wantAt >= 0 && (ts-liveStart.UnixMilli())%time.Minute.Milliseconds() != c.wantAt.Milliseconds()%time.Minute.Milliseconds() {
+					t.Fatalf("score written at %v, want %v past a minute", time.UnixMilli(ts).UTC(), c.wantAt)
+				}
+			}
+			lower := readSeries(t, db, eq(labels.MetricName, LowerMetric), eq(MetricLabel, name))[latest]
+			upper := readSeries(t, db, eq(labels.MetricName, UpperMetric), eq(MetricLabel, name))[latest]
+			if narrow := upper-lower < 20; narrow != c.wantNarrow {
+				t.Errorf("band at the end [%.2f, %.2f], want narrow=%v", lower, upper, c.wantNarrow)
+			}
+		})
+	}
+}

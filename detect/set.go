@@ -32,14 +32,18 @@ type Set struct {
 	seq     uint64   // observations so far; an entry's seen is the seq of its latest
 	scratch []uint64 // reused by shrink
 	evicted uint64
+	dropped func(*setEntry) // called for each entry removed, under mu (Live's index)
 }
 
+// setEntry is one series. The fields holding pointers come first: the garbage
+// collector scans an object only up to its last pointer, so the Detector's
+// ~1 KiB of floats after them is never scanned.
 type setEntry struct {
+	note liveSeries // the Live engine's state beside d; dropped with it
 	id   uint64
 	seen uint64 // Set.seq at the latest observation
 	last int64  // timestamp of the latest sample, Unix nanoseconds
 	d    Detector
-	note liveSeries // the Live engine's state beside d; dropped with it
 }
 
 // NewSet returns an empty Set; nil options mean the defaults.
@@ -70,6 +74,23 @@ func (s *Set) Observe(id uint64, ts time.Time, v float64, opts Options) Result {
 func (s *Set) observe(id uint64, ts time.Time, v float64, opts func() Options) (Result, *setEntry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	e := s.entryLocked(id, opts)
+	s.touch(e, ts.UnixNano())
+	return e.d.Observe(ts, v), e
+}
+
+// entry returns the entry of series id, creating it with opts() if the series is
+// new (which may drop the least recently observed ones). For a Set with a single
+// user goroutine (the Live engine's) that keeps the entries it is given: it may
+// then touch them and use their Detector without the lock, since only entry and
+// Evict, on that same goroutine, read or change them.
+func (s *Set) entry(id uint64, opts func() Options) *setEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entryLocked(id, opts)
+}
+
+func (s *Set) entryLocked(id uint64, opts func() Options) *setEntry {
 	e := s.series[id]
 	if e == nil {
 		if len(s.series) >= s.max {
@@ -78,12 +99,16 @@ func (s *Set) observe(id uint64, ts time.Time, v float64, opts func() Options) (
 		e = &setEntry{id: id, d: Detector{counter: opts().Counter}}
 		s.series[id] = e
 	}
+	return e
+}
+
+// touch records a sample of e at t (Unix nanoseconds) for recency and idleness.
+func (s *Set) touch(e *setEntry, t int64) {
 	s.seq++
 	e.seen = s.seq
-	if t := ts.UnixNano(); t > e.last {
+	if t > e.last {
 		e.last = t
 	}
-	return e.d.Observe(ts, v), e
 }
 
 // shrink drops the least recently observed max/64 series (at least one).
@@ -100,6 +125,9 @@ func (s *Set) shrink() {
 		if e.seen <= cut {
 			delete(s.series, id)
 			s.evicted++
+			if s.dropped != nil {
+				s.dropped(e)
+			}
 		}
 	}
 }
@@ -116,6 +144,9 @@ func (s *Set) Evict(now time.Time) int {
 		if e.last < cut {
 			delete(s.series, id)
 			n++
+			if s.dropped != nil {
+				s.dropped(e)
+			}
 		}
 	}
 	s.evicted += uint64(n)
