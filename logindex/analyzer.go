@@ -3,8 +3,6 @@ package logindex
 import (
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/blevesearch/bleve/v2/analysis"
 )
 
 // The body analyzer. A log line is cut into chunks at white space and at the
@@ -188,28 +186,4 @@ func words(s string) []string {
 		}
 	})
 	return out
-}
-
-// bodyAnalyzer is the Bleve analyzer of the body field.
-type bodyAnalyzer struct{}
-
-func (bodyAnalyzer) Analyze(b []byte) analysis.TokenStream {
-	ts := make(analysis.TokenStream, 0, len(b)/5+1)
-	tokenize(string(b), func(t token) {
-		ts = append(ts, &analysis.Token{
-			Term:     []byte(t.term),
-			Start:    t.start,
-			End:      t.end,
-			Position: t.pos,
-			Type:     analysis.AlphaNumeric,
-		})
-	})
-	return ts
-}
-
-// keywordAnalyzer makes the whole value one token.
-type keywordAnalyzer struct{}
-
-func (keywordAnalyzer) Analyze(b []byte) analysis.TokenStream {
-	return analysis.TokenStream{&analysis.Token{Term: b, Start: 0, End: len(b), Position: 1, Type: analysis.AlphaNumeric}}
 }

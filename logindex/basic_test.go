@@ -2,9 +2,13 @@ package logindex
 
 import (
 	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/blevesearch/bleve/v2"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
@@ -64,5 +68,42 @@ func TestWriteSearchGet(t *testing.T) {
 	}
 	if r.Severity != "ERROR" || r.Service != "checkout" || !r.Time.Equal(now.Add(-3*time.Second)) {
 		t.Fatalf("got %+v", r)
+	}
+}
+
+func TestNewerShardFormatRefused(t *testing.T) {
+	dir := t.TempDir()
+	ix, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, ix, []genRecord{{t: time.Now(), service: "api", sev: plog.SeverityNumberInfo, body: "hello"}})
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	shards, _ := filepath.Glob(filepath.Join(dir, "*", shardDirPrefix+"0"))
+	if len(shards) != 1 {
+		t.Fatalf("found shards %v", shards)
+	}
+	sh, err := bleve.Open(shards[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := sh.GetInternal([]byte(internalFormat)); err != nil || len(f) != 1 || f[0] != shardFormat {
+		t.Fatalf("format of a new shard: %v, %v", f, err)
+	}
+	if err := sh.SetInternal([]byte(internalFormat), []byte{shardFormat + 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ix, err = Open(dir, nil)
+	if err == nil {
+		ix.Close()
+		t.Fatal("opened an index with a shard of a newer format")
+	}
+	if want := fmt.Sprintf("shard format version %d", shardFormat+1); !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %q does not say %q", err, want)
 	}
 }

@@ -94,16 +94,13 @@ func bleveMatch(m *matchNode) query.Query {
 			return q
 		case fAttr:
 			var lo, hi *float64
-			var li, hi2 *bool
 			if m.hasLo {
-				lo, li = &m.lo, &m.loIncl
+				lo = &m.lo
 			}
 			if m.hasHi {
-				hi, hi2 = &m.hi, &m.hiIncl
+				hi = &m.hi
 			}
-			q := query.NewNumericRangeInclusiveQuery(lo, hi, li, hi2)
-			q.SetField(numPrefix + m.key)
-			return q
+			return numRangeQuery(numPrefix+m.key, lo, hi, m.loIncl, m.hiIncl)
 		}
 	}
 	return query.NewMatchNoneQuery()
@@ -111,8 +108,9 @@ func bleveMatch(m *matchNode) query.Query {
 
 // timeRangeQuery matches records with time in [lo, hi) milliseconds: whole days,
 // hours, 5-minute spans, 10-second granules and seconds through the level fields,
-// coarsest first, and the ragged ends through the t field, so that a range is a
-// few dozen terms (and at most about 2,000 millisecond terms) whatever its length.
+// coarsest first, and the ragged ends (less than a second each) as the records of
+// their second filtered by the t field's doc values, so that a range is a few
+// dozen terms whatever its length.
 func timeRangeQuery(lo, hi int64) query.Query {
 	if lo < minTimeMs {
 		lo = minTimeMs
@@ -136,9 +134,12 @@ func appendTimeRange(parts []query.Query, lo, hi int64, level int) []query.Query
 	}
 	t, f := true, false
 	if level == len(timeLevels) {
-		q := query.NewTermRangeInclusiveQuery(timeTerm(lo), timeTerm(hi), &t, &f)
-		q.SetField(fieldTime)
-		return append(parts, q)
+		// Less than two seconds: filter the records of each second by their
+		// time.
+		for sec := floorDiv(lo, 1000); sec*1000 < hi; sec++ {
+			parts = append(parts, &msRangeQuery{sec: sec, lo: max(lo, sec*1000), hi: min(hi, sec*1000+1000)})
+		}
+		return parts
 	}
 	w := timeLevels[level].ms
 	a := -floorDiv(-lo, w) // first whole unit

@@ -16,6 +16,8 @@ import (
 
 	"github.com/blevesearch/bleve/v2/search/searcher"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"outpost/internal/atomicfile"
 )
 
 // Options configure an Index. The zero value of every field means its default;
@@ -462,7 +464,7 @@ func (ix *Index) DropBefore(t time.Time) (int, error) {
 		}
 	}
 	if len(victims) > 0 {
-		if err := syncDir(ix.dir); err != nil && first == nil {
+		if err := atomicfile.SyncDir(ix.dir); err != nil && first == nil {
 			first = err
 		}
 	}

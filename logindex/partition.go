@@ -13,6 +13,8 @@ import (
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/search/query"
+
+	"outpost/internal/atomicfile"
 )
 
 // partition is one day of records: a record log and its Bleve shards, fed by one
@@ -43,6 +45,12 @@ type partition struct {
 	done   chan struct{} // closed when every shard's indexer has returned
 
 	applied []int64 // per shard, owned by that shard's indexer goroutine
+
+	// secs is the span of the records' times in whole seconds, [lo, hi]; lo > hi
+	// while the partition is empty. A search whose time range covers it needs no
+	// time filter on this partition.
+	secsMu sync.Mutex
+	secs   [2]int64
 
 	progressMu   sync.Mutex
 	shardIndexed []int64       // per shard: end of the last frame handed to Bleve
@@ -88,25 +96,13 @@ func createPartitionDir(root string, day, shards int) error {
 			return err
 		}
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("cannot rename partition %q into place: %w", final, err)
 	}
-	return syncDir(root)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("cannot open directory %q: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("cannot sync directory %q: %w", dir, err)
-	}
-	return nil
+	return atomicfile.SyncDir(root)
 }
 
 // openPartition opens the partition directory of day, replays what its shards had
@@ -225,6 +221,16 @@ func openPartition(ix *Index, day int) (*partition, error) {
 	if replayed > 0 {
 		ix.log.Info("replayed records into the index", "partition", dayDirName(day), "records", replayed)
 	}
+	p.secs = [2]int64{1, 0}
+	for _, sh := range p.shards {
+		lo, hi, err := shardSeconds(sh)
+		if err != nil {
+			p.closeShards()
+			p.f.Close()
+			return nil, fmt.Errorf("cannot read the time span of partition %q: %w", dir, err)
+		}
+		p.noteSeconds(lo, hi)
+	}
 	p.indexed = size
 	for range p.shards {
 		p.queues = append(p.queues, &shardQueue{wake: make(chan struct{}, 1)})
@@ -300,9 +306,16 @@ func (p *partition) appendFrame(buf []byte, recs []Record) (int64, error) {
 		return 0, fmt.Errorf("cannot append to record log %q: %w", p.path, err)
 	}
 	end := off + int64(len(buf))
+	lo, hi := int64(1), int64(0)
 	for i := range recs {
 		recs[i].ID = makeDocID(p.day, off, i).String()
+		sec := floorDiv(recs[i].Time.UnixMilli(), 1000)
+		if lo > hi {
+			lo, hi = sec, sec
+		}
+		lo, hi = min(lo, sec), max(hi, sec)
 	}
+	p.noteSeconds(lo, hi) // before the records can be indexed, and so found
 	p.size.Store(end)
 	pf := &pendingFrame{off: off, end: end, recs: recs}
 	for _, q := range p.queues {
@@ -315,6 +328,65 @@ func (p *partition) appendFrame(buf []byte, recs []Record) (int64, error) {
 		}
 	}
 	return end, nil
+}
+
+// noteSeconds widens the partition's time span to hold [lo, hi] (seconds);
+// lo > hi is an empty span.
+func (p *partition) noteSeconds(lo, hi int64) {
+	if lo > hi {
+		return
+	}
+	p.secsMu.Lock()
+	defer p.secsMu.Unlock()
+	if p.secs[0] > p.secs[1] {
+		p.secs = [2]int64{lo, hi}
+		return
+	}
+	p.secs = [2]int64{min(p.secs[0], lo), max(p.secs[1], hi)}
+}
+
+// coveredBy reports whether every record of the partition (indexed or not yet)
+// has its time in [lo, hi) milliseconds.
+func (p *partition) coveredBy(lo, hi int64) bool {
+	p.secsMu.Lock()
+	defer p.secsMu.Unlock()
+	return p.secs[0] <= p.secs[1] && lo <= p.secs[0]*1000 && hi >= (p.secs[1]+1)*1000
+}
+
+// span returns the times its records have, [lo, hi) milliseconds; ok is false
+// while it is empty.
+func (p *partition) span() (lo, hi int64, ok bool) {
+	p.secsMu.Lock()
+	defer p.secsMu.Unlock()
+	return p.secs[0] * 1000, (p.secs[1] + 1) * 1000, p.secs[0] <= p.secs[1]
+}
+
+// shardSeconds returns the first and last second of the ts terms of a shard;
+// lo > hi when it has none.
+func shardSeconds(sh bleve.Index) (lo, hi int64, err error) {
+	d, err := sh.FieldDict(timeLevels[len(timeLevels)-1].field)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer d.Close()
+	lo, hi = 1, 0
+	for {
+		e, err := d.Next()
+		if err != nil {
+			return 0, 0, err
+		}
+		if e == nil {
+			return lo, hi, nil
+		}
+		v, err := strconv.ParseInt(e.Term, 16, 64)
+		if err != nil {
+			continue
+		}
+		if lo > hi {
+			lo = v
+		}
+		hi = v // terms come in order
+	}
 }
 
 // syncTo makes the record log durable at least up to end; concurrent callers share

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +71,7 @@ func timeBounds(start, end time.Time) (lo, hi int64, bounded bool) {
 type scope struct {
 	parts map[int]*partition
 	alias bleve.IndexAlias
+	days  []int // the days of parts, newest first
 }
 
 func (s *scope) release() {
@@ -103,6 +105,7 @@ func (ix *Index) acquireRange(lo, hi int64) (*scope, error) {
 			continue
 		}
 		s.parts[p.day] = p
+		s.days = append([]int{p.day}, s.days...)
 		idx = append(idx, p.shards...)
 	}
 	if len(idx) > 0 {
@@ -152,21 +155,21 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (*SearchResult, 
 		res.TookMs = res.Took.Milliseconds()
 		return res, nil
 	}
-	sr := bleve.NewSearchRequestOptions(fullQuery(q, lo, hi, bounded), limit+1, 0, false)
-	sr.SortByCustom(search.SortOrder{
-		&search.SortField{Field: fieldTime, Desc: true, Type: search.SortFieldAsString, Missing: search.SortFieldMissingLast},
-		&search.SortDocID{Desc: true},
-	})
-	sr.Score = "none"
-	sr.SearchAfter = after
+	fq := fullQuery(q, lo, hi, bounded)
 	ctx, cancel := context.WithTimeout(ctx, ix.opts.SearchTimeout)
 	defer cancel()
-	br, err := s.alias.SearchInContext(ctx, sr)
-	if err != nil {
+	var hits search.DocumentMatchCollection
+	if expands(q.root) {
+		// Wildcards and regular expressions cost their expansion each time
+		// they run: one search for the total and the page.
+		br, err := s.alias.SearchInContext(ctx, pageRequest(fq, limit+1, after))
+		if err != nil {
+			return nil, searchError(req.Query, err)
+		}
+		res.Total, hits = br.Total, br.Hits
+	} else if hits, err = s.page(ctx, q, lo, hi, bounded, limit, after, res); err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	res.Total = br.Total
-	hits := br.Hits
 	more := len(hits) > limit
 	if more {
 		hits = hits[:limit]
@@ -200,6 +203,184 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (*SearchResult, 
 	res.TookMs = res.Took.Milliseconds()
 	return res, nil
 }
+
+// page counts the records matching q in [lo, hi) (bounded: the range is a
+// filter) into res.Total and returns the first limit+1 of them, newest first,
+// after the cursor values after.
+func (s *scope) page(ctx context.Context, q *Query, lo, hi int64, bounded bool, limit int, after []string, res *SearchResult) (search.DocumentMatchCollection, error) {
+	// The total, without sorting (Bleve then reads no doc values), and without
+	// the time range on the partitions the range covers whole.
+	var err error
+	if res.Total, err = s.count(ctx, q, fullQuery(q, lo, hi, bounded), lo, hi, bounded); err != nil {
+		return nil, err
+	}
+	var hits search.DocumentMatchCollection
+	// The page, newest partition first: partitions hold disjoint days, so once
+	// the newer ones filled the page, older ones cannot change it. Within a
+	// partition, the newest minute, then hour, of the range is tried before the
+	// whole: if it fills the page, only its matches are sorted.
+	end := hi
+	if len(after) > 0 {
+		if ms, err := strconv.ParseInt(after[0], 16, 64); err == nil {
+			end = min(end, ms+1) // the page continues at or before the cursor's time
+		}
+	}
+	for _, day := range s.days {
+		if len(hits) > limit || res.Total == 0 {
+			break
+		}
+		p := s.parts[day]
+		var target bleve.Index = p.shards[0]
+		if len(p.shards) > 1 {
+			target = bleve.NewIndexAlias(p.shards...)
+		}
+		plo := max(lo, int64(day)*86_400_000)
+		phi := min(end, int64(day+1)*86_400_000)
+		if plo >= phi {
+			continue
+		}
+		need := limit + 1 - len(hits)
+		for _, w := range pageWindows {
+			wlo := plo
+			if w > 0 && phi-w > plo {
+				wlo = phi - w
+			}
+			br, err := target.SearchInContext(ctx, pageRequest(fullQuery(q, wlo, phi, true), need, after))
+			if err != nil {
+				return nil, err
+			}
+			if len(br.Hits) >= need || wlo == plo {
+				hits = append(hits, br.Hits...)
+				break
+			}
+		}
+	}
+	return hits, nil
+}
+
+// pageRequest asks for the first size matches of q, newest first, after the
+// cursor values after.
+func pageRequest(q query.Query, size int, after []string) *bleve.SearchRequest {
+	sr := bleve.NewSearchRequestOptions(q, size, 0, false)
+	sr.SortByCustom(search.SortOrder{
+		&search.SortField{Field: fieldTime, Desc: true, Type: search.SortFieldAsString, Missing: search.SortFieldMissingLast},
+		&search.SortDocID{Desc: true},
+	})
+	sr.Score = "none"
+	sr.SearchAfter = after
+	return sr
+}
+
+// count counts the records matching q in [lo, hi) (fq is q restricted to the
+// range). A partition whose records the range covers whole is counted with q
+// alone; one it covers mostly, as q less q over the rest of its records' span;
+// the others with fq. Term ranges over most of a day cost more than over its few remaining
+// hours.
+func (s *scope) count(ctx context.Context, q *Query, fq query.Query, lo, hi int64, bounded bool) (uint64, error) {
+	bq := bleveQuery(q.root)
+	var cut, whole, rest []bleve.Index
+	var restRanges []query.Query
+	type seen struct {
+		p      *partition
+		lo, hi int64
+	}
+	var checked []seen
+	for _, p := range s.parts {
+		pl, ph, ok := p.span()
+		in := min(hi, ph) - max(lo, pl) // how much of the span the range covers
+		switch {
+		case !bounded || (ok && lo <= pl && hi >= ph):
+			whole = append(whole, p.shards...)
+			checked = append(checked, seen{p, pl, ph})
+		case ok && in > 0 && (ph-pl)-in < in:
+			whole = append(whole, p.shards...)
+			rest = append(rest, p.shards...)
+			if pl < lo {
+				restRanges = append(restRanges, timeRangeQuery(pl, lo))
+			}
+			if hi < ph {
+				restRanges = append(restRanges, timeRangeQuery(hi, ph))
+			}
+			checked = append(checked, seen{p, pl, ph})
+		default:
+			cut = append(cut, p.shards...)
+		}
+	}
+	countIn := func(idx []bleve.Index, q query.Query) (uint64, error) {
+		if len(idx) == 0 {
+			return 0, nil
+		}
+		r := bleve.NewSearchRequestOptions(q, 0, 0, false)
+		r.Score = "none"
+		br, err := bleve.NewIndexAlias(idx...).SearchInContext(ctx, r)
+		if err != nil {
+			return 0, err
+		}
+		return br.Total, nil
+	}
+	nCut, err := countIn(cut, fq)
+	if err != nil {
+		return 0, err
+	}
+	nWhole, err := countIn(whole, bq)
+	if err != nil {
+		return 0, err
+	}
+	var nRest uint64
+	if len(restRanges) > 0 {
+		// Each range lies in its own partition's day: no other partition has
+		// records there.
+		if nRest, err = countIn(rest, query.NewConjunctionQuery([]query.Query{bq, query.NewDisjunctionQuery(restRanges)})); err != nil {
+			return 0, err
+		}
+	}
+	changed := nRest > nWhole
+	for _, c := range checked {
+		if pl, ph, _ := c.p.span(); bounded && (pl != c.lo || ph != c.hi) {
+			changed = true
+		}
+	}
+	if changed {
+		// Records arrived meanwhile and widened a span: count with the range
+		// everywhere.
+		r := bleve.NewSearchRequestOptions(fq, 0, 0, false)
+		r.Score = "none"
+		br, err := s.alias.SearchInContext(ctx, r)
+		if err != nil {
+			return 0, err
+		}
+		return br.Total, nil
+	}
+	return nCut + nWhole - nRest, nil
+}
+
+// expands reports whether n has a wildcard or regular expression, which Bleve
+// expands to every matching term each time the query runs: worth running once.
+func expands(n node) bool {
+	switch n := n.(type) {
+	case *andNode:
+		for _, k := range n.kids {
+			if expands(k) {
+				return true
+			}
+		}
+	case *orNode:
+		for _, k := range n.kids {
+			if expands(k) {
+				return true
+			}
+		}
+	case *notNode:
+		return expands(n.kid)
+	case *matchNode:
+		return n.kind == kindWildcard || n.kind == kindRegexp
+	}
+	return false
+}
+
+// pageWindows are the spans, in milliseconds back from the end of the range, a
+// page is looked for in before the whole range (0).
+var pageWindows = []int64{60_000, 3_600_000, 0}
 
 // searchError turns Bleve's refusal of a too-broad query into a *QueryError and
 // wraps anything else.

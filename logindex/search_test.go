@@ -56,6 +56,8 @@ func TestTimeRangeAndPagination(t *testing.T) {
 		{base.Truncate(10 * time.Second), base.Add(10 * time.Hour)},
 		{base.Add(5 * time.Hour).Add(3333 * time.Millisecond), base.Add(50 * time.Hour).Add(7 * time.Millisecond)},
 		{base.Add(-24 * time.Hour), base.Add(100 * time.Hour)},
+		// Most of the first and last partitions: counted as all less the rest.
+		{base.Add(30*time.Minute + 7*time.Millisecond), recs[len(recs)-1].t.Add(-20 * time.Minute)},
 		{recs[100].t.Truncate(time.Millisecond), recs[100].t.Truncate(time.Millisecond).Add(time.Millisecond)},
 		{recs[100].t.Truncate(time.Millisecond).Add(time.Millisecond), recs[101].t.Truncate(time.Millisecond)},
 	}
@@ -110,7 +112,7 @@ func TestTimeRangeAndPagination(t *testing.T) {
 			sort.Slice(wantTimes, func(i, j int) bool { return wantTimes[i].After(wantTimes[j]) })
 			for i := range times {
 				if !times[i].Equal(wantTimes[i]) {
-					t.Fatalf("%q: record %d has time %s, want %s", q, i, times[i], wantTimes[i])
+					t.Fatalf("%q in [%s, %s): record %d has time %s, want %s", q, r[0], r[1], i, times[i], wantTimes[i])
 				}
 			}
 		}
@@ -278,5 +280,36 @@ func TestBroadWildcard(t *testing.T) {
 	}
 	if n := count(t, ix, "w1*", time.Time{}, time.Time{}); n != 1+10+100+1000+10000 {
 		t.Fatalf("w1*: %d", n)
+	}
+}
+
+func TestNumericRanges(t *testing.T) {
+	now := time.Now().UTC()
+	vals := []float64{-1e12, -70000.5, -257, -1, -0.25, 0, 0.5, 1, 7, 255, 256, 257, 65535, 65536, 99999.75, 1 << 40, 3e15}
+	var recs []genRecord
+	for i, v := range vals {
+		recs = append(recs, genRecord{t: now.Add(time.Duration(i-len(vals)) * time.Second), service: "api", sev: plog.SeverityNumberInfo, body: "n", attrs: map[string]any{"v": v}})
+	}
+	ix, _ := openTest(t, nil)
+	write(t, ix, recs)
+	flush(t, ix)
+	for _, q := range []string{
+		"v:>0", "v:>=0", "v:<0", "v:<=-1", "v:>255", "v:>=256", "v:<65536", "v:>-70000.5", "v:>=-70000.5",
+		"v:>256 v:<=65536", "v:>-1e13", "v:<1e16", "v:>1e16", "v:>=1099511627776", "v:7", "v:>0.4 v:<0.6",
+	} {
+		pq, err := ParseQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want uint64
+		for _, g := range recs {
+			rec := recordOf(g)
+			if pq.Matches(&rec) {
+				want++
+			}
+		}
+		if got := count(t, ix, q, now.Add(-time.Hour), now.Add(time.Hour)); got != want {
+			t.Errorf("%q: got %d, want %d", q, got, want)
+		}
 	}
 }

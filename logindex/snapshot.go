@@ -1,0 +1,111 @@
+package logindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/blevesearch/bleve/v2"
+)
+
+// Snapshot adds a consistent copy of the index through add (name relative to
+// the index's directory, size, writer), for backups, while writes go on. For
+// each partition, each shard is copied through Bleve's online copy first, then
+// the record log up to its end at that moment, so the log holds everything the
+// copied shards have applied and every record acknowledged before the
+// snapshot began; opened, the copy indexes the rest from the log, as after a
+// crash. The shards are staged in a "<day>.snapshot.tmp" directory beside the
+// partitions (removed afterwards, and swept on open after a crash).
+func (ix *Index) Snapshot(ctx context.Context, add func(name string, size int64, write func(io.Writer) error) error) error {
+	ix.closeMu.RLock()
+	defer ix.closeMu.RUnlock()
+	if ix.closed {
+		return ErrClosed
+	}
+	ix.mu.RLock()
+	parts := make([]*partition, 0, len(ix.parts))
+	for _, p := range ix.parts {
+		parts = append(parts, p)
+	}
+	ix.mu.RUnlock()
+	sort.Slice(parts, func(i, j int) bool { return parts[i].day < parts[j].day })
+	for _, p := range parts {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := p.snapshot(add); err != nil {
+			return fmt.Errorf("cannot snapshot partition %s: %w", filepath.Base(p.dir), err)
+		}
+	}
+	return nil
+}
+
+func (p *partition) snapshot(add func(name string, size int64, write func(io.Writer) error) error) error {
+	p.use.RLock()
+	defer p.use.RUnlock()
+	if p.dropped {
+		return nil
+	}
+	day := filepath.Base(p.dir)
+	stage := filepath.Join(p.ix.dir, day+".snapshot.tmp")
+	if err := os.RemoveAll(stage); err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
+	for k, sh := range p.shards {
+		c, ok := sh.(bleve.IndexCopyable)
+		if !ok {
+			return errors.New("the shard's index cannot copy itself")
+		}
+		if err := c.CopyTo(fileDirectory(filepath.Join(stage, "shard-"+strconv.Itoa(k)))); err != nil {
+			return fmt.Errorf("cannot copy shard %d: %w", k, err)
+		}
+	}
+	size := p.size.Load() // after the shards: the log covers what they applied
+	err := filepath.WalkDir(stage, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(stage, path)
+		st, err := e.Info()
+		if err != nil {
+			return err
+		}
+		return addFile(add, day+"/"+filepath.ToSlash(rel), path, st.Size())
+	})
+	if err != nil {
+		return err
+	}
+	return addFile(add, day+"/"+filepath.Base(p.path), p.path, size)
+}
+
+// addFile adds the first size bytes of the file at path under name.
+func addFile(add func(name string, size int64, write func(io.Writer) error) error, name, path string, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return add(name, size, func(w io.Writer) error {
+		_, err := io.CopyN(w, f, size)
+		return err
+	})
+}
+
+// fileDirectory is a Bleve index.Directory writing plain files below a path,
+// as Bleve's online copy needs.
+type fileDirectory string
+
+func (d fileDirectory) GetWriter(name string) (io.WriteCloser, error) {
+	path := filepath.Join(string(d), name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	return os.Create(path)
+}
