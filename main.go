@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -29,6 +30,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"outpost/api"
 	"outpost/assets"
@@ -134,6 +136,8 @@ type config struct {
 	rulesDir                               string
 	externalURL                            string
 	notifyConfig                           string
+	auth, adminPassword                    string
+	tlsCert, tlsKey                        string
 	detectSeries                           string
 	demo                                   bool         // outpost demo
 	settings                               []ui.Setting // every flag's value and where it came from
@@ -174,6 +178,10 @@ func parseFlags(name string, args []string) (*config, error) {
 	fs.StringVar(&c.promote, "promote-resource-attributes", "", "comma-separated OTLP resource attributes copied as labels onto every metric series")
 	fs.DurationVar(&c.spanMetricsInterval, "span-metrics-interval", 15*time.Second, "how often metrics derived from spans (traces_span_metrics_*, traces_service_graph_*) are written")
 	fs.StringVar(&c.rulesDir, "rules-dir", "", "directory of Prometheus rule files (*.yml, *.yaml), re-read on SIGHUP and when they change")
+	fs.StringVar(&c.auth, "auth", "login", "login: the UI and query APIs need a sign-in (session or HTTP basic auth); none: open to anyone who can reach them")
+	fs.StringVar(&c.adminPassword, "admin-password", "", "password of the user admin (default: made at the first start and written to <data>/initial-admin-password)")
+	fs.StringVar(&c.tlsCert, "tls-cert-file", "", "serve the UI, the APIs and OTLP over TLS with this certificate (PEM; with --tls-key-file)")
+	fs.StringVar(&c.tlsKey, "tls-key-file", "", "private key of --tls-cert-file (PEM)")
 	fs.StringVar(&c.notifyConfig, "notify-config", "", "Alertmanager-style configuration (route, receivers: webhook, Slack, e-mail) for notifications, re-read on SIGHUP")
 	fs.StringVar(&c.detectSeries, "detect-series", "", "comma-separated PromQL series selectors the anomaly detector watches, e.g. '{job=\"checkout\"},http_server_request_duration_seconds_count' (default: every series)")
 	fs.IntVar(&c.detectMaxSeries, "detect-max-series", 10000, "most series the anomaly detector watches at once; the least recently seen make room")
@@ -212,6 +220,18 @@ func parseFlags(name string, args []string) (*config, error) {
 		}
 		c.settings = append(c.settings, ui.Setting{Name: f.Name, Value: value, Default: f.DefValue, Source: source, Usage: f.Usage})
 	})
+	if err != nil {
+		return nil, err
+	}
+	if c.auth != "login" && c.auth != "none" {
+		return nil, fmt.Errorf("invalid --auth %q: want login or none", c.auth)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return nil, errors.New("--tls-cert-file and --tls-key-file go together")
+	}
+	if c.tlsCert != "" && name == "demo" {
+		return nil, errors.New("the demo sends its telemetry without TLS: run it without --tls-cert-file")
+	}
 	return c, err
 }
 
@@ -327,6 +347,33 @@ func serve(args []string, withDemo bool) error {
 		}
 		inst.Wrap("ui", uiH).ServeHTTP(w, r)
 	}))
+	var handler http.Handler = mux
+	switch c.auth {
+	case "login":
+		auth, err := api.OpenAuth(api.AuthOptions{
+			Dir: st.Dir(), AdminPassword: c.adminPassword, SecureCookies: c.tlsCert != "", Logger: log.With("component", "auth"),
+			WithUser: func(r *http.Request, user string) *http.Request { return r.WithContext(ui.WithUser(r.Context(), user)) },
+		})
+		if err != nil {
+			det.Close()
+			st.Close()
+			return err
+		}
+		ui.NewLoginPages(uiH, auth).Register(uiH.Handle)
+		handler = auth.Wrap(mux)
+	case "none":
+		log.Warn("--auth=none: the UI and query APIs are open to anyone who can reach " + c.httpAddr)
+	}
+	var tlsConf *tls.Config
+	if c.tlsCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.tlsCert, c.tlsKey)
+		if err != nil {
+			det.Close()
+			st.Close()
+			return fmt.Errorf("cannot load --tls-cert-file and --tls-key-file: %w", err)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 
 	// Listen on every address before serving any, so a taken port fails fast.
 	lnUI, err1 := net.Listen("tcp", c.httpAddr)
@@ -342,12 +389,19 @@ func serve(args []string, withDemo bool) error {
 		st.Close()
 		return fmt.Errorf("cannot listen: %w", err)
 	}
-	uiSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	if tlsConf != nil {
+		lnUI, lnOTLP = tls.NewListener(lnUI, tlsConf), tls.NewListener(lnOTLP, tlsConf)
+	}
+	uiSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	if logsAPI != nil {
 		uiSrv.RegisterOnShutdown(logsAPI.Close) // Shutdown does not wait for open tails
 	}
 	otlpSrv := &http.Server{Handler: recv.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	grpcSrv := recv.NewGRPCServer()
+	var grpcOpts []grpc.ServerOption
+	if tlsConf != nil {
+		grpcOpts = append(grpcOpts, grpc.Creds(credentials.NewTLS(tlsConf)))
+	}
+	grpcSrv := recv.NewGRPCServer(grpcOpts...)
 	errc := make(chan error, 3)
 	go func() { errc <- ignoreClosed(uiSrv.Serve(lnUI)) }()
 	go func() { errc <- ignoreClosed(otlpSrv.Serve(lnOTLP)) }()
@@ -362,7 +416,13 @@ func serve(args []string, withDemo bool) error {
 		go func() {
 			demoDone <- demo.Run(demoCtx, demo.Options{GRPCEndpoint: dialable(lnGRPC.Addr()), HTTPEndpoint: dialable(lnOTLP.Addr()), Logger: log.With("component", "demo")})
 		}()
-		log.Info("demo telemetry is flowing; open the UI", "url", "http://"+dialable(lnUI.Addr())+"/")
+		attrs := []any{"url", "http://" + dialable(lnUI.Addr()) + "/"}
+		if pw := filepath.Join(st.Dir(), "initial-admin-password"); c.auth == "login" {
+			if _, err := os.Stat(pw); err == nil {
+				attrs = append(attrs, "sign_in", "admin, with the password in "+pw)
+			}
+		}
+		log.Info("demo telemetry is flowing; open the UI", attrs...)
 	} else {
 		close(demoDone)
 	}
