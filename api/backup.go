@@ -15,6 +15,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"outpost/internal/snapshot"
 )
 
 // Backuper writes a backup of the data directory: *store.Store.
@@ -58,28 +60,17 @@ func (a *BackupAPI) backup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-tar")
 	w.Header().Set("Content-Disposition", `attachment; filename="outpost-`+start.UTC().Format("20060102T150405Z")+`.tar"`)
 	w.Header().Set("Trailer", BackupStatusTrailer)
-	cw := &countingWriter{w: w}
+	cw := &snapshot.CountingWriter{W: w}
 	err := a.b.Backup(r.Context(), cw)
 	if err != nil {
 		w.Header().Set(BackupStatusTrailer, "failed: "+err.Error())
 		if !errors.Is(err, context.Canceled) {
-			a.log.Error("backup failed", "err", err, "bytes", cw.n)
+			a.log.Error("backup failed", "err", err, "bytes", cw.N)
 		}
 		return
 	}
 	w.Header().Set(BackupStatusTrailer, "ok")
-	a.log.Info("backup written", "bytes", cw.n, "took_ms", a.now().Sub(start).Milliseconds())
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
+	a.log.Info("backup written", "bytes", cw.N, "took_ms", a.now().Sub(start).Milliseconds())
 }
 
 // BackupMain is "outpost backup": it asks a running server for a backup and

@@ -12,6 +12,8 @@ import (
 	"strconv"
 
 	"github.com/blevesearch/bleve/v2"
+
+	"outpost/internal/snapshot"
 )
 
 // Snapshot adds a consistent copy of the index through add (name relative to
@@ -22,7 +24,7 @@ import (
 // snapshot began; opened, the copy indexes the rest from the log, as after a
 // crash. The shards are staged in a "<day>.snapshot.tmp" directory beside the
 // partitions (removed afterwards, and swept on open after a crash).
-func (ix *Index) Snapshot(ctx context.Context, add func(name string, size int64, write func(io.Writer) error) error) error {
+func (ix *Index) Snapshot(ctx context.Context, add snapshot.AddFunc) error {
 	ix.closeMu.RLock()
 	defer ix.closeMu.RUnlock()
 	if ix.closed {
@@ -46,7 +48,7 @@ func (ix *Index) Snapshot(ctx context.Context, add func(name string, size int64,
 	return nil
 }
 
-func (p *partition) snapshot(add func(name string, size int64, write func(io.Writer) error) error) error {
+func (p *partition) snapshot(add snapshot.AddFunc) error {
 	p.use.RLock()
 	defer p.use.RUnlock()
 	if p.dropped {
@@ -77,25 +79,12 @@ func (p *partition) snapshot(add func(name string, size int64, write func(io.Wri
 		if err != nil {
 			return err
 		}
-		return addFile(add, day+"/"+filepath.ToSlash(rel), path, st.Size())
+		return snapshot.AddFile(add, day+"/"+filepath.ToSlash(rel), path, st.Size())
 	})
 	if err != nil {
 		return err
 	}
-	return addFile(add, day+"/"+filepath.Base(p.path), p.path, size)
-}
-
-// addFile adds the first size bytes of the file at path under name.
-func addFile(add func(name string, size int64, write func(io.Writer) error) error, name, path string, size int64) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return add(name, size, func(w io.Writer) error {
-		_, err := io.CopyN(w, f, size)
-		return err
-	})
+	return snapshot.AddFile(add, day+"/"+filepath.Base(p.path), p.path, size)
 }
 
 // fileDirectory is a Bleve index.Directory writing plain files below a path,

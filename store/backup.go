@@ -18,11 +18,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"outpost/internal/snapshot"
 )
 
 // AddFunc adds one file of a snapshot: its path relative to the part being
 // snapshotted ("/"-separated), its size, and a writer of exactly size bytes.
-type AddFunc = func(name string, size int64, write func(io.Writer) error) error
+type AddFunc = snapshot.AddFunc
 
 // Snapshotter is a part of the data directory that can copy a consistent
 // snapshot of itself while it is written to (a backend, or another owner of a
@@ -73,12 +75,12 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) error {
 			if err := tw.WriteHeader(&tar.Header{Name: full, Size: size, Mode: 0o644, ModTime: now, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
 				return fmt.Errorf("cannot back up %s: %w", full, err)
 			}
-			cw := &countingWriter{w: tw}
+			cw := &snapshot.CountingWriter{W: tw}
 			if err := write(cw); err != nil {
 				return fmt.Errorf("cannot back up %s: %w", full, err)
 			}
-			if cw.n != size {
-				return fmt.Errorf("cannot back up %s: wrote %d bytes, announced %d", full, cw.n, size)
+			if cw.N != size {
+				return fmt.Errorf("cannot back up %s: wrote %d bytes, announced %d", full, cw.N, size)
 			}
 			return nil
 		}
@@ -153,31 +155,6 @@ func (s *Store) Backup(ctx context.Context, w io.Writer) error {
 		return fmt.Errorf("cannot finish the backup: %w", err)
 	}
 	return nil
-}
-
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
-}
-
-// SnapshotFile adds the first size bytes of the file at p under name: for
-// files that only grow (logs appended to) or never change once written.
-func SnapshotFile(add AddFunc, name, p string, size int64) error {
-	f, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return add(name, size, func(w io.Writer) error {
-		_, err := io.CopyN(w, f, size)
-		return err
-	})
 }
 
 // Restore extracts a backup made by Backup from r into dir, which must not

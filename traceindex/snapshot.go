@@ -6,13 +6,15 @@ import (
 	"path/filepath"
 
 	bolt "go.etcd.io/bbolt"
+
+	snap "outpost/internal/snapshot"
 )
 
 // Snapshot adds a consistent copy of every partition file through add (name
 // relative to the index's directory, size, writer), each as of one read
 // transaction: every request committed before the snapshot began is in it.
 // Writers go on meanwhile; retention waits until it is done.
-func (ix *Index) Snapshot(ctx context.Context, add func(name string, size int64, write func(io.Writer) error) error) error {
+func (ix *Index) Snapshot(ctx context.Context, add snap.AddFunc) error {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if ix.closed {

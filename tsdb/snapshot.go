@@ -3,9 +3,10 @@ package tsdb
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
+
+	"outpost/internal/snapshot"
 )
 
 // Snapshot adds a consistent copy of the DB's files through add (name relative
@@ -15,7 +16,7 @@ import (
 // metadata.json. Flushes, merges and retention wait until it is done, so no
 // file it lists goes away. Opened, the copy replays its WAL like a DB after a
 // crash (a record being written at that moment is cut off as a torn tail).
-func (db *DB) Snapshot(ctx context.Context, add func(name string, size int64, write func(io.Writer) error) error) error {
+func (db *DB) Snapshot(ctx context.Context, add snapshot.AddFunc) error {
 	db.flushMu.Lock()
 	defer db.flushMu.Unlock()
 	db.mu.RLock()
@@ -59,22 +60,9 @@ func (db *DB) Snapshot(ctx context.Context, add func(name string, size int64, wr
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := copyPrefix(add, f.name, f.path, f.size); err != nil {
+		if err := snapshot.AddFile(add, f.name, f.path, f.size); err != nil {
 			return fmt.Errorf("cannot snapshot %s: %w", f.path, err)
 		}
 	}
 	return nil
-}
-
-// copyPrefix adds the first size bytes of the file at path under name.
-func copyPrefix(add func(name string, size int64, write func(io.Writer) error) error, name, path string, size int64) error {
-	fh, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	return add(name, size, func(w io.Writer) error {
-		_, err := io.CopyN(w, fh, size)
-		return err
-	})
 }

@@ -9,6 +9,8 @@ import (
 	"net/url"
 
 	bolt "go.etcd.io/bbolt"
+
+	"outpost/internal/snapshot"
 )
 
 // The file: bucket "incidents", key the incident number as 8 bytes big-endian,
@@ -89,7 +91,7 @@ func (m *Manager) deleteLocked(inc *Incident) {
 func urlQueryEscape(s string) string { return url.QueryEscape(s) }
 
 // Snapshot adds incidents.db as of one read transaction, for backups.
-func (m *Manager) Snapshot(ctx context.Context, add func(name string, size int64, write func(io.Writer) error) error) error {
+func (m *Manager) Snapshot(ctx context.Context, add snapshot.AddFunc) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
