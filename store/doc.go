@@ -21,8 +21,18 @@
 //	tsdb/             metrics (package tsdb)
 //	logs/             log records (package logindex)
 //	traces/           spans (package traceindex)
-//	detect/           detector state, incidents and rules
+//	detect/           detector state: rules/ (groups made in the UI),
+//	                  incidents/incidents.db (bbolt), notify/*.json (silences,
+//	                  notification log, receivers made in the UI, deliveries)
+//	auth.json         logins: the session key and password hashes (mode 0600)
+//	initial-admin-password  the admin password made at the first start (0600);
+//	                  removed once --admin-password sets one
 //	*.tmp             leftovers of an interrupted atomic write; removed at open
+//
+// Backup copies all of it but LOCK, UNCLEAN_SHUTDOWN and *.tmp as of one moment
+// while writes go on: each backend and registered owner copies itself
+// (Snapshotter), the other files are replaced atomically by their writers and
+// copied as they are. Restore makes a new directory from such a copy.
 //
 // # Caveats
 //
