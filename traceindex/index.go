@@ -59,6 +59,8 @@ type partition struct {
 	opIDs   map[opName]uint32
 	attrIDs map[string]uint32
 	spread  int64 // largest (latest - earliest span start) of one block
+
+	lastRelease time.Time // when the mapped pages were last released
 }
 
 type opName struct {

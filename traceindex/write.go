@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -485,8 +487,21 @@ func (p *partition) commit(batch []*commitJob) error {
 	}
 	names.commit()
 	p.spread = spread
+	// Give the mapped pages back now and then (release_linux.go), so that
+	// resident memory follows what the last seconds touched rather than
+	// everything written.
+	if now := time.Now(); now.Sub(p.lastRelease) >= releaseEvery {
+		p.lastRelease = now
+		if st, err := os.Stat(p.path); err == nil {
+			releaseMapped(p.db, st.Size())
+		}
+	}
 	return nil
 }
+
+// releaseEvery is the least time between two releases of a partition's
+// mapped pages.
+const releaseEvery = 2 * time.Second
 
 // buildBlock copies refs into a new Traces, encodes it and collects index data.
 func (ix *Index) buildBlock(td ptrace.Traces, refs []spanRef) (pendingBlock, error) {
