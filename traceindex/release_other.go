@@ -6,4 +6,4 @@ import bolt "go.etcd.io/bbolt"
 
 // releaseMapped does nothing where MADV_DONTNEED is not used; see
 // release_linux.go.
-func releaseMapped(*bolt.DB, int64) {}
+func releaseMapped(*bolt.DB) {}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -492,9 +491,7 @@ func (p *partition) commit(batch []*commitJob) error {
 	// everything written.
 	if now := time.Now(); now.Sub(p.lastRelease) >= releaseEvery {
 		p.lastRelease = now
-		if st, err := os.Stat(p.path); err == nil {
-			releaseMapped(p.db, st.Size())
-		}
+		releaseMapped(p.db)
 	}
 	return nil
 }
