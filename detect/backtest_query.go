@@ -55,7 +55,7 @@ func (q QueryBacktest) Run(ctx context.Context, out io.Writer) ([]Stretch, error
 	var stretches []Stretch
 	for _, s := range series {
 		name := s.labels.Get(labels.MetricName)
-		counter := q.Counter || isCounterName(name)
+		counter := q.Counter || IsCounterName(name)
 		d := NewDetector(Options{Counter: counter})
 		sel := Selector(s.labels)
 		var cur *Stretch
@@ -93,7 +93,9 @@ func (q QueryBacktest) Run(ctx context.Context, out io.Writer) ([]Stretch, error
 	return stretches, nil
 }
 
-func isCounterName(name string) bool {
+// IsCounterName tells whether a metric name is a counter's by the Prometheus
+// naming conventions alone: _total, _count, _sum or _bucket.
+func IsCounterName(name string) bool {
 	for _, s := range []string{"_total", "_count", "_sum", "_bucket"} {
 		if strings.HasSuffix(name, s) {
 			return true

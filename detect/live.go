@@ -556,8 +556,7 @@ func (l *Live) isCounter(name string) bool {
 	if c, ok := l.kinds[name]; ok {
 		return c
 	}
-	c := strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_count") ||
-		strings.HasSuffix(name, "_sum") || strings.HasSuffix(name, "_bucket")
+	c := IsCounterName(name)
 	if !c && l.opts.MetricTypes != nil {
 		if _, ok := l.types[name]; !ok && l.typesAt != l.round {
 			l.types, l.typesAt = l.opts.MetricTypes(), l.round

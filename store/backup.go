@@ -16,9 +16,9 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
+	"outpost/internal/atomicfile"
 	"outpost/internal/snapshot"
 )
 
@@ -171,7 +171,7 @@ func Restore(r io.Reader, dir string) error {
 	}
 	tr := tar.NewReader(r)
 	sawFormat := false
-	var dirs sync.Map
+	dirs := map[string]bool{}
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -191,10 +191,11 @@ func Restore(r io.Reader, dir string) error {
 			sawFormat = true
 		}
 		dst := filepath.Join(dir, filepath.FromSlash(name))
-		if _, done := dirs.LoadOrStore(filepath.Dir(dst), true); !done {
+		if !dirs[filepath.Dir(dst)] {
 			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return fmt.Errorf("cannot restore %s: %w", name, err)
 			}
+			dirs[filepath.Dir(dst)] = true
 		}
 		mode := os.FileMode(0o644)
 		if h.Mode&0o077 == 0 {
@@ -219,28 +220,17 @@ func Restore(r io.Reader, dir string) error {
 		return fmt.Errorf("cannot restore into %s: the backup holds no %s: it is not an Outpost backup", dir, formatFile)
 	}
 	// Make the directory entries durable.
-	var syncErr error
-	dirs.Range(func(k, _ any) bool {
-		for d := k.(string); strings.HasPrefix(d, dir); d = filepath.Dir(d) {
-			if err := syncDirectory(d); err != nil && syncErr == nil {
-				syncErr = err
+	for d := range dirs {
+		for ; strings.HasPrefix(d, dir); d = filepath.Dir(d) {
+			if err := atomicfile.SyncDir(d); err != nil {
+				return fmt.Errorf("cannot restore into %s: %w", dir, err)
 			}
 			if d == dir {
 				break
 			}
 		}
-		return true
-	})
-	return syncErr
-}
-
-func syncDirectory(d string) error {
-	f, err := os.Open(d)
-	if err != nil {
-		return err
 	}
-	defer f.Close()
-	return f.Sync()
+	return nil
 }
 
 // RestoreMain is "outpost restore": it extracts a backup file into a data

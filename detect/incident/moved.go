@@ -97,7 +97,7 @@ func (m *Manager) Moved(ctx context.Context, id uint64, limit int) ([]Moved, err
 			continue
 		}
 		n++
-		counter := isCounter(name)
+		counter := detect.IsCounterName(name) // buckets were left out above
 		before, after = before[:0], after[:0]
 		it = s.Iterator(it)
 		var pt int64
@@ -156,10 +156,6 @@ func (m *Manager) Moved(ctx context.Context, id uint64, limit int) ([]Moved, err
 		out = out[:limit]
 	}
 	return out, nil
-}
-
-func isCounter(name string) bool {
-	return strings.HasSuffix(name, "_total") || strings.HasSuffix(name, "_count") || strings.HasSuffix(name, "_sum")
 }
 
 // change measures how far after lies from before. It sorts both in place.
