@@ -91,16 +91,19 @@ func ChartURL(a detect.Anomaly) string {
 	if a.Counter {
 		q = "rate(" + q + "[5m])"
 	}
-	span := a.Last.Sub(a.Since) + 2*time.Hour
-	rng := MetricsRanges[len(MetricsRanges)-1]
+	v := url.Values{"q": {q}, "range": {rangeCovering(a.Last.Sub(a.Since) + 2*time.Hour)}, "end": {a.Last.Add(30 * time.Minute).UTC().Format(time.RFC3339)}, "band": {"1"}}
+	return "/graph?" + v.Encode()
+}
+
+// rangeCovering is the shortest of MetricsRanges at least span long, or the
+// longest.
+func rangeCovering(span time.Duration) string {
 	for _, r := range MetricsRanges {
 		if d, err := parseRange(r); err == nil && d >= span {
-			rng = r
-			break
+			return r
 		}
 	}
-	v := url.Values{"q": {q}, "range": {rng}, "end": {a.Last.Add(30 * time.Minute).UTC().Format(time.RFC3339)}, "band": {"1"}}
-	return "/graph?" + v.Encode()
+	return MetricsRanges[len(MetricsRanges)-1]
 }
 
 // parseRange reads one of MetricsRanges ("15m", "1d").

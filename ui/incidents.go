@@ -318,14 +318,7 @@ func bandQuery(out string, ls map[string]string) string {
 }
 
 func graphLink(q string, band bool, span time.Duration) string {
-	rng := MetricsRanges[len(MetricsRanges)-1]
-	for _, r := range MetricsRanges {
-		if d, err := parseRange(r); err == nil && d >= span {
-			rng = r
-			break
-		}
-	}
-	v := url.Values{"q": {q}, "range": {rng}}
+	v := url.Values{"q": {q}, "range": {rangeCovering(span)}}
 	if band {
 		v.Set("band", "1")
 	}
