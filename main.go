@@ -184,7 +184,7 @@ func parseFlags(name string, args []string) (*config, error) {
 	fs.StringVar(&c.tlsKey, "tls-key-file", "", "private key of --tls-cert-file (PEM)")
 	fs.StringVar(&c.notifyConfig, "notify-config", "", "Alertmanager-style configuration (route, receivers: webhook, Slack, e-mail) for notifications, re-read on SIGHUP")
 	fs.StringVar(&c.detectSeries, "detect-series", "", "comma-separated PromQL series selectors the anomaly detector watches, e.g. '{job=\"checkout\"},http_server_request_duration_seconds_count' (default: every series)")
-	fs.IntVar(&c.detectMaxSeries, "detect-max-series", 10000, "most series the anomaly detector watches at once; the least recently seen make room")
+	fs.IntVar(&c.detectMaxSeries, "detect-max-series", 10000, "most series the anomaly detector watches at once; series that went quiet make room for new ones")
 	fs.StringVar(&c.externalURL, "external-url", "", "the address people reach this server at, for links in notifications (default http://<hostname>:<http-addr port>)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")

@@ -78,29 +78,6 @@ func TestScoreRangeAndExplain(t *testing.T) {
 	}
 }
 
-func TestSetBounds(t *testing.T) {
-	s := NewSet(&SetOptions{MaxSeries: 3, IdleAfter: time.Hour})
-	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for id := uint64(1); id <= 3; id++ {
-		s.Observe(id, t0, 1, Options{})
-	}
-	s.Observe(1, t0.Add(time.Minute), 1, Options{}) // 2 is now the least recent
-	s.Observe(4, t0.Add(time.Minute), 1, Options{}) // evicts 2
-	if s.Len() != 3 || s.Evicted() != 1 {
-		t.Fatalf("len %d evicted %d, want 3 and 1", s.Len(), s.Evicted())
-	}
-	if _, ok := s.series[2]; ok {
-		t.Fatal("series 2 should have been evicted first")
-	}
-	s.Observe(4, t0.Add(2*time.Hour), 1, Options{})
-	if n := s.Evict(t0.Add(2 * time.Hour)); n != 2 || s.Len() != 1 {
-		t.Fatalf("Evict dropped %d, %d left; want 2 and 1", n, s.Len())
-	}
-	if _, ok := s.series[4]; !ok {
-		t.Fatal("the fresh series was evicted")
-	}
-}
-
 func BenchmarkObserve(b *testing.B) {
 	d := NewDetector(Options{})
 	rng := rand.New(rand.NewPCG(1, 1))

@@ -44,8 +44,9 @@ type LiveOptions struct {
 	// handled. Zero: names alone tell counters (_total, _count, _sum, _bucket).
 	MetricTypes func() map[string]string
 
-	// MaxSeries caps the series watched; a new series beyond it displaces the
-	// least recently observed one. Zero: 10,000.
+	// MaxSeries caps the series watched. A new series beyond it takes the place
+	// of one that has had no sample for five minutes; while every watched series
+	// is active, new ones are not watched (LiveStats.Untracked). Zero: 10,000.
 	MaxSeries int
 
 	// IdleAfter drops a watched series (its learned state too) once the newest
@@ -120,6 +121,7 @@ type Live struct {
 	round     uint64
 	now       int64 // newest sample time seen, Unix ms
 	lastEvict int64
+	warnedCap bool             // the cap was reached, and said so in the log
 	pending   []tsdb.RefSample // Ref zero: by Labels
 	resolve   []pendingRef     // pending samples whose ref AppendRefs will tell
 	notes     []liveNote       // verdicts for the anomaly list, applied once pending is written
@@ -194,6 +196,7 @@ type LiveStats struct {
 	Scored      int64 // detector runs: one per series and Resolution, or per sample
 	Written     int64 // score and band samples written
 	WriteErrors int64 // failed commits of those
+	Untracked   int64 // samples of new series not watched: the cap was reached
 	Anomalies   int   // anomalies listed
 }
 
@@ -300,7 +303,7 @@ func (l *Live) Stats() LiveStats {
 	return LiveStats{
 		Tracked: l.set.Len(), Queued: l.queued.Load(), Dropped: l.dropped.Load(),
 		Processed: l.processed.Load(), Scored: l.scoredN.Load(), Written: l.written.Load(), WriteErrors: l.writeErrs.Load(),
-		Anomalies: n,
+		Untracked: int64(l.set.Refused()), Anomalies: n,
 	}
 }
 
@@ -401,7 +404,15 @@ func (l *Live) sample(s *tsdb.ObservedSample) bool {
 			return false
 		}
 		// Whether the series is a counter is worked out once, when it is new.
-		e = l.set.entry(s.Ref, func() Options { return Options{Counter: l.isCounter(name)} })
+		e = l.set.entry(s.Ref, s.T*int64(time.Millisecond), func() Options { return Options{Counter: l.isCounter(name)} })
+		if e == nil { // the cap is reached and every watched series is active
+			if !l.warnedCap {
+				l.warnedCap = true
+				l.opts.Logger.Warn("anomaly detector is watching as many series as it may; new series are not watched until others go quiet",
+					"max_series", l.opts.MaxSeries, "metric", "outpost_detect_untracked_samples_total")
+			}
+			return false
+		}
 		l.index.put(s.Ref, e)
 	}
 	l.set.touch(e, s.T*int64(time.Millisecond))

@@ -26,6 +26,8 @@ func (l *Live) Collectors() []prometheus.Collector {
 			func(s LiveStats) float64 { return float64(s.Dropped) }),
 		counter("outpost_detect_written_samples_total", "Anomaly score and expected band samples written to the TSDB.",
 			func(s LiveStats) float64 { return float64(s.Written) }),
+		counter("outpost_detect_untracked_samples_total", "Samples of new series the anomaly detector does not watch because as many series as its cap are active.",
+			func(s LiveStats) float64 { return float64(s.Untracked) }),
 		counter("outpost_detect_write_errors_total", "Failed commits of anomaly scores and bands.",
 			func(s LiveStats) float64 { return float64(s.WriteErrors) }),
 	}

@@ -1,0 +1,50 @@
+package detect
+
+import (
+	"testing"
+	"time"
+)
+
+// A full Set keeps the series it watches while they are active, turns newcomers
+// away, and gives their places to newcomers once they have gone quiet.
+func TestSetCap(t *testing.T) {
+	s := NewSet(&SetOptions{MaxSeries: 3, IdleAfter: time.Hour, StaleAfter: 5 * time.Minute})
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	for id := uint64(1); id <= 3; id++ {
+		s.Observe(id, at(0), 1, Options{})
+	}
+	// Six series take turns, minute after minute: the first three stay.
+	for m := 1; m <= 10; m++ {
+		for id := uint64(1); id <= 6; id++ {
+			r := s.Observe(id, at(m), 1, Options{})
+			if r.Skipped != (id > 3) {
+				t.Fatalf("minute %d: series %d skipped=%v", m, id, r.Skipped)
+			}
+		}
+	}
+	if s.Len() != 3 || s.Evicted() != 0 || s.Refused() != 30 {
+		t.Fatalf("len %d evicted %d refused %d, want 3, 0 and 30", s.Len(), s.Evicted(), s.Refused())
+	}
+	// Series 2 goes quiet: four minutes later it still holds its place, six
+	// minutes later series 4 takes it.
+	for m := 11; m <= 16; m++ {
+		s.Observe(1, at(m), 1, Options{})
+		s.Observe(3, at(m), 1, Options{})
+		r := s.Observe(4, at(m), 1, Options{})
+		if want := m < 16; r.Skipped != want {
+			t.Fatalf("minute %d: series 4 skipped=%v, want %v", m, r.Skipped, want)
+		}
+	}
+	if _, ok := s.series[2]; ok || s.Evicted() != 1 {
+		t.Fatalf("series 2 kept (evicted %d); it was quiet for six minutes", s.Evicted())
+	}
+	// Evict drops what has been idle for IdleAfter, and only that.
+	s.Observe(4, at(100), 1, Options{})
+	if n := s.Evict(at(100)); n != 2 || s.Len() != 1 {
+		t.Fatalf("Evict dropped %d, %d left; want 2 and 1", n, s.Len())
+	}
+	if _, ok := s.series[4]; !ok {
+		t.Fatal("the fresh series was evicted")
+	}
+}
