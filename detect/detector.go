@@ -49,7 +49,14 @@ const StateBytes = int(unsafe.Sizeof(Detector{}))
 // The model: the value is level + trend + a daily profile (96 knots, linearly
 // interpolated, averaged over about a week) + a weekly profile (84 two-hour
 // knots, what each hour of the week adds to the daily profile, learned slowly
-// over weeks) + noise. Each sample's residual is scaled
+// over weeks) + noise. Each profile is trusted as far as it explains the
+// series: the expectation adds k·profile, where k in [0, 1] is the least-squares
+// coefficient of the value (less level and trend, and less the daily profile for
+// the weekly one) on the profile, fitted over the profile's own memory
+// (seasonDays). For a series with no daily or weekly cycle a profile holds only
+// the noise it has averaged, and k near 0 keeps that noise out of the residuals;
+// for a seasonal series k is near 1. The profiles themselves learn from the
+// residual of the whole model, as if k were 1. Each sample's residual is scaled
 // by a robust running noise width (the median absolute residual), and four
 // surprises are watched: the sample alone, the mean of the last few residuals (a
 // shift), their mean size growing (noise rising), and vanishing (a flat line).
@@ -90,6 +97,10 @@ type Detector struct {
 	mSlow   float64 // longer mean of scaled (clipped) residuals
 	aFast   float64 // short mean of |scaled residuals|
 	ringSum float64 // sum of ring
+	dayXY   float64 // mean of daily profile × (value − level − trend)
+	dayXX   float64 // mean of daily profile²
+	weekXY  float64 // mean of weekly profile × (value − level − trend − k·daily)
+	weekXX  float64 // mean of weekly profile²
 	lMean   float64 // long mean of the short mean of raw surprises
 	lVar    float64 // and its variance
 	stat    [nStats]envStat
@@ -216,8 +227,8 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	w0 := int(wp)
 	wfrac := wp - float64(w0)
 	w1 := (w0 + 1) % weekKnots
-	season := (1-frac)*float64(d.day[h0]) + frac*float64(d.day[h1]) +
-		(1-wfrac)*float64(d.week[w0]) + wfrac*float64(d.week[w1])
+	daily := (1-frac)*float64(d.day[h0]) + frac*float64(d.day[h1])
+	weekly := (1-wfrac)*float64(d.week[w0]) + wfrac*float64(d.week[w1])
 
 	if d.n == 0 {
 		d.level, d.mean = v, v
@@ -225,20 +236,28 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	// The trend is extrapolated across missed samples, but not across a long gap.
 	steps := 1.0
 	if d.dt > 0 && gap > 0 {
-		steps = math.Min(gap/float64(d.dt), 12)
+		steps = min(gap/float64(d.dt), 12)
 	}
-	expected := d.level + d.trend*steps + season
-	width := math.Max(d.scale*1.4826, 0.01*d.spread+1e-6*math.Abs(d.level)+1e-12)
+	base := d.level + d.trend*steps
+	kDay, kWeek := 1.0, 1.0 // (a ratio of overflowed sums, NaN, leaves k at 1)
+	if k := d.dayXY / d.dayXX; k < 1 {
+		kDay = max(0, k)
+	}
+	if k := d.weekXY / d.weekXX; k < 1 {
+		kWeek = max(0, k)
+	}
+	expected := base + kDay*daily + kWeek*weekly
+	width := max(d.scale*1.4826, 0.01*d.spread+1e-6*math.Abs(d.level)+1e-12)
 	z := (v - expected) / width
 
 	if d.n >= warmup {
 		raw, size := d.surprise(z)
-		gate := math.Max(0, math.Min(1, size-gateLo))
+		gate := max(0, min(1, size-gateLo))
 		r.Score = d.likelihood(raw, gate > 0)
 		if span := d.hi - d.lo; span > 0 && (v > d.hi+span*rangeTol || v < d.lo-span*rangeTol) {
 			r.Score = 1
 			if d.n >= farAfter && (v > d.hi+span*rangeFar || v < d.lo-span*rangeFar) {
-				gate = math.Max(0, math.Min(1, size-gateFar))
+				gate = max(0, min(1, size-gateFar))
 			}
 		}
 		r.Score *= gate
@@ -250,18 +269,32 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	// Learn. Large residuals are clipped so one spike cannot drag the model.
 	zc := z
 	if d.n >= warmup {
-		zc = math.Max(-clipZ, math.Min(clipZ, z))
+		zc = max(-clipZ, min(clipZ, z))
 	}
-	e := zc * width
+	e := zc * width // the residual judged, for the noise width
+	// The model learns from the residual of the whole model (both profiles
+	// counted in full), clipped alike.
+	full := v - base - daily - weekly
+	if d.n >= warmup {
+		full = max(-clipZ*width, min(clipZ*width, full))
+	}
+	if d.dt > 0 {
+		// The profiles' trust, over the daily profile's memory.
+		a := min(0.5, float64(d.dt)/(seasonDays*86400))
+		d.dayXY += a * (daily*(v-base) - d.dayXY)
+		d.dayXX += a * (daily*daily - d.dayXX)
+		d.weekXY += a * (weekly*(v-base-kDay*daily) - d.weekXY)
+		d.weekXX += a * (weekly*weekly - d.weekXX)
+	}
 	prevLevel := d.level
-	d.level += d.trend*steps + alphaLevel*e
+	d.level += d.trend*steps + alphaLevel*full
 	d.trend += alphaTrend * (d.level - prevLevel - d.trend)
 	switch {
 	case d.n == 0:
 	case d.n < warmup:
 		d.scale += (math.Abs(e)*0.7 - d.scale) / float64(d.n)
 	case math.Abs(e) > d.scale: // step towards the median of |residual|
-		d.scale += alphaScale * math.Max(d.scale, 0.01*d.spread+1e-12)
+		d.scale += alphaScale * max(d.scale, 0.01*d.spread+1e-12)
 	default:
 		d.scale -= alphaScale * d.scale
 	}
@@ -272,9 +305,9 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 		// mean of the days seen so far. The weekly knots learn what remains,
 		// slowly, so that one odd day does not become a weekly habit.
 		days := float64(d.n) * float64(d.dt) / 86400
-		g := float32(math.Min(0.5, float64(d.dt)/knotSec/math.Min(seasonDays, 1+days)))
-		gw := float32(math.Min(0.5, float64(d.dt)/wKnotSec/math.Min(weekMemory, 1+days/7)) / weekSlow)
-		se := float32(e * (1 - alphaLevel))
+		g := float32(min(0.5, float64(d.dt)/knotSec/min(seasonDays, 1+days)))
+		gw := float32(min(0.5, float64(d.dt)/wKnotSec/min(weekMemory, 1+days/7)) / weekSlow)
+		se := float32(full * (1 - alphaLevel))
 		d.day[h0] += g * float32(1-frac) * se
 		d.day[h1] += g * float32(frac) * se
 		d.week[w0] += gw * float32(1-wfrac) * se
@@ -283,7 +316,7 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	if d.n == 0 {
 		d.lo, d.hi = v, v
 	}
-	d.lo, d.hi = math.Min(d.lo, v), math.Max(d.hi, v)
+	d.lo, d.hi = min(d.lo, v), max(d.hi, v)
 	if d.n < math.MaxUint32 {
 		d.n++
 	}
@@ -309,24 +342,28 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 // whether the deviation is larger than noise ever is (the gate).
 func (d *Detector) surprise(z float64) (raw, size float64) {
 	d.mFast += alphaFast * (z - d.mFast)
-	d.mSlow += alphaSlow * (math.Max(-clipZ, math.Min(clipZ, z)) - d.mSlow)
+	d.mSlow += alphaSlow * (max(-clipZ, min(clipZ, z)) - d.mSlow)
 	d.aFast += alphaFast * (math.Abs(z) - d.aFast)
 
 	// Noise-equivalent size: how many widths a Gaussian deviate would need to be
 	// as rare under plain noise (the means are divided by their noise spread).
-	size = math.Max(math.Abs(z), math.Abs(d.mFast)/math.Sqrt(alphaFast/(2-alphaFast)))
-	size = math.Max(size, math.Abs(d.mSlow)/math.Sqrt(alphaSlow/(2-alphaSlow)))
-	size = math.Max(size, d.aFast*5.5/gateRise)
+	size = max(math.Abs(z), math.Abs(d.mFast)/math.Sqrt(alphaFast/(2-alphaFast)))
+	size = max(size, math.Abs(d.mSlow)/math.Sqrt(alphaSlow/(2-alphaSlow)))
+	size = max(size, d.aFast*5.5/gateRise)
 	if d.aFast < gateFlat {
 		size = gateLo + 1
 	}
 
-	la := math.Log(d.aFast + 1e-3)
 	s := [nStats]float64{
 		math.Log1p(math.Abs(z)),
 		math.Log1p(math.Abs(d.mFast) / math.Sqrt(alphaFast/(2-alphaFast))),
-		math.Max(0, la-logRise),
-		math.Max(0, logFlat-la),
+	}
+	// The noise surprises are both 0 while the mean size lies between the
+	// vanishing and the rising levels, as it does most of the time: the
+	// logarithm is taken only outside them.
+	if a := d.aFast + 1e-3; a > riseAt || a < flatFloor {
+		la := math.Log(a)
+		s[2], s[3] = max(0, la-logRise), max(0, logFlat-la)
 	}
 	excess := 0.0
 	for i := range s {
@@ -335,7 +372,7 @@ func (d *Detector) surprise(z float64) (raw, size float64) {
 			st.mean, st.mad = float32(s[i]), initMad
 			st.env = max(st.mean+envFloor*st.mad, minFloor)
 		}
-		excess = math.Max(excess, s[i]-float64(st.env))
+		excess = max(excess, s[i]-float64(st.env))
 		st.mean += alphaStat * float32(s[i]-float64(st.mean))
 		st.mad += alphaStat * (float32(math.Abs(s[i]-float64(st.mean))) - st.mad)
 		floor := max(st.mean+envFloor*st.mad, minFloor)
@@ -347,9 +384,12 @@ func (d *Detector) surprise(z float64) (raw, size float64) {
 	return 1 - math.Exp(-excess*scoreGain), size
 }
 
-// The logarithms of the mean |scaled residual| at which noise counts as rising
-// (0.8) and as vanished (flatFloor).
-var logRise, logFlat = math.Log(0.8), math.Log(flatFloor)
+// riseAt is the mean |scaled residual| above which noise counts as rising
+// (flatFloor: below which it has vanished); logRise and logFlat are their
+// logarithms.
+const riseAt = 0.8
+
+var logRise, logFlat = math.Log(riseAt), math.Log(flatFloor)
 
 // likelihood turns a raw surprise into a score: the tail probability of the mean
 // of the last avgLen raw surprises under a Gaussian fitted to that mean's long
@@ -368,8 +408,8 @@ func (d *Detector) likelihood(raw float64, need bool) float64 {
 
 	score, red := 0.0, false
 	if d.lN >= likLearn {
-		mean := math.Max(d.lMean, likMinMean)
-		x := (m - mean) / math.Sqrt(math.Max(d.lVar, likMinVar))
+		mean := max(d.lMean, likMinMean)
+		x := (m - mean) / math.Sqrt(max(d.lVar, likMinVar))
 		if need {
 			tail := 0.5 * math.Erfc(x/math.Sqrt2)
 			score = math.Log(tail+1e-10) / math.Log(1e-10)
@@ -379,11 +419,11 @@ func (d *Detector) likelihood(raw float64, need bool) float64 {
 		}
 	}
 	if red && d.red {
-		score = math.Min(score, likRepeat)
+		score = min(score, likRepeat)
 	}
 	d.red = red
 
-	a := math.Max(1/float64(d.lN+1), 1.0/likWindow)
+	a := max(1/float64(d.lN+1), 1.0/likWindow)
 	dm := m - d.lMean
 	d.lMean += a * dm
 	d.lVar = (1 - a) * (d.lVar + a*dm*dm)
