@@ -177,6 +177,11 @@ func (h *head) minT() int64 {
 	return t
 }
 
+// spans reports whether the head's samples span part of [mint, maxt].
+func (h *head) spans(mint, maxt int64) bool {
+	return h != nil && h.n > 0 && h.maxT >= mint && h.minT() <= maxt
+}
+
 // contains reports whether the head holds a sample at t.
 func (h *head) contains(t int64) bool {
 	i := sort.Search(len(h.raw), func(i int) bool { return h.raw[i].t >= t })

@@ -105,6 +105,10 @@ func (q *querier) Select(ctx context.Context, _ bool, hints *storage.SelectHints
 	if hints != nil {
 		mint, maxt = max(mint, hints.Start), min(maxt, hints.End)
 	}
+	if hints != nil && hints.Func == "series" {
+		// Only the labels are wanted (the series API): no sample is read.
+		return &seriesSet{list: q.db.selectLabels(mint, maxt, ms), i: -1}
+	}
 	out, err := q.db.selectSeries(ctx, mint, maxt, ms)
 	if err != nil {
 		return storage.ErrSeriesSet(err)
@@ -159,6 +163,43 @@ func (db *DB) selectSeries(ctx context.Context, mint, maxt int64, ms []*labels.M
 	}
 	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].lset, out[j].lset) < 0 })
 	return out, nil
+}
+
+// selectLabels returns, sorted by labels and without samples, the series
+// matching ms whose head or partition chunks span part of [mint, maxt], as
+// Prometheus' series API answers from chunk bounds.
+func (db *DB) selectLabels(mint, maxt int64, ms []*labels.Matcher) []*listSeries {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	var out []*listSeries
+	it := db.postingsFor(ms).Iterator()
+	for it.HasNext() {
+		s := db.series[it.Next()]
+		if db.spans(s, mint, maxt) {
+			out = append(out, &listSeries{lset: s.lset})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].lset, out[j].lset) < 0 })
+	return out
+}
+
+// spans reports whether series s has a head or partition chunk that spans part
+// of [mint, maxt]. db.mu must be held.
+func (db *DB) spans(s *memSeries, mint, maxt int64) bool {
+	if s.head.spans(mint, maxt) {
+		return true
+	}
+	for _, f := range db.flushing {
+		if h := f.series[s.id]; h != nil && h.spans(mint, maxt) {
+			return true
+		}
+	}
+	for _, p := range db.parts {
+		if ref, ok := p.series[s.id]; ok && ref.maxt >= mint && ref.mint <= maxt {
+			return true
+		}
+	}
+	return false
 }
 
 // readParts returns the series with the given ids and, for each, its samples in
