@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	jsoniter "github.com/json-iterator/go"
@@ -121,18 +122,12 @@ func NewPrometheus(db MetricsDB, opts PromOptions) *Prometheus {
 		LookbackDelta:        opts.LookbackDelta,
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
-		EnableQueryCost:      true, // enforces the series limit below
 		ActiveQueryTracker:   queryGate{make(chan struct{}, opts.MaxConcurrent)},
 		NoStepSubqueryIntervalFn: func(int64) int64 {
 			return time.Minute.Milliseconds()
 		},
 		Parser: p.parser,
 	})
-	maxSeries := uint64(0)
-	if opts.MaxSeries > 0 {
-		maxSeries = uint64(opts.MaxSeries)
-	}
-	p.engine.SetQueryLimits(maxSeries, 0, 0)
 	return p
 }
 
@@ -292,7 +287,7 @@ func (p *Prometheus) query(r *http.Request) result {
 		return res
 	}
 	qs := r.FormValue("query")
-	qry, err := p.engine.NewInstantQuery(ctx, p.db, opts, qs, ts)
+	qry, err := p.engine.NewInstantQuery(ctx, p.limited(), opts, qs, ts)
 	if err != nil {
 		return p.constructionError(err)
 	}
@@ -335,11 +330,76 @@ func (p *Prometheus) queryRange(r *http.Request) result {
 		return res
 	}
 	qs := r.FormValue("query")
-	qry, err := p.engine.NewRangeQuery(ctx, p.db, opts, qs, start, end, step)
+	qry, err := p.engine.NewRangeQuery(ctx, p.limited(), opts, qs, start, end, step)
 	if err != nil {
 		return p.constructionError(err)
 	}
 	return p.exec(ctx, qry, qs, limit)
+}
+
+// limited returns the storage a query reads through: one that fails the query
+// once its selectors have returned more than MaxSeries series in all. (The
+// engine's own query-cost limit would do the same, but it checks the context
+// twice for every sample read, about a sixth of the CPU of a query over many
+// samples.)
+func (p *Prometheus) limited() storage.Queryable {
+	if p.opts.MaxSeries <= 0 {
+		return p.db
+	}
+	return seriesLimit{p.db, p.opts.MaxSeries}
+}
+
+// seriesLimit is a Queryable whose queriers count the series their selects
+// return, in all, and fail past max.
+type seriesLimit struct {
+	storage.Queryable
+	max int
+}
+
+func (l seriesLimit) Querier(mint, maxt int64) (storage.Querier, error) {
+	q, err := l.Queryable.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	return &seriesLimitQuerier{Querier: q, left: l.max}, nil
+}
+
+type seriesLimitQuerier struct {
+	storage.Querier
+	mu   sync.Mutex // the engine may select concurrently
+	left int
+}
+
+func (q *seriesLimitQuerier) Select(ctx context.Context, sorted bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return &seriesLimitSet{SeriesSet: q.Querier.Select(ctx, sorted, hints, ms...), q: q}
+}
+
+type seriesLimitSet struct {
+	storage.SeriesSet
+	q   *seriesLimitQuerier
+	err error
+}
+
+func (s *seriesLimitSet) Next() bool {
+	if s.err != nil || !s.SeriesSet.Next() {
+		return false
+	}
+	s.q.mu.Lock()
+	s.q.left--
+	over := s.q.left < 0
+	s.q.mu.Unlock()
+	if over {
+		s.err = promql.ErrTooManySeries("query execution")
+		return false
+	}
+	return true
+}
+
+func (s *seriesLimitSet) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.SeriesSet.Err()
 }
 
 // queryGate bounds the queries the engine evaluates at once: a query takes a

@@ -231,6 +231,7 @@ func TestPromErrors(t *testing.T) {
 		{"many-to-many", "/api/v1/query", q("query", `edge{case=~"[01]"} + on(__name__) edge{case=~"[01]"}`, "time", "1767225600"), 422, "execution", "many-to-many matching not allowed"},
 		{"max samples", "/api/v1/query_range", q("query", `http_requests_total{instance="host-1"}`, "start", "1767225600", "end", "1767226200", "step", "1"), 422, "execution", "too many samples into memory in query execution (the limit is 100 samples per query)"},
 		{"max series", "/api/v1/query", q("query", `{__name__=~".+"}`, "time", "1767225600"), 422, "cost_limit", "too many series into memory in query execution (the limit is 4 series per query)"},
+		{"max series over selectors", "/api/v1/query", q("query", `count(http_requests_total) + count(edge)`, "time", "1767225600"), 422, "cost_limit", "too many series into memory in query execution (the limit is 4 series per query)"},
 		{"series without match", "/api/v1/series", q(), 400, "bad_data", "no match[] parameter provided"},
 		{"empty matcher", "/api/v1/series", q("match[]", `{job=""}`), 400, "bad_data", "at least one non-empty matcher"},
 		{"bad matcher", "/api/v1/labels", q("match[]", `{job=`), 400, "bad_data", "parse error"},
