@@ -16,6 +16,7 @@ import (
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 )
 
 // DB is an open metric store. All methods are safe for concurrent use.
@@ -322,6 +323,33 @@ func (db *DB) getOrCreate(lset labels.Labels) *memSeries {
 	})
 	db.allPostings.Add(s.id)
 	return s
+}
+
+// newestSample returns the newest stored sample of the series with labels lset,
+// unless there is none or it is a staleness marker. A damaged partition reads
+// as no sample here; the next query of the series reports it.
+func (db *DB) newestSample(lset labels.Labels) (sample, bool) {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	var ms *memSeries
+	for s := db.byHash[lset.Hash()]; s != nil; s = s.next {
+		if labels.Equal(s.lset, lset) {
+			ms = s
+			break
+		}
+	}
+	if ms == nil || ms.maxT == math.MinInt64 {
+		return sample{}, false
+	}
+	_, ss, _, err := db.collect(nil, ms, ms.maxT, ms.maxT)
+	if err != nil || len(ss) == 0 {
+		return sample{}, false
+	}
+	last := ss[len(ss)-1]
+	if last.fh == nil && value.IsStaleNaN(last.v) || last.fh != nil && value.IsStaleNaN(last.fh.Sum) {
+		return sample{}, false
+	}
+	return last, true
 }
 
 // insertHead puts s into the series' head, replacing a sample with the same

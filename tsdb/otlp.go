@@ -61,8 +61,9 @@ func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected in
 }
 
 // otlpState remembers running totals that turn delta temporality into cumulative
-// series, by series key. It is not persisted: after a restart delta series start
-// from zero again, which PromQL's rate() reads as a counter reset.
+// series, by series key. It is not written anywhere of its own: the stored series
+// is the running total, so a series missing here (after a restart) continues
+// from its newest stored sample.
 type otlpState struct {
 	mu     sync.Mutex
 	floats map[string]deltaFloat
@@ -416,7 +417,7 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 			e := tr.cachedLabels(name, scope, "", "")
 			s := sample{t: t, st: nsToMs(dp.StartTimestamp()), v: numberValue(dp)}
 			if delta && !value.IsStaleNaN(s.v) {
-				s.st, s.v = tr.accumulate(e.lset, s.st, s.v)
+				s.st, s.v = tr.accumulate(e.lset, e.lset, s.st, s.v)
 			}
 			tr.addEntry(e, s)
 		}
@@ -516,18 +517,22 @@ func numberValue(dp pmetric.NumberDataPoint) float64 {
 	return dp.DoubleValue()
 }
 
-// accumulate adds a delta to the running total of series lset.
-func (tr *translator) accumulate(lset labels.Labels, st int64, v float64) (int64, float64) {
+// accumulate adds a delta to the running total kept under key, which is stored
+// as series lset (the same labels but for an explicit histogram's parts).
+func (tr *translator) accumulate(key, lset labels.Labels, st int64, v float64) (int64, float64) {
 	s := &tr.db.otlp
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	key := string(lset.Bytes(nil))
-	d, ok := s.floats[key]
+	k := string(key.Bytes(nil))
+	d, ok := s.floats[k]
 	if !ok {
 		d.st = st
+		if last, ok := tr.db.newestSample(lset); ok && last.fh == nil {
+			d.st, d.total = last.st, last.v
+		}
 	}
 	d.total += v
-	s.floats[key] = d
+	s.floats[k] = d
 	return d.st, d.total
 }
 
@@ -537,6 +542,12 @@ func (tr *translator) accumulateHistogram(lset labels.Labels, st int64, fh *hist
 	defer s.mu.Unlock()
 	key := string(lset.Bytes(nil))
 	prev, ok := s.hists[key]
+	if !ok {
+		if last, found := tr.db.newestSample(lset); found && last.fh != nil {
+			prev, ok = last.fh, true
+			s.floats[key+"\xffst"] = deltaFloat{st: last.st}
+		}
+	}
 	if ok {
 		if sum, _, _, err := prev.Copy().Add(fh); err == nil {
 			sum.CounterResetHint = histogram.UnknownCounterReset
@@ -571,13 +582,22 @@ func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pme
 	tr.point(dp.Attributes())
 	if delta && !stale {
 		// Accumulate every bucket, the sum and the count as separate counters.
+		// The running totals are kept per set of bounds, so that new bounds
+		// start afresh; after a restart each continues from its stored series.
 		base := tr.seriesLabels(name, scope, "", "")
 		key := fmt.Sprint(bounds)
 		for i := range cum {
-			_, cum[i] = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", strconv.Itoa(i)).Labels(), st, cum[i])
+			le := "+Inf"
+			if i < len(bounds) {
+				le = formatFloat(bounds[i])
+			}
+			_, cum[i] = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", strconv.Itoa(i)).Labels(),
+				tr.seriesLabels(name+"_bucket", scope, "le", le), st, cum[i])
 		}
-		st, count = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", "count").Labels(), st, count)
-		_, sum = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", "sum").Labels(), st, sum)
+		st, count = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", "count").Labels(),
+			tr.seriesLabels(name+"_count", scope, "", ""), st, count)
+		_, sum = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", "sum").Labels(),
+			tr.seriesLabels(name+"_sum", scope, "", ""), st, sum)
 	}
 	val := func(v float64) float64 {
 		if stale {
