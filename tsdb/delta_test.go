@@ -3,6 +3,7 @@ package tsdb
 import (
 	"context"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/pmetric"
 )
@@ -107,5 +108,40 @@ func TestDeltaTotalsSurviveRestart(t *testing.T) {
 				t.Errorf("start times %d, %d, %d; want all %d", ss[0].st, ss[1].st, ss[2].st, ts(0).AsTime().UnixMilli())
 			}
 		})
+	}
+}
+
+// Running totals idle for deltaIdle are dropped from memory, and a dropped one
+// continues from its stored series when deltas come again.
+func TestDeltaTotalsForgotten(t *testing.T) {
+	now := t0.Add(time.Minute)
+	db, _ := openTest(t, &Options{Now: func() time.Time { return now }})
+	write := func(sec int, inc int64) {
+		t.Helper()
+		md := pmetric.NewMetrics()
+		m := newResource(md, map[string]string{"service.name": "api", "service.instance.id": "i-1"}).AppendEmpty()
+		m.SetName("jobs.done")
+		sum := m.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts(sec))
+		dp.SetIntValue(inc)
+		if _, _, err := db.WriteMetrics(context.Background(), md); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(10, 2)
+	if n := db.otlp.forget(now.Add(-deltaIdle).UnixMilli()); n != 0 {
+		t.Fatalf("forgot %d fresh totals", n)
+	}
+	now = now.Add(deltaIdle + time.Minute)
+	if n := db.otlp.forget(now.Add(-deltaIdle).UnixMilli()); n != 1 {
+		t.Fatalf("forgot %d idle totals, want 1", n)
+	}
+	write(20, 3)
+	got := seriesValues(t, db)[`{__name__="jobs_done_total", instance="i-1", job="api"}`]
+	if len(got) != 2 || got[0] != 2 || got[1] != 5 {
+		t.Fatalf("got %v, want [2 5]", got)
 	}
 }

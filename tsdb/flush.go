@@ -434,5 +434,6 @@ func (db *DB) maintain() {
 		if err := db.Compact(); err != nil {
 			db.log.Error("tsdb: cannot compact partitions", "err", err)
 		}
+		db.otlp.forget(db.opts.Now().Add(-deltaIdle).UnixMilli())
 	}
 }

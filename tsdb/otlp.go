@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -32,6 +33,7 @@ func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected in
 	n := md.DataPointCount()
 	tr := translator{
 		db:      db,
+		now:     db.opts.Now().UnixMilli(),
 		id:      uint32(translatorIDs.Add(1)),
 		promote: db.opts.PromoteResourceAttributes,
 		batch:   make([]seriesSamples, 0, n),
@@ -64,24 +66,60 @@ func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected in
 // series, by series key. It is not written anywhere of its own: the stored series
 // is the running total, so a series missing here (after a restart) continues
 // from its newest stored sample.
+//
+// Totals not added to for deltaIdle are dropped (forget), which bounds the
+// memory to the delta series being sent; a dropped total that gets a delta
+// again continues from its stored series too.
 type otlpState struct {
 	mu     sync.Mutex
 	floats map[string]deltaFloat
-	hists  map[string]*histogram.FloatHistogram
+	hists  map[string]deltaHist
 }
+
+// deltaIdle is how long a running total is kept in memory without a delta.
+const deltaIdle = time.Hour
 
 type deltaFloat struct {
 	st    int64
 	total float64
+	used  int64 // Unix ms of the latest delta added, by the DB's clock
+}
+
+type deltaHist struct {
+	st    int64
+	total *histogram.FloatHistogram
+	used  int64
 }
 
 func (s *otlpState) init() {
 	s.floats = map[string]deltaFloat{}
-	s.hists = map[string]*histogram.FloatHistogram{}
+	s.hists = map[string]deltaHist{}
+}
+
+// forget drops the running totals not added to since before (Unix ms) and
+// returns how many it dropped.
+func (s *otlpState) forget(before int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for k, d := range s.floats {
+		if d.used < before {
+			delete(s.floats, k)
+			n++
+		}
+	}
+	for k, d := range s.hists {
+		if d.used < before {
+			delete(s.hists, k)
+			n++
+		}
+	}
+	return n
 }
 
 type translator struct {
 	db       *DB
+	now      int64 // Unix ms by the DB's clock, when the batch came
 	promote  []string
 	batch    []seriesSamples
 	entries  []*cachedLabels // by batch index: the cache entry of the series, or nil
@@ -532,6 +570,7 @@ func (tr *translator) accumulate(key, lset labels.Labels, st int64, v float64) (
 		}
 	}
 	d.total += v
+	d.used = tr.now
 	s.floats[k] = d
 	return d.st, d.total
 }
@@ -541,23 +580,21 @@ func (tr *translator) accumulateHistogram(lset labels.Labels, st int64, fh *hist
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	key := string(lset.Bytes(nil))
-	prev, ok := s.hists[key]
+	d, ok := s.hists[key]
 	if !ok {
 		if last, found := tr.db.newestSample(lset); found && last.fh != nil {
-			prev, ok = last.fh, true
-			s.floats[key+"\xffst"] = deltaFloat{st: last.st}
+			d, ok = deltaHist{st: last.st, total: last.fh}, true
 		}
 	}
 	if ok {
-		if sum, _, _, err := prev.Copy().Add(fh); err == nil {
-			sum.CounterResetHint = histogram.UnknownCounterReset
-			s.hists[key] = sum
+		if sum, _, _, err := d.total.Copy().Add(fh); err == nil {
 			// The running total keeps the start time of the first delta.
-			return s.floats[key+"\xffst"].st, sum.Copy()
+			sum.CounterResetHint = histogram.UnknownCounterReset
+			s.hists[key] = deltaHist{st: d.st, total: sum, used: tr.now}
+			return d.st, sum.Copy()
 		}
 	}
-	s.hists[key] = fh.Copy()
-	s.floats[key+"\xffst"] = deltaFloat{st: st}
+	s.hists[key] = deltaHist{st: st, total: fh.Copy(), used: tr.now}
 	return st, fh
 }
 
