@@ -140,6 +140,9 @@ func decodeHistogramChunk(dst []sample, b []byte) (_ []sample, err error) {
 			err = fmt.Errorf("%w: histogram chunk: %v", errFormat, p)
 		}
 	}()
+	if !histogramLayoutFits(b) {
+		return dst, fmt.Errorf("%w: histogram chunk of %d bytes declares more buckets than it can hold", errFormat, len(b))
+	}
 	c, err := chunkenc.FromData(chunkenc.EncFloatHistogramST, b)
 	if err != nil {
 		return dst, fmt.Errorf("%w: %v", errFormat, err)
@@ -294,3 +297,67 @@ func (r *blockReader) floats() []float64 {
 	}
 	return out
 }
+
+// histogramLayoutFits reports whether the bucket layout that opens a float
+// histogram chunk's bit stream (after its 3-byte header: the zero threshold, the
+// schema as a varbit int, then positive and negative spans, each a varbit
+// count followed by varbit length and offset pairs) declares no more buckets
+// than the chunk has bits. chunkenc allocates a slice entry per bucket from the
+// layout before it reads a sample, so a damaged layout could otherwise ask for
+// gigabytes. A layout cut short passes: chunkenc reports it.
+func histogramLayoutFits(b []byte) bool {
+	if len(b) < 3 {
+		return true
+	}
+	r := bitReader{b: b[3:]}
+	if r.read(8) == 255 {
+		r.read(64)
+	}
+	r.varbit() // schema
+	limit := 8 * uint64(len(b))
+	var buckets uint64
+	for range 2 {
+		n := r.varbit()
+		for i := uint64(0); i < n && !r.short; i++ {
+			buckets += r.varbit()
+			r.varbit() // offset
+			if buckets > limit {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// bitReader reads big-endian bit fields, as chunkenc's bstream writes them.
+type bitReader struct {
+	b     []byte
+	pos   uint64 // in bits
+	short bool   // a read ran past the end
+}
+
+func (r *bitReader) read(n int) uint64 {
+	var v uint64
+	for range n {
+		if r.pos >= 8*uint64(len(r.b)) {
+			r.short = true
+			return v
+		}
+		v = v<<1 | uint64(r.b[r.pos/8]>>(7-r.pos%8)&1)
+		r.pos++
+	}
+	return v
+}
+
+// varbit reads one of chunkenc's varbit numbers and returns its raw bits: a
+// prefix of up to eight 1 bits ended by a 0 tells the width (0, 3, 6, 9, 12,
+// 18, 25, 56 or 64 bits). For an unsigned number the bits are the value.
+func (r *bitReader) varbit() uint64 {
+	ones := 0
+	for ones < 8 && r.read(1) == 1 {
+		ones++
+	}
+	return r.read(varbitWidths[ones])
+}
+
+var varbitWidths = [9]int{0, 3, 6, 9, 12, 18, 25, 56, 64}
