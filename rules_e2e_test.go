@@ -148,6 +148,10 @@ func TestRulesEndToEnd(t *testing.T) {
 	if len(doc.Groups) != 2 || len(doc.Errors) != 1 || filepath.Base(doc.Errors[0].File) != "bad.yml" || doc.Errors[0].Line != 5 {
 		t.Fatalf("after SIGHUP: %+v\n%s", doc, s.logs())
 	}
+	// The API may show the refusal a moment before the log line is written.
+	for !strings.Contains(s.logs(), "rule file refused") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if !strings.Contains(s.logs(), "rule file refused") {
 		t.Errorf("the refused file is not in the log")
 	}
