@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -69,6 +70,84 @@ type Auth struct {
 	// cache of verified basic-auth credentials (bcrypt is slow on purpose):
 	// sha256(user:password) → user, cleared when passwords change.
 	verified map[[32]byte]string
+	fails    map[string]failures // by client address
+}
+
+// Failed sign-ins are throttled per client address: after maxFailures
+// failures within failureWindow of the first, the address gets no password
+// check until the window has passed (429 with Retry-After). Besides slowing
+// guessing, this keeps a flood of guesses from taking the CPU, since each check
+// costs tens of milliseconds of bcrypt. A proxy in front makes every client
+// one address: then they share the allowance.
+const (
+	maxFailures   = 10
+	failureWindow = time.Minute
+	maxTracked    = 10000 // addresses remembered at most
+)
+
+type failures struct {
+	n     int
+	since time.Time
+}
+
+// ErrWrongPassword is SignIn's answer to a wrong user name or password.
+var ErrWrongPassword = errors.New("wrong user name or password")
+
+// ThrottledError is SignIn's answer while the client's address has failed too
+// often.
+type ThrottledError struct{ Wait time.Duration }
+
+func (e *ThrottledError) Error() string {
+	return fmt.Sprintf("too many failed sign-ins from this address; try again in %s", e.Wait.Round(time.Second))
+}
+
+// RetryAfter is how long to wait before trying again.
+func (e *ThrottledError) RetryAfter() time.Duration { return e.Wait }
+
+// clientAddr is the address failures are counted by: the remote IP.
+func clientAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// throttled says how long addr must still wait, zero if it may try.
+func (a *Auth) throttled(addr string) time.Duration {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	f, ok := a.fails[addr]
+	if !ok || f.n < maxFailures {
+		return 0
+	}
+	return max(0, f.since.Add(failureWindow).Sub(a.opts.Now()))
+}
+
+// attempt records the outcome of a password check from addr.
+func (a *Auth) attempt(addr string, ok bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ok {
+		delete(a.fails, addr)
+		return
+	}
+	now := a.opts.Now()
+	f := a.fails[addr]
+	if now.Sub(f.since) >= failureWindow {
+		f = failures{since: now}
+	}
+	f.n++
+	a.fails[addr] = f
+	if len(a.fails) > maxTracked {
+		for k, f := range a.fails {
+			if now.Sub(f.since) >= failureWindow {
+				delete(a.fails, k)
+			}
+		}
+		if len(a.fails) > maxTracked { // a flood from many addresses: start over
+			clear(a.fails)
+		}
+	}
 }
 
 type authState struct {
@@ -99,7 +178,7 @@ func OpenAuth(opts AuthOptions) (*Auth, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	a := &Auth{opts: opts, log: opts.Logger, csrf: http.NewCrossOriginProtection(), verified: map[[32]byte]string{}}
+	a := &Auth{opts: opts, log: opts.Logger, csrf: http.NewCrossOriginProtection(), verified: map[[32]byte]string{}, fails: map[string]failures{}}
 	a.csrf.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cross-origin request refused: forms and scripts of other sites cannot change Outpost", http.StatusForbidden)
 	}))
@@ -271,15 +350,30 @@ func (a *Auth) sessionUser(r *http.Request) string {
 }
 
 // SignIn checks a user's password and, if it is right, sets the session
-// cookie on w.
-func (a *Auth) SignIn(w http.ResponseWriter, r *http.Request, user, password string) bool {
-	if !a.check(user, password) {
-		a.log.Warn("sign-in refused", "user", user, "remote", r.RemoteAddr)
-		return false
+// cookie on w. Otherwise it returns ErrWrongPassword, or a *ThrottledError
+// (without checking) while the client's address has failed too often.
+func (a *Auth) SignIn(w http.ResponseWriter, r *http.Request, user, password string) error {
+	if err := a.verify(r, user, password); err != nil {
+		a.log.Warn("sign-in refused", "user", user, "remote", r.RemoteAddr, "err", err)
+		return err
 	}
 	http.SetCookie(w, a.newSession(user))
 	a.log.Info("signed in", "user", user, "remote", r.RemoteAddr)
-	return true
+	return nil
+}
+
+// verify is check behind the per-address throttle.
+func (a *Auth) verify(r *http.Request, user, password string) error {
+	addr := clientAddr(r)
+	if wait := a.throttled(addr); wait > 0 {
+		return &ThrottledError{Wait: wait}
+	}
+	ok := a.check(user, password)
+	a.attempt(addr, ok)
+	if !ok {
+		return ErrWrongPassword
+	}
+	return nil
 }
 
 // SignOut clears the session cookie.
@@ -326,8 +420,16 @@ func (a *Auth) Wrap(next http.Handler) http.Handler {
 		}
 		user := a.sessionUser(r)
 		if user == "" {
-			if u, p, ok := r.BasicAuth(); ok && a.check(u, p) {
-				user = u
+			if u, p, ok := r.BasicAuth(); ok {
+				var throttled *ThrottledError
+				switch err := a.verify(r, u, p); {
+				case err == nil:
+					user = u
+				case errors.As(err, &throttled):
+					w.Header().Set("Retry-After", strconv.Itoa(int(throttled.Wait.Seconds()+0.999)))
+					writeJSON(w, http.StatusTooManyRequests, map[string]string{"status": "error", "errorType": "unauthorized", "error": err.Error()})
+					return
+				}
 			}
 		}
 		if user == "" {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -74,11 +75,11 @@ func TestAuth(t *testing.T) {
 	// Sessions: signing in sets a cookie that works until it expires; a
 	// tampered one does not.
 	rec := httptest.NewRecorder()
-	if a.SignIn(rec, httptest.NewRequest("POST", "/login", nil), "admin", "nope") {
-		t.Fatal("signed in with a wrong password")
+	if err := a.SignIn(rec, httptest.NewRequest("POST", "/login", nil), "admin", "nope"); err != ErrWrongPassword {
+		t.Fatalf("signing in with a wrong password: %v", err)
 	}
-	if !a.SignIn(rec, httptest.NewRequest("POST", "/login", nil), "admin", pw) {
-		t.Fatal("cannot sign in")
+	if err := a.SignIn(rec, httptest.NewRequest("POST", "/login", nil), "admin", pw); err != nil {
+		t.Fatalf("cannot sign in: %v", err)
 	}
 	cookie := rec.Result().Cookies()[0]
 	if !cookie.HttpOnly || cookie.SameSite != http.SameSiteLaxMode || cookie.Secure {
@@ -115,5 +116,59 @@ func TestAuth(t *testing.T) {
 	}
 	if b.state.Key != a.state.Key {
 		t.Error("the session key changed on reopening")
+	}
+}
+
+// Failed sign-ins are throttled per client address, for the form and for
+// basic auth alike; other addresses are not affected, the throttle ends after
+// the window, and a success clears the count.
+func TestSignInThrottle(t *testing.T) {
+	now := time.Date(2026, 3, 5, 14, 0, 0, 0, time.UTC)
+	a, err := OpenAuth(AuthOptions{Dir: t.TempDir(), AdminPassword: "right password", Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := func(addr string) *http.Request {
+		r := httptest.NewRequest("POST", "/login", nil)
+		r.RemoteAddr = addr
+		return r
+	}
+	h := a.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+	basic := func(addr, pw string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", "/api/v1/query", nil)
+		r.RemoteAddr = addr
+		r.SetBasicAuth("admin", pw)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+	for i := 0; i < maxFailures; i++ {
+		if err := a.SignIn(httptest.NewRecorder(), from("192.0.2.1:5000"), "admin", "guess"); err != ErrWrongPassword {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	// Now even the right password is not checked from that address.
+	var throttled *ThrottledError
+	if err := a.SignIn(httptest.NewRecorder(), from("192.0.2.1:6000"), "admin", "right password"); !errors.As(err, &throttled) || throttled.RetryAfter() != failureWindow {
+		t.Fatalf("after %d failures: %v", maxFailures, err)
+	}
+	if rec := basic("192.0.2.1:7000", "right password"); rec.Code != http.StatusTooManyRequests || rec.Header().Get("Retry-After") != "60" {
+		t.Errorf("basic auth while throttled: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if rec := basic("192.0.2.2:7000", "right password"); rec.Code != 200 {
+		t.Errorf("another address: %d", rec.Code)
+	}
+	now = now.Add(failureWindow)
+	if err := a.SignIn(httptest.NewRecorder(), from("192.0.2.1:5000"), "admin", "right password"); err != nil {
+		t.Fatalf("after the window: %v", err)
+	}
+	// The success cleared the count: failures start again from zero.
+	for i := 0; i < maxFailures-1; i++ {
+		if rec := basic("192.0.2.1:7000", "guess"); rec.Code != 401 {
+			t.Fatalf("failure %d after a success: %d", i, rec.Code)
+		}
+	}
+	if rec := basic("192.0.2.1:7000", "right password"); rec.Code != 200 {
+		t.Errorf("right password before the limit: %d", rec.Code)
 	}
 }

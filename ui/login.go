@@ -2,13 +2,19 @@ package ui
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Authenticator signs people in and out: the API's *Auth.
 type Authenticator interface {
-	SignIn(w http.ResponseWriter, r *http.Request, user, password string) bool
+	// SignIn returns nil when signed in, else what to tell the person (an error
+	// with a RetryAfter() method when they must wait).
+	SignIn(w http.ResponseWriter, r *http.Request, user, password string) error
 	SignOut(w http.ResponseWriter, r *http.Request)
 }
 
@@ -60,7 +66,14 @@ func (p *LoginPages) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	next := localPath(r.PostForm.Get("next"))
-	if !p.auth.SignIn(w, r, strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")) {
+	if err := p.auth.SignIn(w, r, strings.TrimSpace(r.PostForm.Get("user")), r.PostForm.Get("password")); err != nil {
+		var wait interface{ RetryAfter() time.Duration }
+		if errors.As(err, &wait) {
+			secs := int(wait.RetryAfter().Seconds() + 0.999)
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			p.h.renderStandalone(w, r, http.StatusTooManyRequests, LoginPage(next, fmt.Sprintf("Too many failed sign-ins from your address. Try again in %d s.", secs), p.h.opts.Version))
+			return
+		}
 		p.h.renderStandalone(w, r, http.StatusUnauthorized, LoginPage(next, "Wrong user name or password.", p.h.opts.Version))
 		return
 	}
