@@ -19,17 +19,67 @@ type Filter struct {
 	sets [][]*labels.Matcher
 
 	mu    sync.Mutex
-	known map[uint64]bool // ref → matches
+	known verdicts
 }
 
-// filterMemory caps the verdicts a Filter remembers; past it they are
-// forgotten and matched again.
-const filterMemory = 1 << 20
+// verdicts remembers whether each series matched, by TSDB ref: two bits per ref
+// in pages of verdictPageRefs refs. The refs of one batch are mostly
+// consecutive, so most lookups hit the page of the previous one and hash
+// nothing.
+type verdicts struct {
+	pages   map[uint64]*verdictPage
+	lastKey uint64
+	last    *verdictPage // the page of the latest lookup, nil if none
+}
+
+const (
+	verdictPageBits = 12
+	verdictPageRefs = 1 << verdictPageBits
+	// filterMemory caps the pages a Filter keeps (1 KiB each, 16 million refs
+	// in all); past it the verdicts are forgotten and matched again.
+	filterMemory = 1 << 12
+)
+
+type verdictPage struct {
+	known, match [verdictPageRefs / 64]uint64
+}
+
+// get returns the verdict on ref, and whether there is one.
+func (v *verdicts) get(ref uint64) (match, known bool) {
+	k := ref >> verdictPageBits
+	p := v.last
+	if p == nil || k != v.lastKey {
+		if p = v.pages[k]; p == nil {
+			return false, false
+		}
+		v.last, v.lastKey = p, k
+	}
+	i, bit := ref%verdictPageRefs/64, uint64(1)<<(ref%64)
+	return p.match[i]&bit != 0, p.known[i]&bit != 0
+}
+
+// set records the verdict on ref.
+func (v *verdicts) set(ref uint64, match bool) {
+	k := ref >> verdictPageBits
+	p := v.pages[k]
+	if p == nil {
+		if len(v.pages) >= filterMemory || v.pages == nil {
+			v.pages, v.last = map[uint64]*verdictPage{}, nil
+		}
+		p = &verdictPage{}
+		v.pages[k] = p
+	}
+	i, bit := ref%verdictPageRefs/64, uint64(1)<<(ref%64)
+	p.known[i] |= bit
+	if match {
+		p.match[i] |= bit
+	}
+}
 
 // NewFilter parses selectors such as `http_server_duration_seconds_count`,
 // `{job="checkout"}` or `node_cpu_seconds_total{mode!="idle"}`.
 func NewFilter(selectors []string) (*Filter, error) {
-	f := &Filter{known: map[uint64]bool{}}
+	f := &Filter{}
 	p := parser.NewParser(parser.Options{})
 	for _, s := range selectors {
 		ms, err := p.ParseMetricSelector(s)
@@ -67,14 +117,11 @@ func (f *Filter) Wrap(next tsdb.Observer) tsdb.Observer {
 	return func(batch []tsdb.ObservedSample) {
 		kept := batch[:0]
 		f.mu.Lock()
-		if len(f.known) > filterMemory {
-			clear(f.known)
-		}
 		for _, s := range batch {
-			ok, seen := f.known[s.Ref]
+			ok, seen := f.known.get(s.Ref)
 			if !seen {
 				ok = f.Matches(s.Labels)
-				f.known[s.Ref] = ok
+				f.known.set(s.Ref, ok)
 			}
 			if ok {
 				kept = append(kept, s)

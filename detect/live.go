@@ -59,12 +59,20 @@ type LiveOptions struct {
 	// detector. Zero: 1,000,000.
 	QueueSamples int
 
-	// WriteInterval is the least sample time between two writes of one series'
-	// score and band while it is normal; every score of an anomalous stretch,
-	// and the first normal one after it, are written. Each write is three samples,
-	// so writing every score costs more than ingesting a sample. Zero: five
-	// minutes (PromQL's default lookback, so charts of the band stay
-	// continuous). Negative: every score (see Resolution).
+	// WriteInterval is the most sample time between two writes of one series'
+	// score and band while it is normal (unless the series' own samples are
+	// further apart). A normal score is written when the next one, expected one
+	// interval of the series (or Resolution) later, might come too late to keep
+	// that promise; should one come later than that after all, the score held
+	// back before it is written then, at its own time. So the writes of a
+	// regular series are WriteInterval apart, those of one whose samples come
+	// a little early or late a little less. Every score of an anomalous
+	// stretch, and the first normal one after it, are written; nothing is
+	// written while the detector warms up. Each write is three samples (the
+	// band rounded outward to a short decimal, at most 1% of its width), so
+	// writing every score costs more than ingesting a sample. Zero: five
+	// minutes, PromQL's default lookback, so that PromQL never shows the series
+	// as stale between writes. Negative: every score (see Resolution).
 	WriteInterval time.Duration
 
 	// Resolution is the time step at which each series is scored: its samples
@@ -110,6 +118,10 @@ type Live struct {
 
 	dropped, processed, scoredN, written, writeErrs atomic.Int64
 
+	// own is the engine's own write while it is being committed, nil
+	// otherwise: the TSDB shows it to Observe like any other batch.
+	own atomic.Pointer[ownBatch]
+
 	// Owned by the goroutine.
 	res       int64           // Resolution in ms; zero: every sample
 	index     refIndex        // the Set's entries by TSDB ref
@@ -137,6 +149,42 @@ type liveItem struct {
 	sync  chan struct{} // closed once everything before it is written
 }
 
+// ownBatch tells the engine's own write of scores and bands from ingest's
+// batches, so that Observe drops it whole instead of queueing it and looking up
+// each of its samples: the samples written, and the first and last of them.
+// Another batch that matched would also hold only the engine's output series
+// (its first sample's metric name is checked), which the engine skips anyway.
+type ownBatch struct {
+	n             int
+	firstT, lastT int64
+	firstV, lastV uint64 // math.Float64bits
+}
+
+// newOwnBatch describes the write of pending.
+func newOwnBatch(pending []tsdb.RefSample) *ownBatch {
+	first, last := &pending[0], &pending[len(pending)-1]
+	return &ownBatch{n: len(pending), firstT: first.T, lastT: last.T, firstV: math.Float64bits(first.V), lastV: math.Float64bits(last.V)}
+}
+
+// is reports whether batch is the write o describes. The TSDB shows the
+// observer the samples it accepted in the order given, so a write that lost
+// samples (refused as out of order) does not match, and its samples are
+// skipped one by one, by name.
+func (o *ownBatch) is(batch []tsdb.ObservedSample) bool {
+	if len(batch) != o.n {
+		return false
+	}
+	first, last := &batch[0], &batch[len(batch)-1]
+	if first.T != o.firstT || last.T != o.lastT || math.Float64bits(first.V) != o.firstV || math.Float64bits(last.V) != o.lastV {
+		return false
+	}
+	switch first.Labels.Get(labels.MetricName) {
+	case ScoreMetric, LowerMetric, UpperMetric:
+		return true
+	}
+	return false
+}
+
 // refAppender is the bulk write path of a *tsdb.DB.
 type refAppender interface {
 	AppendRefs([]tsdb.RefSample) (int64, error)
@@ -149,10 +197,19 @@ type liveSeries struct {
 	// their labels.
 	out       [3]labels.Labels
 	refs      [3]tsdb.SeriesRef
-	lastWrite int64 // latest written score, Unix ms
-	written   bool  // lastWrite is set
-	high      bool  // the latest written score was anomalous
+	lastWrite int64     // latest written score, Unix ms
+	held      outSample // the latest score not written, while holding
+	written   bool      // lastWrite is set
+	high      bool      // the latest written score was anomalous
+	holding   bool      // held is a score newer than lastWrite
 	agg       liveAgg
+}
+
+// outSample is one scored value as written: the score and the band at t (Unix
+// ms).
+type outSample struct {
+	t                   int64
+	score, lower, upper float64
 }
 
 // pendingRef is a pending sample written by labels, and where its ref goes.
@@ -250,6 +307,9 @@ func (l *Live) Observe(batch []tsdb.ObservedSample) {
 	n := int64(len(batch))
 	if n == 0 || l.closed.Load() {
 		return
+	}
+	if o := l.own.Load(); o != nil && o.is(batch) {
+		return // the engine's own scores and bands
 	}
 	if l.queued.Add(n) > int64(l.opts.QueueSamples) {
 		l.queued.Add(-n)
@@ -437,20 +497,70 @@ func (l *Live) score(e *setEntry, s *tsdb.ObservedSample, t int64, v float64) {
 	if r.Skipped {
 		return
 	}
-	st := &e.note
-	high := r.Score >= AlertScore || !r.Since.IsZero()
-	if high || st.high || !st.written || l.opts.WriteInterval < 0 || t-st.lastWrite >= l.opts.WriteInterval.Milliseconds() {
-		l.write(st, s.Labels, 0, t, r.Score)
-		if !math.IsNaN(r.Lower) && !math.IsNaN(r.Upper) {
-			l.write(st, s.Labels, 1, t, r.Lower)
-			l.write(st, s.Labels, 2, t, r.Upper)
-		}
-		st.lastWrite, st.written, st.high = t, true, high
+	// While the detector warms up the score is zero and means nothing yet:
+	// nothing is written, and a series that ends before the detector knows it
+	// (a short-lived pod's) gets no output series at all.
+	if !math.IsNaN(r.Lower) && !math.IsNaN(r.Upper) {
+		l.keep(&e.note, s.Labels, outSample{t, r.Score, r.Lower, r.Upper}, r.Score >= AlertScore || !r.Since.IsZero())
 	}
 	// Only this goroutine changes l.anomalies, so it may read it unlocked.
 	if r.Score >= AlertScore || len(l.anomalies) > 0 && l.anomalies[e.id] != nil {
 		l.notes = append(l.notes, liveNote{e.id, s.Labels, s.Labels.Get(labels.MetricName), e.d.counter, r})
 	}
+}
+
+// keep writes the score and band cur of the series lset, whose note is st,
+// or holds them back while they are not due (see LiveOptions.WriteInterval);
+// high tells an anomalous value.
+func (l *Live) keep(st *liveSeries, lset labels.Labels, cur outSample, high bool) {
+	every := l.opts.WriteInterval.Milliseconds()
+	if st.holding && cur.t-st.lastWrite > every {
+		// PromQL would show the series as stale from lastWrite+every on:
+		// write the score held back, which is within the interval, after all.
+		l.put(st, lset, st.held)
+	}
+	// A normal score is written when the next one may come too late to be:
+	// the next is expected one interval (the series', or Resolution) later.
+	next := max(st.agg.gap, l.res)
+	if high || st.high || !st.written || every < 0 || cur.t-st.lastWrite >= every || cur.t+next > st.lastWrite+every {
+		l.put(st, lset, cur)
+	} else {
+		st.held, st.holding = cur, true
+	}
+	st.high = high
+}
+
+// put queues the score and the band of one scored value.
+func (l *Live) put(st *liveSeries, lset labels.Labels, o outSample) {
+	lower, upper := roundBand(o.lower, o.upper)
+	l.write(st, lset, 0, o.t, o.score)
+	l.write(st, lset, 1, o.t, lower)
+	l.write(st, lset, 2, o.t, upper)
+	st.lastWrite, st.written, st.holding = o.t, true, false
+}
+
+// roundBand rounds a band outward to a decimal step of at most 1% of its width
+// (…, 0.01, 0.1, 1, 10, …), so that the values written are short decimals: a
+// chart cannot show the difference, and the TSDB, whose columns are decimal,
+// converts and compresses them with less work. A band without width, or too
+// narrow or wide for an exact power of ten, is kept as it is.
+func roundBand(lower, upper float64) (float64, float64) {
+	w := upper - lower
+	if !(w > 0) || math.IsInf(w, 0) {
+		return lower, upper
+	}
+	e := int(math.Floor(math.Log10(w / 100)))
+	switch {
+	case e < -22 || e > 22: // beyond the exact powers of ten
+		return lower, upper
+	case e >= 0:
+		p := math.Pow10(e)
+		return math.Floor(lower/p) * p, math.Ceil(upper/p) * p
+	}
+	// Divide by 10^-e rather than multiply by 10^e, which is not exact: the
+	// result is then the float nearest to the short decimal.
+	p := math.Pow10(-e)
+	return math.Floor(lower*p) / p, math.Ceil(upper*p) / p
 }
 
 // write queues v at t for output series k (0 score, 1 lower, 2 upper) of the
@@ -589,6 +699,7 @@ func (l *Live) flush() {
 		return
 	}
 	var err error
+	l.own.Store(newOwnBatch(l.pending))
 	if l.refs != nil {
 		err = l.describe()
 		if err == nil {
@@ -604,6 +715,7 @@ func (l *Live) flush() {
 	} else {
 		err = l.appendAll()
 	}
+	l.own.Store(nil)
 	if err != nil {
 		l.writeErrs.Add(1)
 		l.opts.Logger.Warn("cannot write anomaly scores", "samples", len(l.pending), "err", err)

@@ -2,8 +2,11 @@ package detect
 
 import (
 	"context"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -143,8 +146,12 @@ func TestLiveLevelShift(t *testing.T) {
 	syncLive(t, l)
 
 	scores := readSeries(t, db, eq(labels.MetricName, ScoreMetric), eq(MetricLabel, "room_temp"), eq("room", "a"))
-	if len(scores) != shiftAt+60 { // one a minute: every sample's score is written
-		t.Fatalf("%d scores written for %d samples", len(scores), shiftAt+60)
+	// One a minute: every sample's score is written once the detector is warm.
+	if len(scores) != shiftAt+60-warmup {
+		t.Fatalf("%d scores written for %d samples, want all but the %d of the warm-up", len(scores), shiftAt+60, warmup)
+	}
+	if first := slices.Min(slices.Collect(maps.Keys(scores))); first != liveStart.Add(warmup*time.Minute).UnixMilli() {
+		t.Errorf("first score written at %v, want the first after the warm-up", time.UnixMilli(first).UTC())
 	}
 	shift := liveStart.Add(shiftAt * time.Minute).UnixMilli()
 	var before, after float64
@@ -345,11 +352,70 @@ func TestLiveWriteInterval(t *testing.T) {
 			}
 		}
 	}
-	if normal != shiftAt/10 {
-		t.Errorf("%d scores written in the normal day, want %d", normal, shiftAt/10)
+	if want := (shiftAt - warmup) / 10; normal != want { // from the end of the warm-up
+		t.Errorf("%d scores written in the normal day, want %d", normal, want)
 	}
 	if _, ok := scores[shift]; !ok {
 		t.Errorf("the first anomalous sample's score was not written")
+	}
+}
+
+// With the default WriteInterval (PromQL's lookback of five minutes), the score
+// and band of a normal series are written about once per interval, but never so
+// far apart that PromQL would show them as stale between two writes (a sample
+// is seen for five minutes after its time, not at five minutes), even when the
+// samples come a little late or early.
+func TestLiveWritesKeepSeriesFresh(t *testing.T) {
+	const lookback = 5 * time.Minute
+	for _, c := range []struct {
+		name       string
+		every      time.Duration // between samples, before jitter
+		jitter     time.Duration // each sample up to this much late or early
+		resolution time.Duration
+		// At least this many samples per write of a normal series.
+		minPerWrite float64
+	}{
+		{"60s", time.Minute, 0, 0, 5},
+		{"60s ± 2s", time.Minute, 2 * time.Second, 0, 4},
+		{"15s ± 1s", 15 * time.Second, time.Second, 0, 16},
+		{"60s ± 2s, every sample scored", time.Minute, 2 * time.Second, -1, 3.5},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db, l := openLive(t, LiveOptions{Resolution: c.resolution})
+			ls := labels.FromStrings(labels.MetricName, "disk_used_bytes", "disk", "sda")
+			rng := rand.New(rand.NewPCG(11, 12))
+			n := int(24 * time.Hour / c.every)
+			app := db.Appender(context.Background())
+			for i := range n {
+				at := liveStart.Add(time.Duration(i) * c.every)
+				if c.jitter > 0 {
+					at = at.Add(time.Duration(rng.Int64N(int64(2*c.jitter))) - c.jitter)
+				}
+				if _, err := app.Append(0, ls, at.UnixMilli(), 500+rng.NormFloat64()*5); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := app.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			syncLive(t, l)
+			for _, name := range []string{ScoreMetric, LowerMetric, UpperMetric} {
+				written := readSeries(t, db, eq(labels.MetricName, name), eq(MetricLabel, "disk_used_bytes"))
+				ts := slices.Sorted(maps.Keys(written))
+				for i := 1; i < len(ts); i++ {
+					if gap := time.Duration(ts[i]-ts[i-1]) * time.Millisecond; gap > lookback {
+						t.Fatalf("%s: no sample from %v to %v (%v): PromQL shows the series as stale", name,
+							time.UnixMilli(ts[i-1]).UTC(), time.UnixMilli(ts[i]).UTC(), gap)
+					}
+				}
+				if per := float64(n) / float64(len(ts)); per < c.minPerWrite {
+					t.Errorf("%s: %d samples written for %d samples: one per %.1f, want one per %.1f or more", name, len(ts), n, per, c.minPerWrite)
+				}
+			}
+			if list := l.Anomalies(); len(list) != 0 {
+				t.Errorf("anomalies in plain noise: %+v", list)
+			}
+		})
 	}
 }
 
@@ -408,9 +474,22 @@ func TestLiveAppendRefsMatchesAppender(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		db.SetObserver(l.Observe)
+		// The engine's own writes reach Observe as whole batches it knows.
+		var own, missed int
+		db.SetObserver(func(b []tsdb.ObservedSample) {
+			if strings.HasPrefix(b[0].Labels.Get(labels.MetricName), "outpost_") {
+				own++
+				if o := l.own.Load(); o == nil || !o.is(b) {
+					missed++
+				}
+			}
+			l.Observe(b)
+		})
 		appendSeries(t, db, series, minutes, value)
 		syncLive(t, l)
+		if own == 0 || missed > 0 {
+			t.Errorf("%d of the engine's %d writes were not recognised as its own", missed, own)
+		}
 		return read(db), l.Stats()
 	}
 	bulk, bst := run(false)
@@ -504,5 +583,99 @@ func TestLiveResolution(t *testing.T) {
 				t.Errorf("band at the end [%.2f, %.2f], want narrow=%v", lower, upper, c.wantNarrow)
 			}
 		})
+	}
+}
+
+// The band is written rounded outward to a short decimal, at most 1% of its
+// width from the detector's.
+func TestRoundBand(t *testing.T) {
+	for _, c := range []struct {
+		lower, upper, wantLower, wantUpper float64
+	}{
+		{996749725.87527466, 1003275969.0556374, 996740000, 1003280000},
+		{19.123456, 20.876543, 19.12, 20.88},
+		{-5.4321, -1.2345, -5.44, -1.23},
+		{0.0312, 0.0687, 0.0312, 0.0687},
+		{1.5e-7, 2.25e-7, 1.5e-7, 2.25e-7},
+		{3, 3, 3, 3},                 // no width: kept
+		{1e-40, 2e-40, 1e-40, 2e-40}, // too narrow for an exact power of ten: kept
+	} {
+		lo, hi := roundBand(c.lower, c.upper)
+		if lo != c.wantLower || hi != c.wantUpper {
+			t.Errorf("roundBand(%v, %v) = %v, %v; want %v, %v", c.lower, c.upper, lo, hi, c.wantLower, c.wantUpper)
+		}
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	for range 10000 {
+		mid := (rng.Float64() - 0.5) * math.Pow(10, float64(rng.IntN(24)-12))
+		w := math.Abs(mid) * (0.01 + rng.Float64()) // at least 1% of the values
+		lower, upper := mid-w/2, mid+w/2
+		lo, hi := roundBand(lower, upper)
+		slack := 1e-12 * math.Max(math.Abs(lower), math.Abs(upper)) // the float nearest to a decimal
+		if lo > lower+slack || hi < upper-slack || lower-lo > w/100+slack || hi-upper > w/100+slack {
+			t.Fatalf("roundBand(%v, %v) = %v, %v: not outward within 1%% of the width", lower, upper, lo, hi)
+		}
+		for _, v := range []float64{lo, hi} {
+			mantissa, _, _ := strings.Cut(strconv.FormatFloat(math.Abs(v), 'e', -1, 64), "e")
+			if digits := len(strings.ReplaceAll(mantissa, ".", "")); digits > 6 {
+				t.Fatalf("roundBand(%v, %v) = %v, %v: %v is not a short decimal", lower, upper, lo, hi, v)
+			}
+		}
+	}
+}
+
+// Observe skips the engine's own write of scores and bands, and only it.
+func TestOwnBatch(t *testing.T) {
+	score := labels.FromStrings(labels.MetricName, ScoreMetric, MetricLabel, "x")
+	lower := labels.FromStrings(labels.MetricName, LowerMetric, MetricLabel, "x")
+	other := labels.FromStrings(labels.MetricName, "x")
+	written := []tsdb.RefSample{{Ref: 1, T: 100, V: 0}, {Ref: 2, T: 100, V: 1.5}, {Ref: 1, T: 160, V: 0.25}}
+	own := newOwnBatch(written)
+	observed := func(lsets ...labels.Labels) []tsdb.ObservedSample {
+		var out []tsdb.ObservedSample
+		for i, ls := range lsets {
+			out = append(out, tsdb.ObservedSample{Labels: ls, Ref: uint64(written[i].Ref), T: written[i].T, V: written[i].V})
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name  string
+		batch []tsdb.ObservedSample
+		want  bool
+	}{
+		{"the write", observed(score, lower, score), true},
+		{"part of it (a sample refused)", observed(score, lower), false},
+		{"ingest's samples at the same times and values", observed(other, other, other), false},
+		{"another value", append(observed(score, lower), tsdb.ObservedSample{Labels: score, Ref: 1, T: 160, V: 0.5}), false},
+		{"another time", append(observed(score, lower), tsdb.ObservedSample{Labels: score, Ref: 1, T: 161, V: 0.25}), false},
+	} {
+		if got := own.is(c.batch); got != c.want {
+			t.Errorf("%s: is = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// The verdicts are kept by ref across pages, and forgotten past filterMemory
+// pages.
+func TestFilterVerdicts(t *testing.T) {
+	var v verdicts
+	set := map[uint64]bool{1: true, 63: false, 64: true, verdictPageRefs - 1: true, verdictPageRefs: false, verdictPageRefs + 1: true, 1 << 40: true}
+	for ref, m := range set {
+		v.set(ref, m)
+	}
+	for _, ref := range []uint64{0, 1, 2, 63, 64, 65, verdictPageRefs - 1, verdictPageRefs, verdictPageRefs + 1, 3 * verdictPageRefs, 1 << 40, 1<<40 + 1} {
+		want, wantKnown := set[ref]
+		if m, known := v.get(ref); m != want || known != wantKnown {
+			t.Errorf("ref %d: match %v, known %v; want %v, %v", ref, m, known, want, wantKnown)
+		}
+	}
+	for i := range uint64(filterMemory + 1) {
+		v.set(i*verdictPageRefs+5, true)
+	}
+	if n := len(v.pages); n > filterMemory {
+		t.Errorf("%d pages kept, want at most %d", n, filterMemory)
+	}
+	if m, known := v.get(filterMemory*verdictPageRefs + 5); !m || !known {
+		t.Error("the latest verdict was forgotten")
 	}
 }
