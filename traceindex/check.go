@@ -23,7 +23,9 @@ func (ix *Index) Check(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := p.db.View(func(tx *bolt.Tx) error { return p.check(tx) }); err != nil {
+		err := p.db.View(func(tx *bolt.Tx) error { return p.check(tx) })
+		p.maybeRelease(true) // every page was read
+		if err != nil {
 			return err
 		}
 	}

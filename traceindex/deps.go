@@ -58,7 +58,8 @@ func (ix *Index) Dependencies(ctx context.Context, from, to time.Time) (Dependen
 		return i
 	}
 	errFull := errors.New("full")
-	err := ix.view(ctx, f, t, func(p *partition, tx *bolt.Tx) error {
+	// Every block of the window is read: give the pages back at once.
+	err := ix.view(ctx, f, t, true, func(p *partition, tx *bolt.Tx) error {
 		lo := f
 		if lo != math.MinInt64 {
 			lo = max(f-p.readSpread(tx), math.MinInt64+1)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -60,7 +61,13 @@ type partition struct {
 	attrIDs map[string]uint32
 	spread  int64 // largest (latest - earliest span start) of one block
 
-	lastRelease time.Time // when the mapped pages were last released
+	// Giving the mapped pages back (release.go): released is when that was last
+	// done (Unix ns, monotonic within the process), by any goroutine; touched
+	// counts the B+tree nodes commits read since then (committer only);
+	// releaseNodes is the budget that forces a release.
+	released     atomic.Int64
+	touched      int64
+	releaseNodes int64
 }
 
 type opName struct {
@@ -359,7 +366,8 @@ func openPartition(path string, o *Options, start, end int64) (*partition, error
 	if err != nil {
 		return nil, fmt.Errorf("cannot open partition %q: %w", path, err)
 	}
-	p := &partition{path: path, db: db, svcIDs: map[string]uint32{}, opIDs: map[opName]uint32{}, attrIDs: map[string]uint32{}}
+	p := &partition{path: path, db: db, svcIDs: map[string]uint32{}, opIDs: map[opName]uint32{}, attrIDs: map[string]uint32{},
+		releaseNodes: int64(o.releaseNodes)}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {

@@ -83,6 +83,11 @@ type Options struct {
 
 	// Logger receives partition lifecycle events. Nil means slog.Default().
 	Logger *slog.Logger
+
+	// releaseNodes is how many B+tree nodes commits may read from a partition
+	// file's mapping before its pages are given back. Zero means
+	// defaultReleaseNodes; tests set less.
+	releaseNodes int
 }
 
 const maxBlockRaw = 64 << 20 // a block payload larger than this is refused
@@ -130,6 +135,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.Logger == nil {
 		r.Logger = slog.Default()
+	}
+	if r.releaseNodes <= 0 {
+		r.releaseNodes = defaultReleaseNodes
 	}
 	return r
 }

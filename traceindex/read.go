@@ -43,8 +43,9 @@ func ParseTraceID(s string) (pcommon.TraceID, error) {
 }
 
 // view runs fn in a read transaction on every partition overlapping [from, to]
-// (Unix ns), newest first, holding ix.mu shared.
-func (ix *Index) view(ctx context.Context, from, to int64, fn func(p *partition, tx *bolt.Tx) error) error {
+// (Unix ns), newest first, holding ix.mu shared. Calls that read much set
+// release, to give the partitions' mapped pages back right after (release.go).
+func (ix *Index) view(ctx context.Context, from, to int64, release bool, fn func(p *partition, tx *bolt.Tx) error) error {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	if ix.closed {
@@ -54,7 +55,9 @@ func (ix *Index) view(ctx context.Context, from, to int64, fn func(p *partition,
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := p.db.View(func(tx *bolt.Tx) error { return fn(p, tx) }); err != nil {
+		err := p.db.View(func(tx *bolt.Tx) error { return fn(p, tx) })
+		p.maybeRelease(release)
+		if err != nil {
 			return err
 		}
 	}
@@ -100,6 +103,9 @@ func (ix *Index) read(ctx context.Context, fn func(s *snapshot) error) error {
 	defer func() {
 		for _, tx := range s.txs {
 			tx.Rollback()
+		}
+		for _, p := range s.parts {
+			p.maybeRelease(false) // see release.go
 		}
 	}()
 	for i := len(ix.parts) - 1; i >= 0; i-- {
@@ -206,7 +212,7 @@ func appendTrace(out, td ptrace.Traces, id pcommon.TraceID, seen map[pcommon.Spa
 func (ix *Index) Services(ctx context.Context, from, to time.Time) ([]string, error) {
 	f, t := timeRange(from, to)
 	set := map[string]struct{}{}
-	err := ix.view(ctx, f, t, func(p *partition, tx *bolt.Tx) error {
+	err := ix.view(ctx, f, t, false, func(p *partition, tx *bolt.Tx) error {
 		return tx.Bucket(bucketSvc).ForEach(func(_, v []byte) error {
 			set[string(v)] = struct{}{}
 			return nil
@@ -233,7 +239,7 @@ type Operation struct {
 // kinds given, only operations of those span kinds are listed.
 func (ix *Index) Operations(ctx context.Context, service string, kinds ...ptrace.SpanKind) ([]Operation, error) {
 	set := map[Operation]struct{}{}
-	err := ix.view(ctx, math.MinInt64, math.MaxInt64, func(p *partition, tx *bolt.Tx) error {
+	err := ix.view(ctx, math.MinInt64, math.MaxInt64, false, func(p *partition, tx *bolt.Tx) error {
 		svc, ok := lookupService(tx, service)
 		if !ok {
 			return nil

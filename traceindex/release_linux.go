@@ -8,11 +8,11 @@ import (
 
 // releaseMapped lets the kernel take the partition file's pages out of this
 // process's resident set. bbolt reads the file through a read-only shared
-// mapping, so every page it has touched (and it touches each large block again
-// when the next one is appended beside it) counts as resident memory until the
-// kernel reclaims it; MADV_DONTNEED drops those mappings at once. The pages stay
-// in the page cache and are faulted back in on the next access, so readers in
-// flight see the same bytes.
+// mapping, so every page it has touched (and the cached pages around it, see
+// release.go) counts as resident memory until the kernel reclaims it;
+// MADV_DONTNEED drops those mappings at once. The pages stay in the page cache
+// and are faulted back in on the next access, so readers in flight see the
+// same bytes.
 //
 // The range is the database's used pages, read inside a read transaction:
 // bbolt cannot remap meanwhile, and the used pages always lie inside the

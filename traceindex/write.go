@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -465,7 +464,12 @@ func (p *partition) submit(job *commitJob) error {
 func (p *partition) commit(batch []*commitJob) error {
 	var names *nameTx
 	spread := p.spread
+	var nodes int64
 	err := p.db.Update(func(tx *bolt.Tx) error {
+		defer func() {
+			st := tx.Stats()
+			nodes = st.GetNodeCount()
+		}()
 		names = &nameTx{p: p, tx: tx}
 		for _, job := range batch {
 			for i := range job.blocks {
@@ -481,24 +485,19 @@ func (p *partition) commit(batch []*commitJob) error {
 		}
 		return nil
 	})
+	// Give the mapped pages back once commits have read the node budget, or a
+	// while after the last time (release.go).
+	p.touched += nodes
+	if p.maybeRelease(p.touched >= p.releaseNodes) {
+		p.touched = 0
+	}
 	if err != nil {
 		return fmt.Errorf("cannot write spans to partition %q: %w", p.path, err)
 	}
 	names.commit()
 	p.spread = spread
-	// Give the mapped pages back now and then (release_linux.go), so that
-	// resident memory follows what the last seconds touched rather than
-	// everything written.
-	if now := time.Now(); now.Sub(p.lastRelease) >= releaseEvery {
-		p.lastRelease = now
-		releaseMapped(p.db)
-	}
 	return nil
 }
-
-// releaseEvery is the least time between two releases of a partition's
-// mapped pages.
-const releaseEvery = 2 * time.Second
 
 // buildBlock copies refs into a new Traces, encodes it and collects index data.
 func (ix *Index) buildBlock(td ptrace.Traces, refs []spanRef) (pendingBlock, error) {
