@@ -26,11 +26,7 @@ type Filter struct {
 // in pages of verdictPageRefs refs. The refs of one batch are mostly
 // consecutive, so most lookups hit the page of the previous one and hash
 // nothing.
-type verdicts struct {
-	pages   map[uint64]*verdictPage
-	lastKey uint64
-	last    *verdictPage // the page of the latest lookup, nil if none
-}
+type verdicts struct{ pageMap[verdictPage] }
 
 const (
 	verdictPageBits = 12
@@ -46,13 +42,9 @@ type verdictPage struct {
 
 // get returns the verdict on ref, and whether there is one.
 func (v *verdicts) get(ref uint64) (match, known bool) {
-	k := ref >> verdictPageBits
-	p := v.last
-	if p == nil || k != v.lastKey {
-		if p = v.pages[k]; p == nil {
-			return false, false
-		}
-		v.last, v.lastKey = p, k
+	p := v.find(ref >> verdictPageBits)
+	if p == nil {
+		return false, false
 	}
 	i, bit := ref%verdictPageRefs/64, uint64(1)<<(ref%64)
 	return p.match[i]&bit != 0, p.known[i]&bit != 0
@@ -61,14 +53,10 @@ func (v *verdicts) get(ref uint64) (match, known bool) {
 // set records the verdict on ref.
 func (v *verdicts) set(ref uint64, match bool) {
 	k := ref >> verdictPageBits
-	p := v.pages[k]
-	if p == nil {
-		if len(v.pages) >= filterMemory || v.pages == nil {
-			v.pages, v.last = map[uint64]*verdictPage{}, nil
-		}
-		p = &verdictPage{}
-		v.pages[k] = p
+	if v.find(k) == nil && len(v.pages) >= filterMemory {
+		v.reset()
 	}
+	p := v.make(k)
 	i, bit := ref%verdictPageRefs/64, uint64(1)<<(ref%64)
 	p.known[i] |= bit
 	if match {

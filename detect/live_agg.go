@@ -88,15 +88,55 @@ func resolutionMillis(d time.Duration) int64 {
 	return max(1, d.Milliseconds())
 }
 
-// refIndex finds a watched series' Set entry by its TSDB ref without hashing:
-// the refs sit in pages of refPageSize slots, and the refs of one batch, mostly
-// consecutive, hit the page of the previous one. A page is freed when its last
-// entry leaves, so the index holds at most one page per watched series.
-type refIndex struct {
-	pages   map[uint64]*refPage
+// pageMap holds pages by key and remembers the page of the latest lookup: the
+// refs of one batch are mostly consecutive, so most lookups hit that page and
+// hash nothing.
+type pageMap[P any] struct {
+	pages   map[uint64]*P
 	lastKey uint64
-	last    *refPage // the page of the latest lookup, nil if none
+	last    *P // the page of the latest lookup, nil if none
 }
+
+// find returns page k, nil if there is none.
+func (m *pageMap[P]) find(k uint64) *P {
+	if m.last != nil && k == m.lastKey {
+		return m.last
+	}
+	p := m.pages[k]
+	if p != nil {
+		m.last, m.lastKey = p, k
+	}
+	return p
+}
+
+// make returns page k, creating it.
+func (m *pageMap[P]) make(k uint64) *P {
+	if p := m.find(k); p != nil {
+		return p
+	}
+	if m.pages == nil {
+		m.pages = map[uint64]*P{}
+	}
+	p := new(P)
+	m.pages[k] = p
+	return p
+}
+
+// drop removes page k.
+func (m *pageMap[P]) drop(k uint64) {
+	delete(m.pages, k)
+	if m.lastKey == k {
+		m.last = nil
+	}
+}
+
+// reset removes every page.
+func (m *pageMap[P]) reset() { m.pages, m.last = nil, nil }
+
+// refIndex finds a watched series' Set entry by its TSDB ref without hashing:
+// the refs sit in pages of refPageSize slots (a pageMap). A page is freed when
+// its last entry leaves, so the index holds at most one page per watched series.
+type refIndex struct{ pageMap[refPage] }
 
 const (
 	refPageBits = 8
@@ -109,27 +149,14 @@ type refPage struct {
 }
 
 func (x *refIndex) get(ref uint64) *setEntry {
-	k := ref >> refPageBits
-	p := x.last
-	if p == nil || k != x.lastKey {
-		if p = x.pages[k]; p == nil {
-			return nil
-		}
-		x.last, x.lastKey = p, k
+	if p := x.find(ref >> refPageBits); p != nil {
+		return p.e[ref&(refPageSize-1)]
 	}
-	return p.e[ref&(refPageSize-1)]
+	return nil
 }
 
 func (x *refIndex) put(ref uint64, e *setEntry) {
-	k := ref >> refPageBits
-	p := x.pages[k]
-	if p == nil {
-		if x.pages == nil {
-			x.pages = map[uint64]*refPage{}
-		}
-		p = &refPage{}
-		x.pages[k] = p
-	}
+	p := x.make(ref >> refPageBits)
 	slot := &p.e[ref&(refPageSize-1)]
 	if *slot == nil {
 		p.n++
@@ -139,7 +166,7 @@ func (x *refIndex) put(ref uint64, e *setEntry) {
 
 func (x *refIndex) remove(ref uint64) {
 	k := ref >> refPageBits
-	p := x.pages[k]
+	p := x.find(k)
 	if p == nil {
 		return
 	}
@@ -149,9 +176,6 @@ func (x *refIndex) remove(ref uint64) {
 	}
 	*slot = nil
 	if p.n--; p.n == 0 {
-		delete(x.pages, k)
-		if x.last == p {
-			x.last = nil
-		}
+		x.drop(k)
 	}
 }
