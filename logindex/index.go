@@ -478,14 +478,20 @@ func (ix *Index) applyRetention() (int, error) {
 	return ix.DropBefore(ix.opts.Now().Add(-ix.opts.Retention))
 }
 
+// retentionLoop applies the retention every minute and gives the segments'
+// mapped pages back every releaseEvery (release.go).
 func (ix *Index) retentionLoop() {
 	defer close(ix.retentionDone)
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
+	rel := time.NewTicker(releaseEvery)
+	defer rel.Stop()
 	for {
 		select {
 		case <-ix.stopRetention:
 			return
+		case <-rel.C:
+			ix.releaseMapped()
 		case <-t.C:
 			if n, err := ix.applyRetention(); err != nil {
 				ix.log.Error("cannot apply log retention", "err", err)
