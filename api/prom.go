@@ -500,6 +500,11 @@ func (p *Prometheus) execError(err error) *apiError {
 		tooManySeries  promql.ErrTooManySeries
 		timeout        promql.ErrQueryTimeout
 	)
+	// The storage may notice the deadline before the engine does, and then
+	// returns the context's own error.
+	if errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &timeout) {
+		err = promql.ErrQueryTimeout("query execution")
+	}
 	switch {
 	case errors.As(err, &tooManySamples):
 		err = fmt.Errorf("%w (the limit is %d samples per query)", err, p.opts.MaxSamples)

@@ -151,34 +151,44 @@ type liveItem struct {
 
 // ownBatch tells the engine's own write of scores and bands from ingest's
 // batches, so that Observe drops it whole instead of queueing it and looking up
-// each of its samples: the samples written, and the first and last of them.
-// Another batch that matched would also hold only the engine's output series
-// (its first sample's metric name is checked), which the engine skips anyway.
+// each of its samples: how many samples were written, the sum of their
+// timestamps and the XOR of their values' bits. These do not depend on the
+// order, and the TSDB hands a commit to its observer grouped by series, not in
+// the order written. Another batch that matched would also hold only the
+// engine's output series (its first and last samples' metric names are
+// checked), which the engine skips anyway; a write that does not match (some
+// samples refused, say) goes the slow way and is skipped sample by sample.
 type ownBatch struct {
-	n             int
-	firstT, lastT int64
-	firstV, lastV uint64 // math.Float64bits
+	n    int
+	sumT int64
+	xorV uint64
 }
 
-// newOwnBatch describes the write of pending.
 func newOwnBatch(pending []tsdb.RefSample) *ownBatch {
-	first, last := &pending[0], &pending[len(pending)-1]
-	return &ownBatch{n: len(pending), firstT: first.T, lastT: last.T, firstV: math.Float64bits(first.V), lastV: math.Float64bits(last.V)}
+	o := &ownBatch{n: len(pending)}
+	for i := range pending {
+		o.sumT += pending[i].T
+		o.xorV ^= math.Float64bits(pending[i].V)
+	}
+	return o
 }
 
-// is reports whether batch is the write o describes. The TSDB shows the
-// observer the samples it accepted in the order given, so a write that lost
-// samples (refused as out of order) does not match, and its samples are
-// skipped one by one, by name.
 func (o *ownBatch) is(batch []tsdb.ObservedSample) bool {
-	if len(batch) != o.n {
+	if len(batch) != o.n || !isOutput(batch[0].Labels) || !isOutput(batch[len(batch)-1].Labels) {
 		return false
 	}
-	first, last := &batch[0], &batch[len(batch)-1]
-	if first.T != o.firstT || last.T != o.lastT || math.Float64bits(first.V) != o.firstV || math.Float64bits(last.V) != o.lastV {
-		return false
+	var sumT int64
+	var xorV uint64
+	for i := range batch {
+		sumT += batch[i].T
+		xorV ^= math.Float64bits(batch[i].V)
 	}
-	switch first.Labels.Get(labels.MetricName) {
+	return sumT == o.sumT && xorV == o.xorV
+}
+
+// isOutput reports whether lset is one of the engine's output series.
+func isOutput(lset labels.Labels) bool {
+	switch lset.Get(labels.MetricName) {
 	case ScoreMetric, LowerMetric, UpperMetric:
 		return true
 	}

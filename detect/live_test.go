@@ -644,6 +644,8 @@ func TestOwnBatch(t *testing.T) {
 		want  bool
 	}{
 		{"the write", observed(score, lower, score), true},
+		{"the write grouped by series, as the TSDB hands it over", []tsdb.ObservedSample{
+			{Labels: score, Ref: 1, T: 100, V: 0}, {Labels: score, Ref: 1, T: 160, V: 0.25}, {Labels: lower, Ref: 2, T: 100, V: 1.5}}, true},
 		{"part of it (a sample refused)", observed(score, lower), false},
 		{"ingest's samples at the same times and values", observed(other, other, other), false},
 		{"another value", append(observed(score, lower), tsdb.ObservedSample{Labels: score, Ref: 1, T: 160, V: 0.5}), false},
