@@ -41,4 +41,11 @@
 //     indexed, so they cannot be searched.
 //   - Retention drops whole days: a partition goes when its last day ends before the
 //     retention horizon.
+//   - Memory: up to Options.MaxPendingRecords acknowledged records wait in memory
+//     for indexing (about 1 KB each), plus Bleve's in-memory segments. Bleve's
+//     persisted segments are read through memory maps; their pages are given back
+//     every two seconds (release.go), so they do not add up in resident memory as
+//     the day's index grows. A smaller MaxPendingRecords saves memory but turns
+//     bursts into back-pressure sooner: at 30,000 a replay at full speed spent
+//     about 70% more CPU on requests that were refused and sent again.
 package logindex
