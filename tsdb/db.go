@@ -58,7 +58,7 @@ type DB struct {
 type memSeries struct {
 	id     uint32
 	lset   labels.Labels
-	head   head       // samples not yet flushed
+	head   *head      // samples not yet flushed; nil when there are none
 	maxT   int64      // newest timestamp accepted or stored, math.MinInt64 if none
 	walSeg int        // WAL segment holding this series' record, -1 if none
 	next   *memSeries // next series with the same label hash
@@ -355,6 +355,9 @@ func (db *DB) newestSample(lset labels.Labels) (sample, bool) {
 // insertHead puts s into the series' head, replacing a sample with the same
 // timestamp.
 func (db *DB) insertHead(ms *memSeries, s sample) {
+	if ms.head == nil {
+		ms.head = &head{}
+	}
 	if ms.head.insert(s) {
 		db.headSamples++
 	}

@@ -42,17 +42,15 @@ func (db *DB) flushLocked() error {
 	var list []frozenSeries
 	for _, s := range db.series {
 		if !s.head.empty() {
-			h := new(head)
-			*h = s.head
-			frozen[s.id] = h
-			list = append(list, frozenSeries{id: s.id, lset: s.lset, head: h})
-			s.head = head{}
+			frozen[s.id] = s.head
+			list = append(list, frozenSeries{id: s.id, lset: s.lset, head: s.head})
+			s.head = nil
 		}
 	}
 	newSeg, err := db.w.cut()
 	if err != nil {
 		for _, f := range list {
-			db.series[f.id].head = *f.head
+			db.series[f.id].head = f.head
 		}
 		db.mu.Unlock()
 		return fmt.Errorf("cannot flush head: %w", err)

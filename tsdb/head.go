@@ -44,7 +44,8 @@ type headChunk struct {
 	mint, maxt int64
 }
 
-func (h *head) empty() bool { return h.n == 0 }
+// empty reports whether the head holds no sample; a nil head is empty.
+func (h *head) empty() bool { return h == nil || h.n == 0 }
 
 // insert stores s, replacing a sample with the same timestamp; it reports
 // whether a new timestamp was added.
@@ -184,12 +185,18 @@ func (h *head) spans(mint, maxt int64) bool {
 
 // contains reports whether the head holds a sample at t.
 func (h *head) contains(t int64) bool {
+	if h == nil {
+		return false
+	}
 	i := sort.Search(len(h.raw), func(i int) bool { return h.raw[i].t >= t })
 	return i < len(h.raw) && h.raw[i].t == t || h.chunksContain(t)
 }
 
 // bytes estimates the memory the head takes.
 func (h *head) bytes() int {
+	if h == nil {
+		return 0
+	}
 	n := int(unsafe.Sizeof(*h)) + cap(h.sealed)*int(unsafe.Sizeof(headChunk{})) + cap(h.raw)*int(unsafe.Sizeof(sample{}))
 	for _, c := range h.sealed {
 		n += cap(c.b)
