@@ -570,6 +570,11 @@ func roundBand(lower, upper float64) (float64, float64) {
 	// Divide by 10^-e rather than multiply by 10^e, which is not exact: the
 	// result is then the float nearest to the short decimal.
 	p := math.Pow10(-e)
+	if max(math.Abs(lower), math.Abs(upper))*p >= 1<<53 {
+		// A huge level beside a narrow band: scaled, it would lose the digits
+		// that keep the rounding outward, or overflow.
+		return lower, upper
+	}
 	return math.Floor(lower*p) / p, math.Ceil(upper*p) / p
 }
 

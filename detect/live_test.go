@@ -597,8 +597,10 @@ func TestRoundBand(t *testing.T) {
 		{-5.4321, -1.2345, -5.44, -1.23},
 		{0.0312, 0.0687, 0.0312, 0.0687},
 		{1.5e-7, 2.25e-7, 1.5e-7, 2.25e-7},
-		{3, 3, 3, 3},                 // no width: kept
-		{1e-40, 2e-40, 1e-40, 2e-40}, // too narrow for an exact power of ten: kept
+		{3, 3, 3, 3},                                 // no width: kept
+		{1e-40, 2e-40, 1e-40, 2e-40},                 // too narrow for an exact power of ten: kept
+		{1e300, 1e300 + 1e285, 1e300, 1e300 + 1e285}, // a huge level: kept, never infinite
+		{1e10, 1e10 + 1e-6, 1e10, 1e10 + 1e-6},       // digits the scaling would lose: kept
 	} {
 		lo, hi := roundBand(c.lower, c.upper)
 		if lo != c.wantLower || hi != c.wantUpper {
