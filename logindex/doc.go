@@ -48,4 +48,11 @@
 //     the day's index grows. A smaller MaxPendingRecords saves memory but turns
 //     bursts into back-pressure sooner: at 30,000 a replay at full speed spent
 //     about 70% more CPU on requests that were refused and sent again.
+//   - Not bounded yet: Bleve's merges. Scorch's default merge plan lets a segment
+//     grow to 5 million documents, and a merge takes memory in proportion to the
+//     segments it merges. In an hour-long replay (50 million records in one day's
+//     partition) anonymous memory stayed at 300-575 MB for 50 minutes, then reached
+//     2.7 GB for the seven minutes of one large merge. Capping the segment size
+//     (scorchMergePlanOptions in shardConfig) is the next step, measured against
+//     search latency, which grows with the number of segments.
 package logindex
