@@ -299,10 +299,8 @@ func (db *DB) replayRecord(refs map[uint64]*memSeries, typ byte, payload []byte)
 // for writing (or Open must be running).
 func (db *DB) getOrCreate(lset labels.Labels) *memSeries {
 	h := lset.Hash()
-	for s := db.byHash[h]; s != nil; s = s.next {
-		if labels.Equal(s.lset, lset) {
-			return s
-		}
+	if s := db.lookup(h, lset); s != nil {
+		return s
 	}
 	s := &memSeries{id: uint32(len(db.series)), lset: lset.Copy(), maxT: math.MinInt64, walSeg: -1}
 	db.series = append(db.series, s)
@@ -331,13 +329,7 @@ func (db *DB) getOrCreate(lset labels.Labels) *memSeries {
 func (db *DB) newestSample(lset labels.Labels) (sample, bool) {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
-	var ms *memSeries
-	for s := db.byHash[lset.Hash()]; s != nil; s = s.next {
-		if labels.Equal(s.lset, lset) {
-			ms = s
-			break
-		}
-	}
+	ms := db.lookup(lset.Hash(), lset)
 	if ms == nil || ms.maxT == math.MinInt64 {
 		return sample{}, false
 	}
@@ -350,6 +342,17 @@ func (db *DB) newestSample(lset labels.Labels) (sample, bool) {
 		return sample{}, false
 	}
 	return last, true
+}
+
+// lookup returns the series with labels lset, whose hash is h, or nil. db.mu
+// must be held.
+func (db *DB) lookup(h uint64, lset labels.Labels) *memSeries {
+	for s := db.byHash[h]; s != nil; s = s.next {
+		if labels.Equal(s.lset, lset) {
+			return s
+		}
+	}
+	return nil
 }
 
 // insertHead puts s into the series' head, replacing a sample with the same
