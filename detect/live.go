@@ -187,8 +187,12 @@ func (o *ownBatch) is(batch []tsdb.ObservedSample) bool {
 }
 
 // isOutput reports whether lset is one of the engine's output series.
-func isOutput(lset labels.Labels) bool {
-	switch lset.Get(labels.MetricName) {
+func isOutput(lset labels.Labels) bool { return isOutputName(lset.Get(labels.MetricName)) }
+
+// isOutputName reports whether name is the metric name of one of the engine's
+// output series.
+func isOutputName(name string) bool {
+	switch name {
 	case ScoreMetric, LowerMetric, UpperMetric:
 		return true
 	}
@@ -469,8 +473,7 @@ func (l *Live) sample(s *tsdb.ObservedSample) bool {
 	e := l.index.get(s.Ref)
 	if e == nil {
 		name := s.Labels.Get(labels.MetricName)
-		switch name {
-		case ScoreMetric, LowerMetric, UpperMetric: // our own output
+		if isOutputName(name) {
 			return false
 		}
 		// Whether the series is a counter is worked out once, when it is new.
