@@ -478,6 +478,20 @@ func (ix *Index) applyRetention() (int, error) {
 	return ix.DropBefore(ix.opts.Now().Add(-ix.opts.Retention))
 }
 
+// partitionList returns the partitions open now, oldest day first. A caller
+// still takes each one (acquire) before using it, since it may be dropped
+// meanwhile.
+func (ix *Index) partitionList() []*partition {
+	ix.mu.RLock()
+	parts := make([]*partition, 0, len(ix.parts))
+	for _, p := range ix.parts {
+		parts = append(parts, p)
+	}
+	ix.mu.RUnlock()
+	sort.Slice(parts, func(i, j int) bool { return parts[i].day < parts[j].day })
+	return parts
+}
+
 // retentionLoop applies the retention every minute and gives the segments'
 // mapped pages back every releaseEvery (release.go).
 func (ix *Index) retentionLoop() {

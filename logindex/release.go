@@ -53,13 +53,7 @@ func releaseShard(sh bleve.Index) {
 
 // releaseMapped gives back the mapped pages of every partition's shards.
 func (ix *Index) releaseMapped() {
-	ix.mu.RLock()
-	parts := make([]*partition, 0, len(ix.parts))
-	for _, p := range ix.parts {
-		parts = append(parts, p)
-	}
-	ix.mu.RUnlock()
-	for _, p := range parts {
+	for _, p := range ix.partitionList() {
 		if !p.acquire() {
 			continue
 		}

@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 
 	"github.com/blevesearch/bleve/v2"
@@ -30,14 +29,7 @@ func (ix *Index) Snapshot(ctx context.Context, add snapshot.AddFunc) error {
 	if ix.closed {
 		return ErrClosed
 	}
-	ix.mu.RLock()
-	parts := make([]*partition, 0, len(ix.parts))
-	for _, p := range ix.parts {
-		parts = append(parts, p)
-	}
-	ix.mu.RUnlock()
-	sort.Slice(parts, func(i, j int) bool { return parts[i].day < parts[j].day })
-	for _, p := range parts {
+	for _, p := range ix.partitionList() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
