@@ -1,9 +1,7 @@
 package logindex
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,6 +9,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
+
+	"outpost/internal/snapshot/snapshottest"
 )
 
 // A snapshot taken between two writes reopens with the first write's records,
@@ -34,18 +34,7 @@ func TestSnapshotReopens(t *testing.T) {
 	}
 	write("before the snapshot", 50)
 	dst := t.TempDir()
-	err := ix.Snapshot(ctx, func(name string, size int64, w func(io.Writer) error) error {
-		var buf bytes.Buffer
-		if err := w(&buf); err != nil {
-			return err
-		}
-		if int64(buf.Len()) != size {
-			t.Errorf("%s: %d bytes, announced %d", name, buf.Len(), size)
-		}
-		p := filepath.Join(dst, filepath.FromSlash(name))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		return os.WriteFile(p, buf.Bytes(), 0o644)
-	})
+	err := ix.Snapshot(ctx, snapshottest.ToDir(dst))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,12 @@
 package traceindex
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"outpost/internal/snapshot/snapshottest"
 )
 
 // A snapshot taken between two writes reopens with the first write only.
@@ -21,16 +20,10 @@ func TestSnapshotReopens(t *testing.T) {
 	))
 	dst := t.TempDir()
 	n := 0
+	toDir := snapshottest.ToDir(dst)
 	err := ix.Snapshot(ctx, func(name string, size int64, write func(io.Writer) error) error {
-		var buf bytes.Buffer
-		if err := write(&buf); err != nil {
-			return err
-		}
-		if int64(buf.Len()) != size {
-			t.Errorf("%s: %d bytes, announced %d", name, buf.Len(), size)
-		}
 		n++
-		return os.WriteFile(filepath.Join(dst, name), buf.Bytes(), 0o644)
+		return toDir(name, size, write)
 	})
 	if err != nil || n != 2 {
 		t.Fatalf("snapshot: %d files, %v", n, err)

@@ -1,14 +1,14 @@
 package tsdb
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"outpost/internal/snapshot/snapshottest"
 )
 
 // A snapshot taken with data in partitions and in the head reopens with every
@@ -35,18 +35,10 @@ func TestSnapshotReopens(t *testing.T) {
 	write(3*3600_000, 4*3600_000) // an hour in the head and the WAL
 	dst := t.TempDir()
 	names := map[string]bool{}
+	toDir := snapshottest.ToDir(dst)
 	err := db.Snapshot(ctx, func(name string, size int64, w func(io.Writer) error) error {
-		var buf bytes.Buffer
-		if err := w(&buf); err != nil {
-			return err
-		}
-		if int64(buf.Len()) != size {
-			t.Errorf("%s: %d bytes, announced %d", name, buf.Len(), size)
-		}
 		names[filepath.Dir(name)] = true
-		p := filepath.Join(dst, filepath.FromSlash(name))
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		return os.WriteFile(p, buf.Bytes(), 0o644)
+		return toDir(name, size, w)
 	})
 	if err != nil {
 		t.Fatal(err)
