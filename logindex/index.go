@@ -39,6 +39,13 @@ type Options struct {
 	// MaxPendingRecords bounds the records acknowledged but not yet indexed; beyond
 	// it WriteLogs answers with a back-pressure error. Zero means 100,000.
 	MaxPendingRecords int
+	// MaxUnpersistedRecords bounds the records that a partition's Bleve shards
+	// together hold in memory segments not yet persisted; beyond it indexing
+	// waits (and MaxPendingRecords then turns writes away). Bleve's persister
+	// stops while its merger lags behind, and during a long merge in-memory
+	// segments would otherwise pile up at the rate of ingest: 2.7 GB in an
+	// hour-long replay. Zero means 200,000.
+	MaxUnpersistedRecords int
 	// SearchTimeout bounds every search, histogram and facet request. Zero means
 	// 30 seconds.
 	SearchTimeout time.Duration
@@ -79,6 +86,9 @@ func (o *Options) withDefaults() Options {
 	if r.MaxPendingRecords == 0 {
 		r.MaxPendingRecords = 100_000
 	}
+	if r.MaxUnpersistedRecords == 0 {
+		r.MaxUnpersistedRecords = 200_000
+	}
 	if r.SearchTimeout == 0 {
 		r.SearchTimeout = 30 * time.Second
 	}
@@ -118,6 +128,9 @@ type Index struct {
 	parts map[int]*partition
 
 	pending atomic.Int64
+	// persistWait is the time, in nanoseconds, indexing has waited for Bleve to
+	// persist (Stats.PersistWait).
+	persistWait atomic.Int64
 
 	tails tailHub
 
@@ -525,6 +538,9 @@ type Stats struct {
 	RecordLogBytes int64
 	// Pending is the number of records acknowledged but not yet indexed.
 	Pending int64
+	// PersistWait is how long indexing has waited, in all, for Bleve to persist
+	// its in-memory segments (see Options.MaxUnpersistedRecords).
+	PersistWait time.Duration
 }
 
 // Stats walks the directory and reports sizes.
@@ -537,6 +553,7 @@ func (ix *Index) Stats() (Stats, error) {
 	}
 	ix.mu.RUnlock()
 	s.Pending = ix.pending.Load()
+	s.PersistWait = time.Duration(ix.persistWait.Load())
 	err := filepath.WalkDir(ix.dir, func(path string, d os.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {

@@ -10,8 +10,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/blevesearch/bleve/v2"
+	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/search/query"
 
 	"outpost/internal/atomicfile"
@@ -421,9 +423,51 @@ func (p *partition) run(k int) {
 			}
 			return
 		}
-		for p.indexQueued(k) {
+		for p.waitPersisted(k) && p.indexQueued(k) {
 		}
 	}
+}
+
+// waitPersisted waits while shard k holds more than its share of
+// Options.MaxUnpersistedRecords in memory segments. It gives up when the partition stops,
+// and always reports true, so that it can lead the indexing loop's condition.
+func (p *partition) waitPersisted(k int) bool {
+	limit := uint64(max(p.ix.opts.MaxUnpersistedRecords/len(p.shards), p.ix.opts.BatchRecords))
+	if unpersistedDocs(p.shards[k]) <= limit {
+		return true
+	}
+	began := time.Now()
+	for unpersistedDocs(p.shards[k]) > limit {
+		select {
+		case <-p.stop:
+			return true
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	waited := time.Since(began)
+	p.ix.persistWait.Add(int64(waited))
+	if waited >= 5*time.Second {
+		p.ix.log.Info("log indexing waited for Bleve to persist its segments", "partition", dayDirName(p.day), "shard", k, "waited", waited.Round(time.Millisecond))
+	}
+	return true
+}
+
+// unpersistedDocs is the number of documents sh holds in memory segments, not
+// persisted yet.
+func unpersistedDocs(sh bleve.Index) uint64 {
+	adv, err := sh.Advanced()
+	if err != nil {
+		return 0
+	}
+	sc, ok := adv.(*scorch.Scorch)
+	if !ok {
+		return 0
+	}
+	st, ok := sc.Stats().(*scorch.Stats)
+	if !ok {
+		return 0
+	}
+	return atomic.LoadUint64(&st.TotItemsToPersist)
 }
 
 // shardShare is how many of n records (record i to shard i mod shards) go to
