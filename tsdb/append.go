@@ -55,8 +55,8 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 		accepted       int64
 		seriesRec      []byte
 		wasEmpty       = db.headSamples == 0
-		applied        []*memSeries
-		appliedSamples [][]sample
+		applied        = make([]*memSeries, 0, len(batch))
+		appliedSamples = make([][]sample, 0, len(batch))
 	)
 	for i := range batch {
 		b := &batch[i]
