@@ -312,19 +312,24 @@ func reportRate(b *testing.B, n int64, cpu0 time.Duration) {
 }
 
 // BenchmarkSelect reads one metric of 50 node hosts (node_cpu_seconds_total,
-// 1,600 series) over one hour from a flushed two-hour partition and from the
-// head, as a range query's Select does.
+// 1,600 series) over one hour, as a range query's Select does: from a flushed
+// two-hour partition, from a six-hour one (as after merges into days), and from
+// the head. The hour ends 30 minutes before the newest sample.
 func BenchmarkSelect(b *testing.B) {
-	const hosts, steps = 50, 480
-	for _, where := range []string{"partition", "head"} {
-		b.Run(where, func(b *testing.B) {
+	const hosts = 50
+	for _, c := range []struct {
+		name  string
+		steps int
+		flush bool
+	}{{"partition", 480, true}, {"partition-6h", 1440, true}, {"head", 480, false}} {
+		b.Run(c.name, func(b *testing.B) {
 			db, _ := openTest(b, &Options{OutOfOrderWindow: -1, HeadMaxSamples: -1})
 			var batch []seriesSamples
 			for h := 0; h < hosts; h++ {
 				host := newNodeHost(h)
 				lsets, values := host.promSeries()
 				for i := range lsets {
-					ss := make([]sample, steps)
+					ss := make([]sample, c.steps)
 					for k := range ss {
 						ss[k] = sample{t: nodeT0 + int64(k)*nodeStepMs + host.offsetMs, v: values[i](int64(k))}
 					}
@@ -334,13 +339,13 @@ func BenchmarkSelect(b *testing.B) {
 			if _, _, err := db.appendBatch(batch); err != nil {
 				b.Fatal(err)
 			}
-			if where == "partition" {
+			if c.flush {
 				if err := db.Flush(); err != nil {
 					b.Fatal(err)
 				}
 			}
 			m := labels.MustNewMatcher(labels.MatchEqual, "__name__", "node_cpu_seconds_total")
-			mint := nodeT0 + 30*60*1000
+			mint := nodeT0 + int64(c.steps)*nodeStepMs - 90*60*1000
 			runtime.GC()
 			cpu0 := cpuTime()
 			b.ResetTimer()
