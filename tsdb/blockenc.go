@@ -29,6 +29,17 @@ const (
 // 1..maxBlockSamples, ts non-decreasing) to dst. sts may be nil when no sample has
 // a start timestamp.
 func appendFloatBlock(dst []byte, ts, sts []int64, vs []float64) []byte {
+	return appendFloatBlockPlain(dst, ts, sts, vs, false)
+}
+
+// appendFloatBlockPlain is appendFloatBlock; with plain, no column is compressed
+// by VictoriaMetrics' own zstd pass (its ZSTD marshal types are stored as the
+// plain types they wrap). The partition's frame compression then does that work
+// for all columns of the frame together: a float block of a few hundred samples
+// compressed on its own pays about 75 bytes of zstd headers and tables, a plain
+// one about nothing, which is what lets a series chunk be cut into blocks that
+// reads of part of a partition can skip (runFloatSpan).
+func appendFloatBlockPlain(dst []byte, ts, sts []int64, vs []float64, plain bool) []byte {
 	n := len(ts)
 	flagsAt := len(dst)
 	dst = append(dst, 0)
@@ -36,12 +47,12 @@ func appendFloatBlock(dst []byte, ts, sts []int64, vs []float64) []byte {
 	var flags byte
 
 	var ok bool
-	dst, ok = appendIntColumn(dst, ts, true)
+	dst, ok = appendIntColumn(dst, ts, true, plain)
 	if !ok {
 		flags |= blockTSRaw
 	}
 
-	dst, ok = appendDecimalColumn(dst, vs)
+	dst, ok = appendDecimalColumn(dst, vs, plain)
 	if !ok {
 		flags |= blockValuesXOR
 		dst = appendXORColumn(dst, vs)
@@ -49,7 +60,7 @@ func appendFloatBlock(dst []byte, ts, sts []int64, vs []float64) []byte {
 
 	if sts != nil {
 		flags |= blockHasST
-		dst, ok = appendIntColumn(dst, sts, false)
+		dst, ok = appendIntColumn(dst, sts, false, plain)
 		if !ok {
 			flags |= blockSTRaw
 		}
@@ -60,7 +71,7 @@ func appendFloatBlock(dst []byte, ts, sts []int64, vs []float64) []byte {
 
 // appendIntColumn appends a as a VictoriaMetrics-encoded column when that decodes
 // back to a exactly (ok), and as zigzag deltas otherwise.
-func appendIntColumn(dst []byte, a []int64, sorted bool) ([]byte, bool) {
+func appendIntColumn(dst []byte, a []int64, sorted, plain bool) ([]byte, bool) {
 	start := len(dst)
 	var enc []byte
 	var mt encoding.MarshalType
@@ -69,6 +80,9 @@ func appendIntColumn(dst []byte, a []int64, sorted bool) ([]byte, bool) {
 		enc, mt, first = encoding.MarshalTimestamps(nil, a, 64)
 	} else {
 		enc, mt, first = encoding.MarshalValues(nil, a, 64)
+	}
+	if plain {
+		enc, mt = unzstdColumn(enc, mt)
 	}
 	back, err := encoding.UnmarshalValues(nil, enc, mt, first, len(a))
 	if err == nil && int64sEqual(back, a) {
@@ -88,7 +102,7 @@ func appendIntColumn(dst []byte, a []int64, sorted bool) ([]byte, bool) {
 
 // appendDecimalColumn appends vs through VictoriaMetrics' decimal conversion when
 // that is bit-exact for every value.
-func appendDecimalColumn(dst []byte, vs []float64) ([]byte, bool) {
+func appendDecimalColumn(dst []byte, vs []float64, plain bool) ([]byte, bool) {
 	va, e := decimal.AppendFloatToDecimal(nil, vs)
 	back := decimal.AppendDecimalToFloat(nil, va, e)
 	if len(back) != len(vs) {
@@ -100,6 +114,9 @@ func appendDecimalColumn(dst []byte, vs []float64) ([]byte, bool) {
 		}
 	}
 	enc, mt, first := encoding.MarshalValues(nil, va, 64)
+	if plain {
+		enc, mt = unzstdColumn(enc, mt)
+	}
 	va2, err := encoding.UnmarshalValues(nil, enc, mt, first, len(va))
 	if err != nil || !int64sEqual(va, va2) {
 		return dst, false
@@ -109,6 +126,25 @@ func appendDecimalColumn(dst []byte, vs []float64) ([]byte, bool) {
 	dst = binary.AppendVarint(dst, int64(e))
 	dst = binary.AppendUvarint(dst, uint64(len(enc)))
 	return append(dst, enc...), true
+}
+
+// unzstdColumn turns a column VictoriaMetrics compressed with zstd into the plain
+// column inside it. A column it cannot decompress is returned as it is.
+func unzstdColumn(enc []byte, mt encoding.MarshalType) ([]byte, encoding.MarshalType) {
+	var to encoding.MarshalType
+	switch mt {
+	case encoding.MarshalTypeZSTDNearestDelta2:
+		to = encoding.MarshalTypeNearestDelta2
+	case encoding.MarshalTypeZSTDNearestDelta:
+		to = encoding.MarshalTypeNearestDelta
+	default:
+		return enc, mt
+	}
+	plain, err := encoding.DecompressZSTD(nil, enc)
+	if err != nil {
+		return enc, mt
+	}
+	return plain, to
 }
 
 // appendXORColumn appends the lossless fallback: each value's bits XOR the previous

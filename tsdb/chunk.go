@@ -19,47 +19,84 @@ type sample struct {
 
 // Series chunks: all samples of one series inside one partition, as a sequence of
 // runs (FORMAT.md, "Series chunk"). A run is either a float block or one Prometheus
-// float-histogram chunk with start timestamps (chunkenc.EncFloatHistogramST).
+// float-histogram chunk with start timestamps (chunkenc.EncFloatHistogramST). In
+// a chunk of more than one run, float blocks are written as runFloatSpan: led by
+// their time range, so that a read of part of the partition's time skips the
+// blocks outside it undecoded, and plain (appendFloatBlockPlain).
 const (
 	runFloat     = 1
 	runHistogram = 2
+	runFloatSpan = 3
+)
+
+// A float block ends once it holds floatRunMinSamples samples and spans
+// floatRunSpan or more, or holds maxBlockSamples. A day's partition of a series
+// sampled every 15 s then has 12 blocks of 480 samples, and a read of one hour
+// decodes one or two of them instead of 5,760 samples; a two-hour partition
+// keeps one block. Shorter blocks cost more bytes: on node-exporter data, six
+// hours in three blocks took 2% more than in one, in six blocks 3% more.
+const (
+	floatRunSpan       = 2 * 3_600_000 // ms
+	floatRunMinSamples = 120
 )
 
 // appendSeriesChunk appends the runs encoding samples ss (sorted by t, unique t).
 func appendSeriesChunk(dst []byte, ss []sample) []byte {
-	var block []byte
+	type run struct{ i, j int }
+	var runs []run
 	for i := 0; i < len(ss); {
-		j := i
+		j := i + 1
 		if ss[i].fh == nil {
-			for j < len(ss) && ss[j].fh == nil && j-i < maxBlockSamples {
+			for j < len(ss) && ss[j].fh == nil && j-i < maxBlockSamples &&
+				(j-i < floatRunMinSamples || ss[j].t-ss[i].t < floatRunSpan) {
 				j++
 			}
-			ts := make([]int64, j-i)
-			vs := make([]float64, j-i)
-			var sts []int64
-			for k := i; k < j; k++ {
-				ts[k-i] = ss[k].t
-				vs[k-i] = ss[k].v
-				if ss[k].st != 0 && sts == nil {
-					sts = make([]int64, j-i)
-				}
-			}
-			if sts != nil {
-				for k := i; k < j; k++ {
-					sts[k-i] = ss[k].st
-				}
-			}
-			block = appendFloatBlock(block[:0], ts, sts, vs)
-			dst = append(dst, runFloat)
-			dst = binary.AppendUvarint(dst, uint64(len(block)))
-			dst = append(dst, block...)
 		} else {
 			for j < len(ss) && ss[j].fh != nil {
 				j++
 			}
-			dst = appendHistogramChunks(dst, ss[i:j])
 		}
+		runs = append(runs, run{i, j})
 		i = j
+	}
+	var block []byte
+	var prevEnd int64 // the last timestamp of the previous runFloatSpan
+	for _, r := range runs {
+		i, j := r.i, r.j
+		if ss[i].fh != nil {
+			dst = appendHistogramChunks(dst, ss[i:j])
+			continue
+		}
+		ts := make([]int64, j-i)
+		vs := make([]float64, j-i)
+		var sts []int64
+		for k := i; k < j; k++ {
+			ts[k-i] = ss[k].t
+			vs[k-i] = ss[k].v
+			if ss[k].st != 0 && sts == nil {
+				sts = make([]int64, j-i)
+			}
+		}
+		if sts != nil {
+			for k := i; k < j; k++ {
+				sts[k-i] = ss[k].st
+			}
+		}
+		if len(runs) == 1 {
+			// The partition's index holds the time range of a series' only run.
+			block = appendFloatBlock(block[:0], ts, sts, vs)
+			dst = append(dst, runFloat)
+			dst = binary.AppendUvarint(dst, uint64(len(block)))
+			dst = append(dst, block...)
+			continue
+		}
+		block = binary.AppendVarint(block[:0], ts[0]-prevEnd)
+		block = binary.AppendUvarint(block, uint64(ts[len(ts)-1]-ts[0]))
+		block = appendFloatBlockPlain(block, ts, sts, vs, true)
+		prevEnd = ts[len(ts)-1]
+		dst = append(dst, runFloatSpan)
+		dst = binary.AppendUvarint(dst, uint64(len(block)))
+		dst = append(dst, block...)
 	}
 	return dst
 }
@@ -107,24 +144,52 @@ func appendHistogramChunks(dst []byte, ss []sample) []byte {
 }
 
 // decodeSeriesChunk decodes the runs in b and appends their samples to dst.
-func decodeSeriesChunk(dst []sample, b []byte) (_ []sample, err error) {
+func decodeSeriesChunk(dst []sample, b []byte) ([]sample, error) {
+	return decodeSeriesChunkRange(dst, b, math.MinInt64, math.MaxInt64)
+}
+
+// decodeSeriesChunkRange is decodeSeriesChunk for a read of [mint, maxt]: it
+// skips the float blocks with a time range (runFloatSpan) that ends before mint
+// and stops at the first that begins after maxt. The blocks it decodes may
+// append samples outside the range.
+func decodeSeriesChunkRange(dst []sample, b []byte, mint, maxt int64) (_ []sample, err error) {
 	r := &blockReader{b: b}
+	var prevEnd int64
 	for r.err == nil && r.off < len(b) {
 		kind := r.byte()
 		payload := r.bytes(r.uvarint())
 		if r.err != nil {
 			break
 		}
+		at := r.off - len(payload)
 		switch kind {
 		case runFloat:
 			dst, err = decodeFloatBlock(dst, payload)
 			if err != nil {
-				return dst, fmt.Errorf("float run at byte %d: %w", r.off-len(payload), err)
+				return dst, fmt.Errorf("float run at byte %d: %w", at, err)
+			}
+		case runFloatSpan:
+			pr := &blockReader{b: payload}
+			d, span := pr.varint(), pr.uvarint()
+			lo := prevEnd + d
+			if pr.err != nil || (d > 0 && lo < prevEnd) || (d < 0 && lo > prevEnd) || span > math.MaxInt64 || lo > math.MaxInt64-int64(span) {
+				return dst, fmt.Errorf("float run at byte %d: %w: bad time range", at, errFormat)
+			}
+			prevEnd = lo + int64(span)
+			if lo > maxt {
+				return dst, nil // runs come in time order
+			}
+			if prevEnd < mint {
+				continue
+			}
+			dst, err = decodeFloatBlock(dst, payload[pr.off:])
+			if err != nil {
+				return dst, fmt.Errorf("float run at byte %d: %w", at, err)
 			}
 		case runHistogram:
 			dst, err = decodeHistogramChunk(dst, payload)
 			if err != nil {
-				return dst, fmt.Errorf("histogram run at byte %d: %w", r.off-len(payload), err)
+				return dst, fmt.Errorf("histogram run at byte %d: %w", at, err)
 			}
 		default:
 			r.fail("unknown run kind %d", kind)

@@ -44,6 +44,11 @@ func FuzzSeriesChunk(f *testing.F) {
 	f.Add(appendChunkRecord(nil, raw))
 	f.Add(raw)
 	f.Add(appendChunkRecord(nil, appendSeriesChunk(nil, []sample{{t: 1, v: 0.1}, {t: 2, v: 0.2}})))
+	var long []sample // float blocks with time ranges
+	for i := range 600 {
+		long = append(long, sample{t: int64(i) * 60_000, v: float64(i % 7)})
+	}
+	f.Add(appendSeriesChunk(nil, long))
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		// Both layers: the framed record (checksum, compression) and, since a
 		// mutated record rarely keeps a valid checksum, the runs directly.
@@ -51,5 +56,6 @@ func FuzzSeriesChunk(f *testing.F) {
 			decodeSeriesChunk(nil, raw)
 		}
 		decodeSeriesChunk(nil, rec)
+		decodeSeriesChunkRange(nil, rec, 3_600_000, 7_200_000)
 	})
 }

@@ -22,9 +22,10 @@ import (
 
 const (
 	partMagic = "OPTP"
-	// partVersion is the version written. Version 1 files (one frame per
+	// partVersion is the version written. Version 2 files (no float runs
+	// with a time range, runFloatSpan) and version 1 files (also one frame per
 	// series, without in-frame positions in the index) are still read.
-	partVersion    = 2
+	partVersion    = 3
 	partHeaderSize = 8
 	partFooterSize = 40
 	partSuffix     = ".part"
@@ -322,8 +323,8 @@ func readPartitionIndex(path string, f io.ReaderAt, size int64) (*partitionIndex
 		return nil, corruptf(path, 0, "bad magic %q", hdr[:4])
 	}
 	version := hdr[4]
-	if version != 1 && version != partVersion {
-		return nil, fmt.Errorf("cannot read partition %q: format version %d is not supported (want 1 or %d)", path, version, partVersion)
+	if version < 1 || version > partVersion {
+		return nil, fmt.Errorf("cannot read partition %q: format version %d is not supported (want 1 to %d)", path, version, partVersion)
 	}
 	foot := make([]byte, partFooterSize)
 	if _, err := f.ReadAt(foot, size-partFooterSize); err != nil {
@@ -391,6 +392,23 @@ type frameCache struct {
 
 // readChunk returns the samples of series id within [mint, maxt], appended to
 // dst. fc, if not nil, is a cache for this partition's frames.
+// chunkReadCap is a capacity for the samples of a read of [mint, maxt] from the
+// chunk at ref: the chunk's samples, or, when the chunk holds more than two
+// float blocks, their share by time plus room for the parts of the blocks at
+// either end of the range that are decoded and dropped.
+func chunkReadCap(ref chunkRef, mint, maxt int64) int {
+	n := int(min(ref.n, 1<<16))
+	lo, hi := max(mint, ref.mint), min(maxt, ref.maxt)
+	span := float64(ref.maxt) - float64(ref.mint)
+	if hi < lo || span <= 2*floatRunSpan {
+		return n
+	}
+	if frac := (float64(hi) - float64(lo) + 2*floatRunSpan) / span; frac < 1 {
+		n = int(frac*float64(n)) + 1
+	}
+	return n
+}
+
 func (p *partition) readChunk(dst []sample, id uint32, mint, maxt int64, fc *frameCache) ([]sample, error) {
 	ref, ok := p.series[id]
 	if !ok || ref.maxt < mint || ref.mint > maxt {
@@ -419,10 +437,10 @@ func (p *partition) readChunk(dst []sample, id uint32, mint, maxt int64, fc *fra
 		raw = raw[ref.inOff : ref.inOff+ref.inLen]
 	}
 	if dst == nil {
-		dst = make([]sample, 0, min(ref.n, 1<<16))
+		dst = make([]sample, 0, chunkReadCap(ref, mint, maxt))
 	}
 	start := len(dst)
-	dst, err := decodeSeriesChunk(dst, raw)
+	dst, err := decodeSeriesChunkRange(dst, raw, mint, maxt)
 	if err != nil {
 		return dst[:start], &CorruptionError{File: p.path, Offset: int64(ref.off), Err: err}
 	}

@@ -46,6 +46,19 @@ func appendV1Partition(dst []byte, series []partSeries) []byte {
 	return append(dst, partMagic...)
 }
 
+// setPartVersion rewrites the version byte of the partition file at path.
+func setPartVersion(path string, v byte) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt([]byte{v}, 4); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // testPartSeries returns n series of k samples each, sorted by labels.
 func testPartSeries(n, k int) []partSeries {
 	var out []partSeries
@@ -59,10 +72,18 @@ func testPartSeries(n, k int) []partSeries {
 	return out
 }
 
-// TestPartitionVersions checks that partitions of both versions open and read
-// back every sample, and that a merge rewrites them in the current version.
+// TestPartitionVersions checks that partitions of every version open and read
+// back every sample, and that a merge rewrites them in the current version. The
+// version 3 file holds chunks cut into float blocks with time ranges.
 func TestPartitionVersions(t *testing.T) {
-	series := testPartSeries(300, 100)
+	series := testPartSeries(450, 100)
+	for i := 300; i < 450; i++ { // about four hours each: two float blocks
+		ss := make([]sample, 1000)
+		for j := range ss {
+			ss[j] = sample{t: int64(j) * 15_000, v: float64(i*1000+j) / 4}
+		}
+		series[i].samples = ss
+	}
 	dir := t.TempDir()
 	partDir := filepath.Join(dir, "partitions")
 	if err := os.MkdirAll(partDir, 0o755); err != nil {
@@ -72,7 +93,17 @@ func TestPartitionVersions(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(partDir, fmt.Sprintf("p-0-1485000-%020d.part", 1)), v1, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A version 2 file is a version 3 file without float blocks with time
+	// ranges, which series of 25 minutes do not get.
 	p, err := writePartition(partDir, 2, 150, func(i int) (partSeries, error) { return series[150+i], nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.f.Close()
+	if err := setPartVersion(p.path, 2); err != nil {
+		t.Fatal(err)
+	}
+	p, err = writePartition(partDir, 3, 150, func(i int) (partSeries, error) { return series[300+i], nil })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +125,7 @@ func TestPartitionVersions(t *testing.T) {
 			}
 		}
 	}
-	check("versions 1 and 2")
+	check("versions 1, 2 and 3")
 	db.mu.RLock()
 	parts := append([]*partition(nil), db.parts...)
 	db.mu.RUnlock()
