@@ -34,7 +34,10 @@
 // samples in a small sorted overflow list (see head.go), so memory follows the
 // active series and the head's time span, not the data stored. Partitions of one
 // day are later merged into one daily partition. A partition groups the chunks of
-// neighbouring series into shared zstd frames. Retention deletes whole partition
+// neighbouring series into shared zstd frames. A series' chunk longer than two
+// hours is cut into float blocks of about two hours that carry their time range,
+// so a query over an hour of a daily partition decodes one or two blocks of each
+// series rather than its whole day. Retention deletes whole partition
 // files. Queries merge the partitions, the head being flushed and the head; when
 // two sources hold a sample for the same series and timestamp, the newer one
 // wins.
