@@ -48,11 +48,15 @@
 //     the day's index grows. A smaller MaxPendingRecords saves memory but turns
 //     bursts into back-pressure sooner: at 30,000 a replay at full speed spent
 //     about 70% more CPU on requests that were refused and sent again.
-//   - Not bounded yet: Bleve's merges. Scorch's default merge plan lets a segment
-//     grow to 5 million documents, and a merge takes memory in proportion to the
-//     segments it merges. In an hour-long replay (50 million records in one day's
-//     partition) anonymous memory stayed at 300-575 MB for 50 minutes, then reached
-//     2.7 GB for the seven minutes of one large merge. Capping the segment size
-//     (scorchMergePlanOptions in shardConfig) is the next step, measured against
-//     search latency, which grows with the number of segments.
+//   - Bleve's in-memory segments: scorch's persister stops while its merger lags
+//     behind (1,000 segment files or more), and in-memory segments would then
+//     pile up at the rate of ingest (2.7 GB during one seven-minute merge of 5
+//     million documents). So indexing waits while a partition's shards hold
+//     more than Options.MaxUnpersistedRecords (200,000) in memory segments
+//     (Stats.PersistWait, and a log line for waits of 5 s or more), the
+//     persister naps 2 s between rounds (one file from a few seconds of batches
+//     instead of one per batch), and no merge makes a segment of more than 1
+//     million documents. An hour-long replay (50 million records in one day's
+//     partition) peaked at 828 MB VmHWM; its median VmRSS still rose from
+//     about 470 to 610 MB over the hour while the day's index grew to 12 GB.
 package logindex
