@@ -353,6 +353,8 @@ func TestEndToEndWithSDKExporters(t *testing.T) {
 		`outpost_ingest_requests_total{code="OK",signal="traces",transport="grpc"}`,
 		"outpost_stored_spans_total 50",
 		"outpost_http_request_duration_seconds_bucket",
+		"outpost_logs_pending_records",
+		"outpost_logs_persist_wait_seconds_total",
 		"go_goroutines",
 	} {
 		if code != 200 || !bytes.Contains(body, []byte(want)) {

@@ -334,6 +334,7 @@ func serve(args []string, withDemo bool) error {
 	}
 	var logsAPI *api.Logs
 	if ix, ok := st.LogsBackend().(*logindex.Index); ok {
+		reg.MustRegister(ix.Collectors()...)
 		logsAPI = api.NewLogs(ix, api.LogsOptions{Logger: log})
 		logsAPI.Register(apiH.Handle)
 		uiH.Handle("GET /logs", ui.NewLogsPage(uiH))

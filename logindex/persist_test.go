@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.opentelemetry.io/collector/pdata/plog"
 )
 
@@ -57,6 +59,13 @@ func TestUnpersistedRecordsBounded(t *testing.T) {
 	}
 	if st.PersistWait <= 0 {
 		t.Errorf("PersistWait = %s, want > 0", st.PersistWait)
+	}
+	var m dto.Metric
+	if err := ix.Collectors()[1].(prometheus.Metric).Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.GetCounter().GetValue(); got != st.PersistWait.Seconds() {
+		t.Errorf("outpost_logs_persist_wait_seconds_total = %v, want %v", got, st.PersistWait.Seconds())
 	}
 	if n := count(t, ix, "served", base.Add(-time.Hour), base.Add(time.Hour)); n != 4000 {
 		t.Errorf("found %d records, want 4000", n)
