@@ -138,7 +138,7 @@ const (
 	minFloor   = 1.0   // nor below this (log1p(3.5): a residual of 3.5 noise widths)
 	envFloor   = 3.0   // an envelope never decays below mean + envFloor·deviation
 	initMad    = 0.2   // deviation assumed for each surprise when scoring starts
-	clipZ      = 4.0   // residuals beyond clipZ noise widths teach only clipZ widths
+	clipZ      = 3.85  // residuals beyond clipZ noise widths teach only clipZ widths
 	flatFloor  = 0.1   // mean |scaled residual| below this means the noise vanished
 	scoreGain  = 2.9   // raw surprise = 1 − e^(−scoreGain·excess over the envelope)
 	bandWidth  = 3.0   // Lower and Upper are this many noise widths from Expected
