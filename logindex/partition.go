@@ -423,24 +423,28 @@ func (p *partition) run(k int) {
 			}
 			return
 		}
-		for p.waitPersisted(k) && p.indexQueued(k) {
+		for {
+			p.waitPersisted(k)
+			if !p.indexQueued(k) {
+				break
+			}
 		}
 	}
 }
 
 // waitPersisted waits while shard k holds more than its share of
-// Options.MaxUnpersistedRecords in memory segments. It gives up when the partition stops,
-// and always reports true, so that it can lead the indexing loop's condition.
-func (p *partition) waitPersisted(k int) bool {
+// Options.MaxUnpersistedRecords in memory segments, or until the partition
+// stops.
+func (p *partition) waitPersisted(k int) {
 	limit := uint64(max(p.ix.opts.MaxUnpersistedRecords/len(p.shards), p.ix.opts.BatchRecords))
 	if unpersistedDocs(p.shards[k]) <= limit {
-		return true
+		return
 	}
 	began := time.Now()
 	for unpersistedDocs(p.shards[k]) > limit {
 		select {
 		case <-p.stop:
-			return true
+			return
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -449,7 +453,6 @@ func (p *partition) waitPersisted(k int) bool {
 	if waited >= 5*time.Second {
 		p.ix.log.Info("log indexing waited for Bleve to persist its segments", "partition", dayDirName(p.day), "shard", k, "waited", waited.Round(time.Millisecond))
 	}
-	return true
 }
 
 // unpersistedDocs is the number of documents sh holds in memory segments, not
