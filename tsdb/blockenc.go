@@ -73,17 +73,7 @@ func appendFloatBlockPlain(dst []byte, ts, sts []int64, vs []float64, plain bool
 // back to a exactly (ok), and as zigzag deltas otherwise.
 func appendIntColumn(dst []byte, a []int64, sorted, plain bool) ([]byte, bool) {
 	start := len(dst)
-	var enc []byte
-	var mt encoding.MarshalType
-	var first int64
-	if sorted {
-		enc, mt, first = encoding.MarshalTimestamps(nil, a, 64)
-	} else {
-		enc, mt, first = encoding.MarshalValues(nil, a, 64)
-	}
-	if plain {
-		enc, mt = unzstdColumn(enc, mt)
-	}
+	enc, mt, first := marshalInts(a, sorted, plain)
 	back, err := encoding.UnmarshalValues(nil, enc, mt, first, len(a))
 	if err == nil && int64sEqual(back, a) {
 		dst = append(dst, byte(mt))
@@ -113,10 +103,7 @@ func appendDecimalColumn(dst []byte, vs []float64, plain bool) ([]byte, bool) {
 			return dst, false
 		}
 	}
-	enc, mt, first := encoding.MarshalValues(nil, va, 64)
-	if plain {
-		enc, mt = unzstdColumn(enc, mt)
-	}
+	enc, mt, first := marshalInts(va, false, plain)
 	va2, err := encoding.UnmarshalValues(nil, enc, mt, first, len(va))
 	if err != nil || !int64sEqual(va, va2) {
 		return dst, false
@@ -128,9 +115,21 @@ func appendDecimalColumn(dst []byte, vs []float64, plain bool) ([]byte, bool) {
 	return append(dst, enc...), true
 }
 
-// unzstdColumn turns a column VictoriaMetrics compressed with zstd into the plain
-// column inside it. A column it cannot decompress is returned as it is.
-func unzstdColumn(enc []byte, mt encoding.MarshalType) ([]byte, encoding.MarshalType) {
+// marshalInts is VictoriaMetrics' encoding of a at full precision (as
+// timestamps when sorted). With plain, a column VictoriaMetrics compressed with
+// zstd is turned into the plain column inside it.
+func marshalInts(a []int64, sorted, plain bool) ([]byte, encoding.MarshalType, int64) {
+	var enc []byte
+	var mt encoding.MarshalType
+	var first int64
+	if sorted {
+		enc, mt, first = encoding.MarshalTimestamps(nil, a, 64)
+	} else {
+		enc, mt, first = encoding.MarshalValues(nil, a, 64)
+	}
+	if !plain {
+		return enc, mt, first
+	}
 	var to encoding.MarshalType
 	switch mt {
 	case encoding.MarshalTypeZSTDNearestDelta2:
@@ -138,13 +137,13 @@ func unzstdColumn(enc []byte, mt encoding.MarshalType) ([]byte, encoding.Marshal
 	case encoding.MarshalTypeZSTDNearestDelta:
 		to = encoding.MarshalTypeNearestDelta
 	default:
-		return enc, mt
+		return enc, mt, first
 	}
-	plain, err := encoding.DecompressZSTD(nil, enc)
+	raw, err := encoding.DecompressZSTD(nil, enc)
 	if err != nil {
-		return enc, mt
+		return enc, mt, first // the compressed column is as good
 	}
-	return plain, to
+	return raw, to, first
 }
 
 // appendXORColumn appends the lossless fallback: each value's bits XOR the previous

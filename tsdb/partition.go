@@ -390,8 +390,6 @@ type frameCache struct {
 	data []byte
 }
 
-// readChunk returns the samples of series id within [mint, maxt], appended to
-// dst. fc, if not nil, is a cache for this partition's frames.
 // chunkReadCap is a capacity for the samples of a read of [mint, maxt] from the
 // chunk at ref: the chunk's samples, or, when the chunk holds more than two
 // float blocks, their share by time plus room for the parts of the blocks at
@@ -409,6 +407,8 @@ func chunkReadCap(ref chunkRef, mint, maxt int64) int {
 	return n
 }
 
+// readChunk returns the samples of series id within [mint, maxt], appended to
+// dst. fc, if not nil, is a cache for this partition's frames.
 func (p *partition) readChunk(dst []sample, id uint32, mint, maxt int64, fc *frameCache) ([]sample, error) {
 	ref, ok := p.series[id]
 	if !ok || ref.maxt < mint || ref.mint > maxt {
