@@ -22,13 +22,7 @@ func TestReleaseRangeInsideMapping(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	p := ix.parts
 	for i := 0; i < 1500; i++ {
-		var spans []sp
-		for j := 0; j < 50; j++ {
-			spans = append(spans, sp{trace: r.IntN(1 << 30), span: j + 1, svc: "api", name: "root",
-				start: t0.Add(time.Duration(i) * time.Millisecond), dur: time.Second,
-				attrs: map[string]any{"x": fmt.Sprint(r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64())}})
-		}
-		mustWrite(t, ix, build(spans...))
+		mustWrite(t, ix, build(randomSpans(r, i, 50)...))
 		p = ix.parts
 	}
 	db := p[0].db
@@ -57,13 +51,7 @@ func TestReleaseBoundsMappedPages(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	var maxRss, fileSize int64
 	for i := 0; i < 2000; i++ {
-		var spans []sp
-		for j := 0; j < 40; j++ {
-			spans = append(spans, sp{trace: r.IntN(1 << 30), span: j + 1, svc: "api", name: "root",
-				start: t0.Add(time.Duration(i) * time.Millisecond), dur: time.Second,
-				attrs: map[string]any{"x": fmt.Sprint(r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64())}})
-		}
-		mustWrite(t, ix, build(spans...))
+		mustWrite(t, ix, build(randomSpans(r, i, 40)...))
 		p := ix.parts[0]
 		var addr uintptr
 		p.db.View(func(tx *bolt.Tx) error {
@@ -128,6 +116,19 @@ func TestHeavyReadsReleaseMappedPages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomSpans is n root spans of random traces, i milliseconds after t0, each
+// with a long random attribute: written, they touch B+tree nodes all over the
+// file.
+func randomSpans(r *rand.Rand, i, n int) []sp {
+	spans := make([]sp, 0, n)
+	for j := 0; j < n; j++ {
+		spans = append(spans, sp{trace: r.IntN(1 << 30), span: j + 1, svc: "api", name: "root",
+			start: t0.Add(time.Duration(i) * time.Millisecond), dur: time.Second,
+			attrs: map[string]any{"x": fmt.Sprint(r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64(), r.Uint64())}})
+	}
+	return spans
 }
 
 // mappedRss is the resident size of the mapping of /proc/self/smaps that
