@@ -5,6 +5,8 @@ import (
 
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
+
+	"outpost/internal/pagerelease"
 )
 
 // Bleve reads its persisted segments (zap files) through read-only shared
@@ -46,7 +48,7 @@ func releaseShard(sh bleve.Index) {
 	}
 	for _, ss := range snap.Segments() {
 		if seg, ok := ss.Segment().(mappedSegment); ok && seg.Path() != "" {
-			releaseMapping(seg.Data())
+			pagerelease.Bytes(seg.Data())
 		}
 	}
 }

@@ -1,6 +1,12 @@
 package traceindex
 
-import "time"
+import (
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"outpost/internal/pagerelease"
+)
 
 // bbolt reads a partition file through a shared read-only mapping, and every
 // page it reads through the mapping counts as resident memory of the process
@@ -49,4 +55,27 @@ func (p *partition) maybeRelease(force bool) bool {
 	}
 	releaseMapped(p.db)
 	return true
+}
+
+// releaseMapped gives back the partition file's mapped pages (see above). The
+// range is the database's used pages, read inside a read transaction: bbolt
+// cannot remap meanwhile, and the used pages always lie inside the mapping (the
+// file itself may be longer than the mapping, by the growth bbolt allocates
+// ahead, and advising past the mapping would discard whatever memory follows
+// it).
+func releaseMapped(db *bolt.DB) {
+	db.View(func(tx *bolt.Tx) error {
+		pagerelease.Range(mappedRange(db, tx))
+		return nil
+	})
+}
+
+// mappedRange is the address and length releaseMapped advises. The caller
+// holds tx open.
+func mappedRange(db *bolt.DB, tx *bolt.Tx) (addr, size uintptr) {
+	info := db.Info()
+	if info == nil {
+		return 0, 0
+	}
+	return info.Data, uintptr(tx.Size())
 }
