@@ -39,6 +39,12 @@ type Options struct {
 	// MaxPendingRecords bounds the records acknowledged but not yet indexed; beyond
 	// it WriteLogs answers with a back-pressure error. Zero means 100,000.
 	MaxPendingRecords int
+	// PendingWait is how long WriteLogs waits for indexing to make room when
+	// MaxPendingRecords are waiting, before it answers with a back-pressure
+	// error: a short wait is cheaper for everyone than a client's retry, which
+	// sends and decodes the whole request again. Zero means 2 seconds; negative
+	// means no wait.
+	PendingWait time.Duration
 	// MaxUnpersistedRecords bounds the records that a partition's Bleve shards
 	// together hold in memory segments not yet persisted; beyond it indexing
 	// waits (and MaxPendingRecords then turns writes away). Bleve's persister
@@ -86,6 +92,9 @@ func (o *Options) withDefaults() Options {
 	if r.MaxPendingRecords == 0 {
 		r.MaxPendingRecords = 100_000
 	}
+	if r.PendingWait == 0 {
+		r.PendingWait = 2 * time.Second
+	}
 	if r.MaxUnpersistedRecords == 0 {
 		r.MaxUnpersistedRecords = 200_000
 	}
@@ -128,6 +137,10 @@ type Index struct {
 	parts map[int]*partition
 
 	pending atomic.Int64
+	// room is closed, and replaced, whenever indexing takes records off pending:
+	// writers waiting for room wake on it.
+	roomMu sync.Mutex
+	room   chan struct{}
 	// persistWait is the time, in nanoseconds, indexing has waited for Bleve to
 	// persist (Stats.PersistWait).
 	persistWait atomic.Int64
@@ -186,6 +199,7 @@ func Open(dir string, opts *Options) (*Index, error) {
 	ix := &Index{
 		dir: dir, opts: o, log: o.Logger, lock: lock,
 		parts:         make(map[int]*partition),
+		room:          make(chan struct{}),
 		stopRetention: make(chan struct{}),
 		retentionDone: make(chan struct{}),
 	}
@@ -314,20 +328,18 @@ func (ix *Index) partition(day int, create bool) (*partition, error) {
 // refused and counted in rejected. A *BackpressureError means nothing was stored.
 // Records become searchable shortly after WriteLogs returns (see Flush).
 func (ix *Index) WriteLogs(ctx context.Context, ld plog.Logs) (rejected int64, reason string, err error) {
+	n := ld.LogRecordCount()
+	// Wait for room before taking closeMu, so that Close never waits for it.
+	if err := ix.waitRoom(ctx, n); err != nil {
+		return 0, "", err
+	}
 	ix.closeMu.RLock()
 	defer ix.closeMu.RUnlock()
 	if ix.closed {
 		return 0, "", ErrClosed
 	}
-	n := ld.LogRecordCount()
 	if n == 0 {
 		return 0, "", nil
-	}
-	if p := ix.pending.Load(); p+int64(n) > int64(ix.opts.MaxPendingRecords) && p > 0 {
-		return 0, "", &BackpressureError{Pending: p, After: time.Second}
-	}
-	if err := ctx.Err(); err != nil {
-		return 0, "", err
 	}
 	now := ix.opts.Now()
 	recs := appendRecordsFromLogs(make([]Record, 0, n), ld, now)
@@ -378,7 +390,7 @@ func (ix *Index) WriteLogs(ctx context.Context, ld plog.Logs) (rejected int64, r
 		ix.pending.Add(int64(len(dr)))
 		queued, err := p.append(dr, enc)
 		p.release()
-		ix.pending.Add(-int64(len(dr) - queued)) // what the indexer will never see
+		ix.indexed(int64(len(dr) - queued)) // what the indexer will never see
 		if err != nil {
 			if stored > 0 {
 				return 0, "", fmt.Errorf("cannot store log records (%d of the batch were stored and will be stored again on retry): %w", stored, err)
@@ -389,6 +401,54 @@ func (ix *Index) WriteLogs(ctx context.Context, ld plog.Logs) (rejected int64, r
 		ix.tails.publish(dr)
 	}
 	return rejected, reason, nil
+}
+
+// waitRoom returns once n more records fit under MaxPendingRecords (or nothing
+// is pending: a batch larger than the bound is taken alone), waiting up to
+// PendingWait for indexing to make room. It returns a *BackpressureError when
+// the wait ends without room, and ctx's error when ctx ends first.
+func (ix *Index) waitRoom(ctx context.Context, n int) error {
+	limit := int64(ix.opts.MaxPendingRecords)
+	full := func() (int64, bool) {
+		p := ix.pending.Load()
+		return p, p > 0 && p+int64(n) > limit
+	}
+	p, over := full()
+	if !over {
+		return ctx.Err()
+	}
+	if ix.opts.PendingWait < 0 {
+		return &BackpressureError{Pending: p, After: time.Second}
+	}
+	timer := time.NewTimer(ix.opts.PendingWait)
+	defer timer.Stop()
+	for {
+		// Take the channel before looking again: a wake-up in between is
+		// not lost.
+		ix.roomMu.Lock()
+		room := ix.room
+		ix.roomMu.Unlock()
+		if p, over = full(); !over {
+			return ctx.Err()
+		}
+		select {
+		case <-room:
+		case <-timer.C:
+			return &BackpressureError{Pending: p, After: time.Second}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// indexed takes n records off the pending count and wakes the writers waiting
+// for room.
+func (ix *Index) indexed(n int64) {
+	ix.pending.Add(-n)
+	ix.roomMu.Lock()
+	close(ix.room)
+	ix.room = make(chan struct{})
+	ix.roomMu.Unlock()
 }
 
 // writableRange returns the oldest day records may be written to and the latest

@@ -512,7 +512,7 @@ func (p *partition) indexQueued(k int) bool {
 		// when the partition is next opened.
 		p.ix.log.Error("cannot index records", "partition", dayDirName(p.day), "shard", k, "records", recs, "err", err)
 	}
-	p.ix.pending.Add(-int64(recs))
+	p.ix.indexed(int64(recs))
 	p.progressMu.Lock()
 	p.shardIndexed[k] = end
 	least := end
