@@ -151,6 +151,12 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 		if wasEmpty && db.headSamples > 0 {
 			db.headSince = now
 		}
+		if db.opts.HeadMaxSamples > 0 && db.headSamples >= db.opts.HeadMaxSamples {
+			select {
+			case db.flushDue <- struct{}{}:
+			default:
+			}
+		}
 	}
 	if cap(recs) <= 8<<20 {
 		db.walBuf = recs[:0]

@@ -51,6 +51,10 @@ type DB struct {
 	// observer, if set, sees each committed batch's float samples (SetObserver).
 	observer atomic.Pointer[Observer]
 	stop     chan struct{}
+	// flushDue wakes the maintenance goroutine when the head reaches
+	// HeadMaxSamples, so that the head does not grow past it by a whole
+	// MaintenanceInterval of ingest.
+	flushDue chan struct{}
 	stopped  sync.WaitGroup
 }
 
@@ -101,6 +105,7 @@ func Open(dir string, opts *Options) (*DB, error) {
 		allPostings: newBitmap(),
 		nextSeq:     1,
 		stop:        make(chan struct{}),
+		flushDue:    make(chan struct{}, 1),
 	}
 	db.otlp.init()
 	db.lcache.max = labelCacheSize

@@ -409,7 +409,8 @@ func mergeSamples(lists [][]sample) []sample {
 }
 
 // maintain is the DB's one background goroutine: it flushes the head when it is
-// old or large, merges finished days and applies the retention.
+// old or large (woken at once when an append brings it to HeadMaxSamples),
+// merges finished days and applies the retention.
 func (db *DB) maintain() {
 	defer db.stopped.Done()
 	t := time.NewTicker(db.opts.MaintenanceInterval)
@@ -419,6 +420,7 @@ func (db *DB) maintain() {
 		case <-db.stop:
 			return
 		case <-t.C:
+		case <-db.flushDue:
 		}
 		db.mu.RLock()
 		n, since := db.headSamples, db.headSince

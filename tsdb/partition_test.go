@@ -271,3 +271,39 @@ func TestFlushSpreadOutChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHeadMaxSamplesFlushesAtOnce checks that an append bringing the head to
+// HeadMaxSamples wakes the maintenance goroutine at once: with an hour-long
+// MaintenanceInterval the head would otherwise grow on for that hour.
+func TestHeadMaxSamplesFlushesAtOnce(t *testing.T) {
+	const max = 1000
+	db, _ := openTest(t, &Options{OutOfOrderWindow: -1, HeadMaxSamples: max, MaintenanceInterval: time.Hour})
+	lset := labels.FromStrings("__name__", "m")
+	batch := func(from, n int) []seriesSamples {
+		ss := make([]sample, n)
+		for i := range ss {
+			ss[i] = sample{t: int64(from+i) * 1000, v: float64(from + i)}
+		}
+		return []seriesSamples{{lset: lset, samples: ss}}
+	}
+	if _, _, err := db.appendBatch(batch(0, max-1)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if st := db.Stats(); st.Partitions != 0 || st.HeadSamples != max-1 {
+		t.Fatalf("below HeadMaxSamples: %d partitions, %d head samples; want 0 and %d", st.Partitions, st.HeadSamples, max-1)
+	}
+	if _, _, err := db.appendBatch(batch(max-1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for db.Stats().Partitions == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("head of %d samples not flushed 10 s after it reached HeadMaxSamples", db.Stats().HeadSamples)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(readAll(t, db)[lset.String()]); n != max {
+		t.Fatalf("%d samples after the flush, want %d", n, max)
+	}
+}
