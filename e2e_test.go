@@ -355,6 +355,8 @@ func TestEndToEndWithSDKExporters(t *testing.T) {
 		"outpost_http_request_duration_seconds_bucket",
 		"outpost_logs_pending_records",
 		"outpost_logs_persist_wait_seconds_total",
+		"outpost_tsdb_samples_appended_total",
+		"outpost_tsdb_head_samples",
 		"go_goroutines",
 	} {
 		if code != 200 || !bytes.Contains(body, []byte(want)) {

@@ -317,6 +317,7 @@ func serve(args []string, withDemo bool) error {
 			st.Close()
 			return err
 		}
+		reg.MustRegister(db.Collectors()...)
 		api.NewPrometheus(db, api.PromOptions{Version: ver, Logger: log, Registerer: reg}).Register(apiH.Handle)
 		uiH.Handle("GET /graph", ui.NewMetricsPage(uiH, db))
 		spanAgg.Start(func(ctx context.Context, md pmetric.Metrics) error {

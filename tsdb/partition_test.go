@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"hash/crc32"
 	"math"
 	"os"
@@ -305,5 +306,47 @@ func TestHeadMaxSamplesFlushesAtOnce(t *testing.T) {
 	}
 	if n := len(readAll(t, db)[lset.String()]); n != max {
 		t.Fatalf("%d samples after the flush, want %d", n, max)
+	}
+}
+
+// TestCollectors checks that the outpost_tsdb_… metrics read the DB's Stats.
+func TestCollectors(t *testing.T) {
+	db, _ := openTest(t, &Options{OutOfOrderWindow: -1})
+	lset := labels.FromStrings("__name__", "m")
+	if _, _, err := db.appendBatch([]seriesSamples{{lset: lset, samples: []sample{{t: 1000, v: 1}, {t: 2000, v: 2}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.appendBatch([]seriesSamples{{lset: lset, samples: []sample{{t: 3000, v: 3}}}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(db.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		got[mf.GetName()] = m.GetGauge().GetValue() + m.GetCounter().GetValue()
+	}
+	st := db.Stats()
+	for name, want := range map[string]float64{
+		"outpost_tsdb_series":                 1,
+		"outpost_tsdb_head_samples":           1,
+		"outpost_tsdb_partitions":             1,
+		"outpost_tsdb_partition_bytes":        float64(st.PartitionBytes),
+		"outpost_tsdb_samples_appended_total": 3,
+		"outpost_tsdb_head_flushes_total":     1,
+	} {
+		if got[name] != want {
+			t.Errorf("%s = %v, want %v", name, got[name], want)
+		}
+	}
+	if len(got) != len(statsMetrics) || st.PartitionBytes == 0 {
+		t.Errorf("%d metrics gathered, want %d; partition bytes %d", len(got), len(statsMetrics), st.PartitionBytes)
 	}
 }
