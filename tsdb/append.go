@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -17,6 +18,31 @@ type seriesSamples struct {
 	lset    labels.Labels
 	ref     SeriesRef
 	samples []sample
+}
+
+// appliedBufs holds appendBatch's lists of the series applied and their
+// samples between calls: as long as a batch each, allocating them afresh was a
+// sixth of what OTLP ingest allocated besides decoding.
+type appliedBufs struct {
+	series  []*memSeries
+	samples [][]sample
+}
+
+var appliedPool = sync.Pool{New: func() any { return new(appliedBufs) }}
+
+// maxPooled is the longest slice a pool keeps: a rare huge batch does not pin
+// its buffers.
+const maxPooled = 1 << 16
+
+// put keeps the lists for the next call, without what they point to.
+func (ab *appliedBufs) put(series []*memSeries, samples [][]sample) {
+	if cap(series) > maxPooled || cap(samples) > maxPooled {
+		return
+	}
+	clear(series)
+	clear(samples)
+	ab.series, ab.samples = series[:0], samples[:0]
+	appliedPool.Put(ab)
 }
 
 // appendBatch stores a batch: it checks every sample, logs the accepted ones to the
@@ -55,8 +81,9 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 		accepted       int64
 		seriesRec      []byte
 		wasEmpty       = db.headSamples == 0
-		applied        = make([]*memSeries, 0, len(batch))
-		appliedSamples = make([][]sample, 0, len(batch))
+		ab             = appliedPool.Get().(*appliedBufs)
+		applied        = ab.series[:0]
+		appliedSamples = ab.samples[:0]
 	)
 	for i := range batch {
 		b := &batch[i]
@@ -175,6 +202,7 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 	}
 	// The batch is durable: show it to the observer, outside the lock.
 	db.observe(applied, appliedSamples, accepted)
+	ab.put(applied, appliedSamples)
 	rejected = ooo + old
 	switch {
 	case ooo > 0 && old > 0:
