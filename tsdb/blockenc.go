@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/decimal"
 	"github.com/VictoriaMetrics/VictoriaMetrics/lib/encoding"
@@ -25,21 +26,37 @@ const (
 	maxBlockSamples = 1 << 16
 )
 
+// blockEncoder is the working memory of block encoding, reused from one block
+// (and series) to the next while a partition is written: encoding allocated as
+// much as the samples it encoded, several times over.
+type blockEncoder struct {
+	runs    []chunkRun
+	ts, sts []int64
+	vs      []float64
+	block   []byte
+	enc     []byte    // a column as VictoriaMetrics marshals it
+	plain   []byte    // a column unwrapped from VictoriaMetrics' zstd
+	ints    []int64   // decimal mantissas
+	backI   []int64   // a column decoded back, to check it
+	backF   []float64 // values decoded back from decimals, to check them
+}
+
 // appendFloatBlock appends the encoding of the samples ts, sts, vs (equal lengths,
 // 1..maxBlockSamples, ts non-decreasing) to dst. sts may be nil when no sample has
 // a start timestamp.
 func appendFloatBlock(dst []byte, ts, sts []int64, vs []float64) []byte {
-	return appendFloatBlockPlain(dst, ts, sts, vs, false)
+	var e blockEncoder
+	return e.appendFloatBlock(dst, ts, sts, vs, false)
 }
 
-// appendFloatBlockPlain is appendFloatBlock; with plain, no column is compressed
-// by VictoriaMetrics' own zstd pass (its ZSTD marshal types are stored as the
-// plain types they wrap). The partition's frame compression then does that work
-// for all columns of the frame together: a float block of a few hundred samples
-// compressed on its own pays about 75 bytes of zstd headers and tables, a plain
-// one about nothing, which is what lets a series chunk be cut into blocks that
-// reads of part of a partition can skip (runFloatSpan).
-func appendFloatBlockPlain(dst []byte, ts, sts []int64, vs []float64, plain bool) []byte {
+// appendFloatBlock appends the block of ts, sts, vs to dst; with plain, no
+// column is compressed by VictoriaMetrics' own zstd pass (its ZSTD marshal types
+// are stored as the plain types they wrap). The partition's frame compression
+// then does that work for all columns of the frame together: a float block of a
+// few hundred samples compressed on its own pays about 75 bytes of zstd headers
+// and tables, a plain one about nothing, which is what lets a series chunk be
+// cut into blocks that reads of part of a partition can skip (runFloatSpan).
+func (e *blockEncoder) appendFloatBlock(dst []byte, ts, sts []int64, vs []float64, plain bool) []byte {
 	n := len(ts)
 	flagsAt := len(dst)
 	dst = append(dst, 0)
@@ -47,12 +64,12 @@ func appendFloatBlockPlain(dst []byte, ts, sts []int64, vs []float64, plain bool
 	var flags byte
 
 	var ok bool
-	dst, ok = appendIntColumn(dst, ts, true, plain)
+	dst, ok = e.appendIntColumn(dst, ts, true, plain)
 	if !ok {
 		flags |= blockTSRaw
 	}
 
-	dst, ok = appendDecimalColumn(dst, vs, plain)
+	dst, ok = e.appendDecimalColumn(dst, vs, plain)
 	if !ok {
 		flags |= blockValuesXOR
 		dst = appendXORColumn(dst, vs)
@@ -60,7 +77,7 @@ func appendFloatBlockPlain(dst []byte, ts, sts []int64, vs []float64, plain bool
 
 	if sts != nil {
 		flags |= blockHasST
-		dst, ok = appendIntColumn(dst, sts, false, plain)
+		dst, ok = e.appendIntColumn(dst, sts, false, plain)
 		if !ok {
 			flags |= blockSTRaw
 		}
@@ -71,10 +88,11 @@ func appendFloatBlockPlain(dst []byte, ts, sts []int64, vs []float64, plain bool
 
 // appendIntColumn appends a as a VictoriaMetrics-encoded column when that decodes
 // back to a exactly (ok), and as zigzag deltas otherwise.
-func appendIntColumn(dst []byte, a []int64, sorted, plain bool) ([]byte, bool) {
+func (e *blockEncoder) appendIntColumn(dst []byte, a []int64, sorted, plain bool) ([]byte, bool) {
 	start := len(dst)
-	enc, mt, first := marshalInts(a, sorted, plain)
-	back, err := encoding.UnmarshalValues(nil, enc, mt, first, len(a))
+	enc, mt, first := e.marshalInts(a, sorted, plain)
+	back, err := encoding.UnmarshalValues(e.backI[:0], enc, mt, first, len(a))
+	e.backI = back
 	if err == nil && int64sEqual(back, a) {
 		dst = append(dst, byte(mt))
 		dst = binary.AppendVarint(dst, first)
@@ -92,9 +110,11 @@ func appendIntColumn(dst []byte, a []int64, sorted, plain bool) ([]byte, bool) {
 
 // appendDecimalColumn appends vs through VictoriaMetrics' decimal conversion when
 // that is bit-exact for every value.
-func appendDecimalColumn(dst []byte, vs []float64, plain bool) ([]byte, bool) {
-	va, e := decimal.AppendFloatToDecimal(nil, vs)
-	back := decimal.AppendDecimalToFloat(nil, va, e)
+func (e *blockEncoder) appendDecimalColumn(dst []byte, vs []float64, plain bool) ([]byte, bool) {
+	va, exp := decimal.AppendFloatToDecimal(e.ints[:0], vs)
+	e.ints = va
+	back := decimal.AppendDecimalToFloat(e.backF[:0], va, exp)
+	e.backF = back
 	if len(back) != len(vs) {
 		return dst, false
 	}
@@ -103,32 +123,33 @@ func appendDecimalColumn(dst []byte, vs []float64, plain bool) ([]byte, bool) {
 			return dst, false
 		}
 	}
-	enc, mt, first := marshalInts(va, false, plain)
-	va2, err := encoding.UnmarshalValues(nil, enc, mt, first, len(va))
+	enc, mt, first := e.marshalInts(va, false, plain)
+	va2, err := encoding.UnmarshalValues(e.backI[:0], enc, mt, first, len(va))
+	e.backI = va2
 	if err != nil || !int64sEqual(va, va2) {
 		return dst, false
 	}
 	dst = append(dst, byte(mt))
 	dst = binary.AppendVarint(dst, first)
-	dst = binary.AppendVarint(dst, int64(e))
+	dst = binary.AppendVarint(dst, int64(exp))
 	dst = binary.AppendUvarint(dst, uint64(len(enc)))
 	return append(dst, enc...), true
 }
 
 // marshalInts is VictoriaMetrics' encoding of a at full precision (as
 // timestamps when sorted). With plain, a column VictoriaMetrics compressed with
-// zstd is turned into the plain column inside it.
-func marshalInts(a []int64, sorted, plain bool) ([]byte, encoding.MarshalType, int64) {
-	var enc []byte
+// zstd is turned into the plain column inside it. The result is valid until the
+// next call.
+func (e *blockEncoder) marshalInts(a []int64, sorted, plain bool) ([]byte, encoding.MarshalType, int64) {
 	var mt encoding.MarshalType
 	var first int64
 	if sorted {
-		enc, mt, first = encoding.MarshalTimestamps(nil, a, 64)
+		e.enc, mt, first = encoding.MarshalTimestamps(e.enc[:0], a, 64)
 	} else {
-		enc, mt, first = encoding.MarshalValues(nil, a, 64)
+		e.enc, mt, first = encoding.MarshalValues(e.enc[:0], a, 64)
 	}
 	if !plain {
-		return enc, mt, first
+		return e.enc, mt, first
 	}
 	var to encoding.MarshalType
 	switch mt {
@@ -137,12 +158,13 @@ func marshalInts(a []int64, sorted, plain bool) ([]byte, encoding.MarshalType, i
 	case encoding.MarshalTypeZSTDNearestDelta:
 		to = encoding.MarshalTypeNearestDelta
 	default:
-		return enc, mt, first
+		return e.enc, mt, first
 	}
-	raw, err := encoding.DecompressZSTD(nil, enc)
+	raw, err := encoding.DecompressZSTD(e.plain[:0], e.enc)
 	if err != nil {
-		return enc, mt, first // the compressed column is as good
+		return e.enc, mt, first // the compressed column is as good
 	}
+	e.plain = raw
 	return raw, to, first
 }
 
@@ -151,7 +173,7 @@ func marshalInts(a []int64, sorted, plain bool) ([]byte, encoding.MarshalType, i
 func appendXORColumn(dst []byte, vs []float64) []byte {
 	n := len(vs)
 	start := len(dst)
-	dst = append(dst, make([]byte, 8*n)...)
+	dst = slices.Grow(dst, 8*n)[:start+8*n]
 	out := dst[start:]
 	var prev uint64
 	for i, v := range vs {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
@@ -22,7 +23,7 @@ type sample struct {
 // float-histogram chunk with start timestamps (chunkenc.EncFloatHistogramST). In
 // a chunk of more than one run, float blocks are written as runFloatSpan: led by
 // their time range, so that a read of part of the partition's time skips the
-// blocks outside it undecoded, and plain (appendFloatBlockPlain).
+// blocks outside it undecoded, and plain (blockEncoder.appendFloatBlock).
 const (
 	runFloat     = 1
 	runHistogram = 2
@@ -43,8 +44,16 @@ const (
 
 // appendSeriesChunk appends the runs encoding samples ss (sorted by t, unique t).
 func appendSeriesChunk(dst []byte, ss []sample) []byte {
-	type run struct{ i, j int }
-	var runs []run
+	var e blockEncoder
+	return e.appendSeriesChunk(dst, ss)
+}
+
+// chunkRun is a run of samples of one kind, ss[i:j].
+type chunkRun struct{ i, j int }
+
+// appendSeriesChunk is appendSeriesChunk with e's working memory.
+func (e *blockEncoder) appendSeriesChunk(dst []byte, ss []sample) []byte {
+	runs := e.runs[:0]
 	for i := 0; i < len(ss); {
 		j := i + 1
 		if ss[i].fh == nil {
@@ -57,10 +66,10 @@ func appendSeriesChunk(dst []byte, ss []sample) []byte {
 				j++
 			}
 		}
-		runs = append(runs, run{i, j})
+		runs = append(runs, chunkRun{i, j})
 		i = j
 	}
-	var block []byte
+	e.runs = runs
 	var prevEnd int64 // the last timestamp of the previous runFloatSpan
 	for _, r := range runs {
 		i, j := r.i, r.j
@@ -68,14 +77,16 @@ func appendSeriesChunk(dst []byte, ss []sample) []byte {
 			dst = appendHistogramChunks(dst, ss[i:j])
 			continue
 		}
-		ts := make([]int64, j-i)
-		vs := make([]float64, j-i)
+		n := j - i
+		ts, vs := slices.Grow(e.ts[:0], n)[:n], slices.Grow(e.vs[:0], n)[:n]
+		e.ts, e.vs = ts, vs
 		var sts []int64
 		for k := i; k < j; k++ {
 			ts[k-i] = ss[k].t
 			vs[k-i] = ss[k].v
 			if ss[k].st != 0 && sts == nil {
-				sts = make([]int64, j-i)
+				sts = slices.Grow(e.sts[:0], n)[:n]
+				e.sts = sts
 			}
 		}
 		if sts != nil {
@@ -85,15 +96,16 @@ func appendSeriesChunk(dst []byte, ss []sample) []byte {
 		}
 		if len(runs) == 1 {
 			// The partition's index holds the time range of a series' only run.
-			block = appendFloatBlock(block[:0], ts, sts, vs)
+			e.block = e.appendFloatBlock(e.block[:0], ts, sts, vs, false)
 			dst = append(dst, runFloat)
-			dst = binary.AppendUvarint(dst, uint64(len(block)))
-			dst = append(dst, block...)
+			dst = binary.AppendUvarint(dst, uint64(len(e.block)))
+			dst = append(dst, e.block...)
 			continue
 		}
-		block = binary.AppendVarint(block[:0], ts[0]-prevEnd)
+		block := binary.AppendVarint(e.block[:0], ts[0]-prevEnd)
 		block = binary.AppendUvarint(block, uint64(ts[len(ts)-1]-ts[0]))
-		block = appendFloatBlockPlain(block, ts, sts, vs, true)
+		block = e.appendFloatBlock(block, ts, sts, vs, true)
+		e.block = block
 		prevEnd = ts[len(ts)-1]
 		dst = append(dst, runFloatSpan)
 		dst = binary.AppendUvarint(dst, uint64(len(block)))

@@ -188,6 +188,7 @@ func writePartition(dir string, seq uint64, n int, next func(i int) (partSeries,
 		}
 		return nil
 	}
+	var enc blockEncoder
 	for i := 0; i < n; i++ {
 		s, err := next(i)
 		if err != nil {
@@ -197,7 +198,7 @@ func writePartition(dir string, seq uint64, n int, next func(i int) (partSeries,
 			continue
 		}
 		at := len(frame)
-		frame = appendSeriesChunk(frame, s.samples)
+		frame = enc.appendSeriesChunk(frame, s.samples)
 		if len(frame)-at > math.MaxUint32 || len(frame) > maxChunkSize {
 			return nil, fmt.Errorf("cannot write partition %q: series chunk of %d bytes is too large", tmp, len(frame)-at)
 		}
