@@ -274,6 +274,19 @@ func (r *blockReader) u64() uint64 {
 
 // decodeFloatBlock decodes one float block from b and appends its samples to dst.
 func decodeFloatBlock(dst []sample, b []byte) ([]sample, error) {
+	var d blockDecoder
+	return d.decodeFloatBlock(dst, b)
+}
+
+// blockDecoder is the working memory of block decoding (the columns before they
+// become samples), reused from one block and series to the next of a read.
+type blockDecoder struct {
+	ts, sts, ints []int64
+	vs            []float64
+}
+
+// decodeFloatBlock is decodeFloatBlock with d's working memory.
+func (d *blockDecoder) decodeFloatBlock(dst []sample, b []byte) ([]sample, error) {
 	r := &blockReader{b: b}
 	flags := r.byte()
 	n := r.uvarint()
@@ -286,12 +299,14 @@ func decodeFloatBlock(dst []sample, b []byte) ([]sample, error) {
 	if r.err != nil {
 		return dst, r.err
 	}
-	ts := r.intColumn(int(n), flags&blockTSRaw != 0)
+	ts := r.intColumn(d.ts[:0], int(n), flags&blockTSRaw != 0)
+	d.ts = ts
 	var vs []float64
 	if flags&blockValuesXOR != 0 {
 		planes := r.bytes(8 * n)
 		if planes != nil {
-			vs = make([]float64, n)
+			vs = slices.Grow(d.vs[:0], int(n))[:n]
+			d.vs = vs
 			var prev uint64
 			for i := range vs {
 				var x uint64
@@ -313,18 +328,21 @@ func decodeFloatBlock(dst []sample, b []byte) ([]sample, error) {
 			} else if err := encoding.CheckMarshalType(mt); err != nil {
 				r.fail("%v", err)
 			} else {
-				va, err := encoding.UnmarshalValues(nil, enc, mt, first, int(n))
+				va, err := encoding.UnmarshalValues(d.ints[:0], enc, mt, first, int(n))
 				if err != nil {
 					r.fail("%v", err)
 				} else {
-					vs = decimal.AppendDecimalToFloat(nil, va, int16(e))
+					d.ints = va
+					vs = decimal.AppendDecimalToFloat(d.vs[:0], va, int16(e))
+					d.vs = vs
 				}
 			}
 		}
 	}
 	var sts []int64
 	if flags&blockHasST != 0 {
-		sts = r.intColumn(int(n), flags&blockSTRaw != 0)
+		sts = r.intColumn(d.sts[:0], int(n), flags&blockSTRaw != 0)
+		d.sts = sts
 	}
 	if r.err == nil && r.off != len(b) {
 		r.fail("%d trailing bytes", len(b)-r.off)
@@ -342,12 +360,13 @@ func decodeFloatBlock(dst []sample, b []byte) ([]sample, error) {
 	return dst, nil
 }
 
-func (r *blockReader) intColumn(n int, raw bool) []int64 {
+// intColumn decodes a column of n integers into dst's memory.
+func (r *blockReader) intColumn(dst []int64, n int, raw bool) []int64 {
 	if r.err != nil {
 		return nil
 	}
 	if raw {
-		out := make([]int64, n)
+		out := slices.Grow(dst[:0], n)[:n]
 		var prev int64
 		for i := range out {
 			prev += r.varint()
@@ -368,7 +387,7 @@ func (r *blockReader) intColumn(n int, raw bool) []int64 {
 		r.fail("%v", err)
 		return nil
 	}
-	out, err := encoding.UnmarshalValues(nil, enc, mt, first, n)
+	out, err := encoding.UnmarshalValues(dst[:0], enc, mt, first, n)
 	if err != nil {
 		r.fail("%v", err)
 		return nil

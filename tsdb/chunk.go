@@ -165,7 +165,13 @@ func decodeSeriesChunk(dst []sample, b []byte) ([]sample, error) {
 // skips the float blocks with a time range (runFloatSpan) that ends before mint
 // and stops at the first that begins after maxt. The blocks it decodes may
 // append samples outside the range.
-func decodeSeriesChunkRange(dst []sample, b []byte, mint, maxt int64) (_ []sample, err error) {
+func decodeSeriesChunkRange(dst []sample, b []byte, mint, maxt int64) ([]sample, error) {
+	var d blockDecoder
+	return d.decodeSeriesChunkRange(dst, b, mint, maxt)
+}
+
+// decodeSeriesChunkRange is decodeSeriesChunkRange with d's working memory.
+func (d *blockDecoder) decodeSeriesChunkRange(dst []sample, b []byte, mint, maxt int64) (_ []sample, err error) {
 	r := &blockReader{b: b}
 	var prevEnd int64
 	for r.err == nil && r.off < len(b) {
@@ -177,15 +183,15 @@ func decodeSeriesChunkRange(dst []sample, b []byte, mint, maxt int64) (_ []sampl
 		at := r.off - len(payload)
 		switch kind {
 		case runFloat:
-			dst, err = decodeFloatBlock(dst, payload)
+			dst, err = d.decodeFloatBlock(dst, payload)
 			if err != nil {
 				return dst, fmt.Errorf("float run at byte %d: %w", at, err)
 			}
 		case runFloatSpan:
 			pr := &blockReader{b: payload}
-			d, span := pr.varint(), pr.uvarint()
-			lo := prevEnd + d
-			if pr.err != nil || (d > 0 && lo < prevEnd) || (d < 0 && lo > prevEnd) || span > math.MaxInt64 || lo > math.MaxInt64-int64(span) {
+			delta, span := pr.varint(), pr.uvarint()
+			lo := prevEnd + delta
+			if pr.err != nil || (delta > 0 && lo < prevEnd) || (delta < 0 && lo > prevEnd) || span > math.MaxInt64 || lo > math.MaxInt64-int64(span) {
 				return dst, fmt.Errorf("float run at byte %d: %w: bad time range", at, errFormat)
 			}
 			prevEnd = lo + int64(span)
@@ -195,7 +201,7 @@ func decodeSeriesChunkRange(dst []sample, b []byte, mint, maxt int64) (_ []sampl
 			if prevEnd < mint {
 				continue
 			}
-			dst, err = decodeFloatBlock(dst, payload[pr.off:])
+			dst, err = d.decodeFloatBlock(dst, payload[pr.off:])
 			if err != nil {
 				return dst, fmt.Errorf("float run at byte %d: %w", at, err)
 			}

@@ -385,10 +385,12 @@ func readPartitionIndex(path string, f io.ReaderAt, size int64) (*partitionIndex
 }
 
 // frameCache keeps the last frame a reader decompressed, for reading the chunks
-// of one partition in file order. The zero value is empty.
+// of one partition in file order, and the reader's block decoding memory. The
+// zero value is empty.
 type frameCache struct {
 	off  uint64
 	data []byte
+	dec  blockDecoder
 }
 
 // chunkReadCap is a capacity for the samples of a read of [mint, maxt] from the
@@ -441,7 +443,12 @@ func (p *partition) readChunk(dst []sample, id uint32, mint, maxt int64, fc *fra
 		dst = make([]sample, 0, chunkReadCap(ref, mint, maxt))
 	}
 	start := len(dst)
-	dst, err := decodeSeriesChunkRange(dst, raw, mint, maxt)
+	var dec blockDecoder
+	d := &dec
+	if fc != nil {
+		d = &fc.dec
+	}
+	dst, err := d.decodeSeriesChunkRange(dst, raw, mint, maxt)
 	if err != nil {
 		return dst[:start], &CorruptionError{File: p.path, Offset: int64(ref.off), Err: err}
 	}
