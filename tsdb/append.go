@@ -79,7 +79,7 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 		nf, nh         uint64
 		ooo, old       int64
 		accepted       int64
-		seriesRec      []byte
+		seriesRec      = db.serBuf[:0]
 		wasEmpty       = db.headSamples == 0
 		ab             = appliedPool.Get().(*appliedBufs)
 		applied        = ab.series[:0]
@@ -161,7 +161,7 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 		cnt = binary.AppendUvarint(cnt[:0], nh)
 		recs = appendWALRecord2(recs, recHistograms, cnt, hi)
 	}
-	db.recBuf = fl[:0]
+	db.recBuf, db.serBuf = fl[:0], seriesRec[:0]
 	var seq uint64
 	if len(recs) > 0 {
 		seq, err = db.w.add(recs)

@@ -47,6 +47,7 @@ type DB struct {
 	lcache labelCache
 	walBuf []byte
 	recBuf []byte
+	serBuf []byte // a series record being built (appendBatch)
 	stats  stats
 	// observer, if set, sees each committed batch's float samples (SetObserver).
 	observer atomic.Pointer[Observer]
