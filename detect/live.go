@@ -323,11 +323,13 @@ func (l *Live) Observe(batch []tsdb.ObservedSample) {
 		return
 	}
 	if o := l.own.Load(); o != nil && o.is(batch) {
+		tsdb.RecycleObserved(batch)
 		return // the engine's own scores and bands
 	}
 	if l.queued.Add(n) > int64(l.opts.QueueSamples) {
 		l.queued.Add(-n)
 		l.dropped.Add(n)
+		tsdb.RecycleObserved(batch)
 		return
 	}
 	select {
@@ -335,6 +337,7 @@ func (l *Live) Observe(batch []tsdb.ObservedSample) {
 	default:
 		l.queued.Add(-n)
 		l.dropped.Add(n)
+		tsdb.RecycleObserved(batch)
 	}
 }
 
@@ -459,12 +462,14 @@ func (l *Live) handle(it liveItem) int {
 			l.flush()
 		}
 	}
+	n0 := len(it.batch)
+	tsdb.RecycleObserved(it.batch) // nothing above keeps a sample
 	l.processed.Add(int64(n))
 	l.scoredN.Store(l.scored)
 	if l.now-l.lastEvict >= l.opts.IdleAfter.Milliseconds()/4 {
 		l.evict()
 	}
-	return len(it.batch)
+	return n0
 }
 
 // sample takes one sample in; it reports false for the engine's own output,

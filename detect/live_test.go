@@ -260,7 +260,7 @@ func TestLiveQueueDropsWhenFull(t *testing.T) {
 	for i := range batch {
 		batch[i] = tsdb.ObservedSample{Labels: ls, T: liveStart.UnixMilli() + int64(i)*1000, V: 1}
 	}
-	l.Observe(batch)
+	l.Observe(slices.Clone(batch)) // the observer owns what it is given
 	l.Observe(batch[:5])
 	syncLive(t, l)
 	if st := l.Stats(); st.Dropped != 11 || st.Processed != 5 || st.Queued != 0 {

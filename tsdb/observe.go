@@ -1,6 +1,10 @@
 package tsdb
 
-import "github.com/prometheus/prometheus/model/labels"
+import (
+	"sync"
+
+	"github.com/prometheus/prometheus/model/labels"
+)
 
 // ObservedSample is one accepted float sample as an observer sees it (see
 // SetObserver): the series' Prometheus labels, the timestamp in Unix milliseconds
@@ -17,8 +21,31 @@ type ObservedSample struct {
 // Observer receives the float samples of each committed batch. It runs on the
 // writer's goroutine after the batch is durable and outside the DB's locks, so it
 // must not block: hand the samples to a queue (dropping when it is full) and
-// return. The observer owns batch and may keep it.
+// return. The observer owns batch and may keep it; once done with it, it may
+// hand it back with RecycleObserved.
 type Observer func(batch []ObservedSample)
+
+// observedPool holds batches handed back with RecycleObserved.
+var observedPool sync.Pool
+
+// RecycleObserved hands back a batch an Observer received, for the memory of a
+// later one. Nothing may use batch, or a slice of it, afterwards.
+func RecycleObserved(batch []ObservedSample) {
+	if cap(batch) == 0 || cap(batch) > maxPooled {
+		return
+	}
+	batch = batch[:cap(batch)]
+	clear(batch) // the labels
+	observedPool.Put(&batch)
+}
+
+// newObserved returns an empty batch with room for n samples.
+func newObserved(n int64) []ObservedSample {
+	if p, ok := observedPool.Get().(*[]ObservedSample); ok && int64(cap(*p)) >= n {
+		return (*p)[:0]
+	}
+	return make([]ObservedSample, 0, n)
+}
 
 // SetObserver installs fn as the observer of accepted float samples (from
 // WriteMetrics and the appenders alike), replacing any previous one; nil removes
@@ -38,7 +65,7 @@ func (db *DB) observe(applied []*memSeries, samples [][]sample, n int64) {
 	if p == nil || n == 0 {
 		return
 	}
-	out := make([]ObservedSample, 0, n)
+	out := newObserved(n)
 	for i, ms := range applied {
 		for _, s := range samples[i] {
 			if s.fh == nil {
