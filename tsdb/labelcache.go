@@ -26,7 +26,8 @@ type labelCache struct {
 	max    int64
 }
 
-// scopeCache holds the entries of one scope.
+// scopeCache holds the entries of one scope. A translator reads m holding mu
+// read-locked for all of a scope's points; put takes the write lock.
 type scopeCache struct {
 	c  *labelCache
 	mu sync.RWMutex
@@ -62,13 +63,6 @@ func (c *labelCache) scope(scopeKey []byte) *scopeCache {
 		c.n.Add(1)
 	}
 	return sc
-}
-
-func (sc *scopeCache) get(sig []byte) *cachedLabels {
-	sc.mu.RLock()
-	e := sc.m[string(sig)]
-	sc.mu.RUnlock()
-	return e
 }
 
 func (sc *scopeCache) put(sig []byte, e *cachedLabels) {

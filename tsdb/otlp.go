@@ -384,12 +384,17 @@ func (tr *translator) translate(md pmetric.Metrics) {
 			}
 			tr.scopeKey = scope.Bytes(tr.scopeKey[:0])
 			tr.scope = tr.db.lcache.scope(tr.scopeKey)
+			// The scope's entries are read under one read lock for the whole
+			// scope, not one per point (see cachedLabels).
+			tr.scope.mu.RLock()
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				if t := tr.metric(ms.At(k), scope); t > latest {
 					latest = t
 				}
 			}
+			tr.scope.mu.RUnlock()
+			tr.scope = nil
 		}
 		if !info.IsEmpty() && latest != math.MinInt64 {
 			tr.add(info, sample{t: latest, v: 1})
@@ -415,11 +420,15 @@ func (tr *translator) seriesLabels(name string, scope labels.Labels, extraName, 
 // carries the series' ref once known.
 func (tr *translator) cachedLabels(name string, scope labels.Labels, extraName, extraValue string) *cachedLabels {
 	tr.sig = appendSignature(tr.sig[:0], tr.attrsSig, name, extraName, extraValue)
-	if e := tr.scope.get(tr.sig); e != nil {
+	// tr.scope.mu is read-locked (translate): a new entry is put with the
+	// lock let go for the while.
+	if e := tr.scope.m[string(tr.sig)]; e != nil {
 		return e
 	}
 	e := &cachedLabels{lset: tr.buildLabels(name, scope, tr.attrs, extraName, extraValue)}
+	tr.scope.mu.RUnlock()
 	tr.scope.put(tr.sig, e)
+	tr.scope.mu.RLock()
 	return e
 }
 
