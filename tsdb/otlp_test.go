@@ -3,6 +3,7 @@ package tsdb
 import (
 	"math"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -286,5 +287,54 @@ func TestExponentialHistogramAndStaleness(t *testing.T) {
 	temp := all[`{__name__="temp", instance="i-1", job="api"}`]
 	if len(temp) != 1 || math.Float64bits(temp[0].v) != value.StaleNaN {
 		t.Fatalf("no-recorded-value gauge is not a stale marker: %+v", temp)
+	}
+}
+
+// TestConcurrentWritersShareScope has writers send points of one resource and
+// scope at once, each adding new series (cache misses, which take the scope's
+// write lock while the others read under its read lock), and checks that every
+// point is stored.
+func TestConcurrentWritersShareScope(t *testing.T) {
+	db, _ := openTest(t, &Options{OutOfOrderWindow: -1})
+	const writers, rounds, perRound = 4, 30, 50
+	base := time.Now().Add(-time.Hour)
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			for r := range rounds {
+				md := pmetric.NewMetrics()
+				rm := md.ResourceMetrics().AppendEmpty()
+				rm.Resource().Attributes().PutStr("service.name", "shared")
+				sm := rm.ScopeMetrics().AppendEmpty()
+				sm.Scope().SetName("scope")
+				m := sm.Metrics().AppendEmpty()
+				m.SetName("g")
+				dps := m.SetEmptyGauge().DataPoints()
+				for i := range perRound {
+					dp := dps.AppendEmpty()
+					// Half the series are new each round, half seen before.
+					dp.Attributes().PutInt("series", int64(w*1_000_000+(r/2)*perRound+i))
+					dp.SetTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Duration(r) * time.Second)))
+					dp.SetDoubleValue(float64(r))
+				}
+				if _, _, err := db.WriteMetrics(t.Context(), md); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ss := range readAll(t, db) {
+		n += len(ss)
+	}
+	if want := writers * rounds * perRound; n != want {
+		t.Fatalf("%d samples stored, want %d", n, want)
 	}
 }
