@@ -442,8 +442,12 @@ func (ix *Index) waitRoom(ctx context.Context, n int) error {
 }
 
 // indexed takes n records off the pending count and wakes the writers waiting
-// for room.
+// for room. Nothing taken off (a write whose records all went to the indexer)
+// wakes no one.
 func (ix *Index) indexed(n int64) {
+	if n == 0 {
+		return
+	}
 	ix.pending.Add(-n)
 	ix.roomMu.Lock()
 	close(ix.room)
