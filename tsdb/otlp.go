@@ -32,7 +32,6 @@ func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected in
 	}
 	n := md.DataPointCount()
 	bufs := translatorPool.Get().(*translatorBufs)
-	defer bufs.put()
 	tr := translator{
 		db:      db,
 		now:     db.opts.Now().UnixMilli(),
@@ -42,7 +41,7 @@ func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected in
 		entries: grown(bufs.entries, n),
 		flat:    grown(bufs.flat, 2*n),
 	}
-	defer func() { bufs.batch, bufs.entries, bufs.flat = tr.batch, tr.entries, tr.flat }()
+	defer func() { bufs.put(tr.batch, tr.entries, tr.flat) }()
 	tr.translate(md)
 	stRejected, stReason, err := db.appendBatch(tr.batch)
 	// Remember the refs of the series resolved (even before a failure: those
@@ -77,16 +76,16 @@ type translatorBufs struct {
 
 var translatorPool = sync.Pool{New: func() any { return new(translatorBufs) }}
 
-// put keeps the buffers for the next request, without what they point to.
-func (b *translatorBufs) put() {
-	if cap(b.batch) > maxPooled || cap(b.flat) > 2*maxPooled {
+// put keeps the buffers as last used for the next request, without what they
+// point to. Only their used parts can hold anything: each use starts at length 0.
+func (b *translatorBufs) put(batch []seriesSamples, entries []*cachedLabels, flat []sample) {
+	if cap(batch) > maxPooled || cap(flat) > 2*maxPooled {
 		return
 	}
-	// Only the used part can hold anything: each use starts at length 0.
-	clear(b.batch)
-	clear(b.entries)
-	clear(b.flat)
-	b.batch, b.entries, b.flat = b.batch[:0], b.entries[:0], b.flat[:0]
+	clear(batch)
+	clear(entries)
+	clear(flat)
+	b.batch, b.entries, b.flat = batch[:0], entries[:0], flat[:0]
 	translatorPool.Put(b)
 }
 

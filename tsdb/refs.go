@@ -42,10 +42,9 @@ func (db *DB) AppendRefs(samples []RefSample) (rejected int64, err error) {
 		return 0, nil
 	}
 	bufs := translatorPool.Get().(*translatorBufs)
-	defer bufs.put()
 	flat := grown(bufs.flat, len(samples))[:len(samples)]
 	batch := grown(bufs.batch, len(samples))
-	defer func() { bufs.batch, bufs.flat = batch, flat }()
+	defer func() { bufs.put(batch, bufs.entries, flat) }()
 	for i, s := range samples {
 		flat[i] = sample{t: s.T, v: s.V}
 		if n := len(batch); n > 0 && s.Ref != 0 && batch[n-1].ref == s.Ref {
