@@ -94,20 +94,18 @@ func (e *blockEncoder) appendSeriesChunk(dst []byte, ss []sample) []byte {
 				sts[k-i] = ss[k].st
 			}
 		}
-		if len(runs) == 1 {
-			// The partition's index holds the time range of a series' only run.
-			e.block = e.appendFloatBlock(e.block[:0], ts, sts, vs, false)
-			dst = append(dst, runFloat)
-			dst = binary.AppendUvarint(dst, uint64(len(e.block)))
-			dst = append(dst, e.block...)
-			continue
+		// The partition's index holds the time range of a series' only run;
+		// each of several runs leads with its own.
+		kind, block := byte(runFloat), e.block[:0]
+		if len(runs) > 1 {
+			kind = runFloatSpan
+			block = binary.AppendVarint(block, ts[0]-prevEnd)
+			block = binary.AppendUvarint(block, uint64(ts[len(ts)-1]-ts[0]))
+			prevEnd = ts[len(ts)-1]
 		}
-		block := binary.AppendVarint(e.block[:0], ts[0]-prevEnd)
-		block = binary.AppendUvarint(block, uint64(ts[len(ts)-1]-ts[0]))
-		block = e.appendFloatBlock(block, ts, sts, vs, true)
+		block = e.appendFloatBlock(block, ts, sts, vs, kind == runFloatSpan)
 		e.block = block
-		prevEnd = ts[len(ts)-1]
-		dst = append(dst, runFloatSpan)
+		dst = append(dst, kind)
 		dst = binary.AppendUvarint(dst, uint64(len(block)))
 		dst = append(dst, block...)
 	}
