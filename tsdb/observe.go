@@ -50,7 +50,8 @@ func newObserved(n int64) []ObservedSample {
 // SetObserver installs fn as the observer of accepted float samples (from
 // WriteMetrics and the appenders alike), replacing any previous one; nil removes
 // it. Histogram samples are not observed. The cost to ingest when set is one slice
-// of len(samples) per batch and the call itself.
+// of len(samples) per batch (one handed back with RecycleObserved, when there is
+// one) and the call itself.
 func (db *DB) SetObserver(fn Observer) {
 	if fn == nil {
 		db.observer.Store(nil)
