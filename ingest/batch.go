@@ -11,10 +11,38 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"outpost/internal/otlpwire"
 	"outpost/store"
 )
 
 type metricsBatch struct{ md pmetric.Metrics }
+
+// wireMetricsBatch is a metrics request not decoded (see decodeMetrics).
+type wireMetricsBatch struct{ m *otlpwire.Metrics }
+
+// WireConsumer is a Consumer that also takes metrics requests on the wire
+// (the store does); to any other, they are decoded.
+type WireConsumer interface {
+	ConsumeMetricsWire(ctx context.Context, m *otlpwire.Metrics) (store.Result, error)
+}
+
+func (wireMetricsBatch) signal() store.Signal { return store.Metrics }
+
+func (b wireMetricsBatch) consume(ctx context.Context, c Consumer) (store.Result, error) {
+	if wc, ok := c.(WireConsumer); ok {
+		return wc.ConsumeMetricsWire(ctx, b.m)
+	}
+	md, err := b.m.Decode()
+	if err != nil { // Scan accepted it: this does not happen
+		return store.Result{}, err
+	}
+	return c.ConsumeMetrics(ctx, md)
+}
+
+// enforceLimits has nothing to do: otlpwire.Scan accepts only a request that
+// passes the checks.
+func (wireMetricsBatch) enforceLimits(int) (int64, string) { return 0, "" }
+
 type logsBatch struct{ ld plog.Logs }
 type tracesBatch struct{ td ptrace.Traces }
 

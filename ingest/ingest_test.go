@@ -32,6 +32,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"outpost/internal/otlpwire"
 	"outpost/store"
 )
 
@@ -503,4 +504,73 @@ func hugeLogs(size int) plog.Logs {
 	ld := testLogs(1, 0)
 	ld.ResourceLogs().At(0).ScopeLogs().At(0).LogRecords().At(0).Body().SetStr(strings.Repeat("a", size))
 	return ld
+}
+
+// routeRecorder is a Consumer that notes how each metrics request reached it.
+type routeRecorder struct{ routes []string }
+
+func (r *routeRecorder) ConsumeMetrics(_ context.Context, md pmetric.Metrics) (store.Result, error) {
+	r.routes = append(r.routes, fmt.Sprintf("decoded %d", md.DataPointCount()))
+	return store.Result{Accepted: int64(md.DataPointCount())}, nil
+}
+func (r *routeRecorder) ConsumeMetricsWire(_ context.Context, m *otlpwire.Metrics) (store.Result, error) {
+	r.routes = append(r.routes, fmt.Sprintf("wire %d", m.Points))
+	return store.Result{Accepted: int64(m.Points)}, nil
+}
+func (r *routeRecorder) ConsumeLogs(context.Context, plog.Logs) (store.Result, error) {
+	return store.Result{}, nil
+}
+func (r *routeRecorder) ConsumeTraces(context.Context, ptrace.Traces) (store.Result, error) {
+	return store.Result{}, nil
+}
+
+// TestMetricsOnTheWire: a protobuf request of gauges and sums within the
+// limits goes to the consumer undecoded; JSON, other metric types and
+// requests the limits cut are decoded, and answered as before.
+func TestMetricsOnTheWire(t *testing.T) {
+	rec := &routeRecorder{}
+	_, srv := newHTTP(t, rec, &Options{MaxAttributes: 3})
+	send := func(ctype string, md pmetric.Metrics) int64 {
+		t.Helper()
+		req := pmetricotlp.NewExportRequestFromMetrics(md)
+		var body []byte
+		if ctype == contentJSON {
+			body, _ = req.MarshalJSON()
+		} else {
+			body, _ = req.MarshalProto()
+		}
+		resp := post(t, srv.URL+"/v1/metrics", ctype, body, nil)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d: %s", resp.StatusCode, b)
+		}
+		er := pmetricotlp.NewExportResponse()
+		if ctype == contentJSON {
+			er.UnmarshalJSON(b)
+		} else {
+			er.UnmarshalProto(b)
+		}
+		return er.PartialSuccess().RejectedDataPoints()
+	}
+	send(contentProto, testMetrics(4))
+	send(contentJSON, testMetrics(3))
+	hist := testMetrics(2)
+	h := hist.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+	h.SetName("latency")
+	h.SetEmptyHistogram().DataPoints().AppendEmpty().SetCount(1)
+	send(contentProto, hist)
+	wide := testMetrics(2)
+	for i := range 3 {
+		wide.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().At(1).Attributes().PutInt(fmt.Sprint(i), 1)
+	}
+	if n := send(contentProto, wide); n != 1 {
+		t.Errorf("a point over the attribute limit: %d rejected, want 1", n)
+	}
+	if got, want := strings.Join(rec.routes, ", "), "wire 4, decoded 3, decoded 3, decoded 1"; got != want {
+		t.Errorf("routes %s, want %s", got, want)
+	}
+	resp := post(t, srv.URL+"/v1/metrics", contentProto, []byte{0x0a, 0x05, 0x12}, nil)
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("malformed body: status %d, want 400", resp.StatusCode)
+	}
 }

@@ -33,6 +33,14 @@ type MetricsBackend interface {
 	Close() error
 }
 
+// WireMetricsBackend is a MetricsBackend that also stores a metrics request in
+// its protobuf wire form, one otlpwire.Scan accepted, as WriteMetrics would
+// store it decoded (the tsdb package), with the same contract.
+type WireMetricsBackend interface {
+	MetricsBackend
+	WriteMetricsWire(ctx context.Context, body []byte) (rejected int64, reason string, err error)
+}
+
 // LogsBackend stores log records (the logindex package).
 type LogsBackend interface {
 	WriteLogs(ctx context.Context, ld plog.Logs) (rejected int64, reason string, err error)
@@ -52,6 +60,13 @@ type Tap interface {
 	TapMetrics(md pmetric.Metrics)
 	TapLogs(ld plog.Logs)
 	TapTraces(td ptrace.Traces)
+}
+
+// MetricsBlindTap is a Tap whose TapMetrics does nothing: a metrics request
+// read on the wire is not decoded for it.
+type MetricsBlindTap interface {
+	Tap
+	IgnoresMetrics()
 }
 
 // retryAfterError is what a backend's back-pressure error looks like.

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"outpost/internal/atomicfile"
+	"outpost/internal/otlpwire"
 )
 
 // Options configure Open. A nil *Options means all defaults.
@@ -217,6 +218,52 @@ func (s *Store) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (Result,
 		}
 		return s.metrics.WriteMetrics(ctx, md)
 	}, func(t Tap) { t.TapMetrics(md) })
+}
+
+// ConsumeMetricsWire stores a metrics request read on the wire (see
+// otlpwire), counts it and shows it to the taps that read metrics. A backend
+// that cannot read it on the wire (WireMetricsBackend), and such taps, get it
+// decoded.
+func (s *Store) ConsumeMetricsWire(ctx context.Context, m *otlpwire.Metrics) (Result, error) {
+	per := make(map[string]uint64, len(m.PerService))
+	for svc, n := range m.PerService {
+		if svc == "" {
+			svc = UnknownService
+		}
+		per[svc] += n
+	}
+	var md pmetric.Metrics
+	decoded := false
+	decode := func() (pmetric.Metrics, error) {
+		if !decoded {
+			var err error
+			if md, err = m.Decode(); err != nil {
+				return md, err
+			}
+			decoded = true
+		}
+		return md, nil
+	}
+	return s.write(ctx, Metrics, per, func() (int64, string, error) {
+		switch b := s.metrics.(type) {
+		case nil:
+			return 0, "", nil
+		case WireMetricsBackend:
+			return b.WriteMetricsWire(ctx, m.Body)
+		}
+		md, err := decode()
+		if err != nil {
+			return 0, "", err
+		}
+		return s.metrics.WriteMetrics(ctx, md)
+	}, func(t Tap) {
+		if _, ok := t.(MetricsBlindTap); ok {
+			return
+		}
+		if md, err := decode(); err == nil {
+			t.TapMetrics(md)
+		}
+	})
 }
 
 // ConsumeLogs stores a batch of log records, counts it and shows it to the taps.

@@ -32,6 +32,10 @@ type scopeCache struct {
 	c  *labelCache
 	mu sync.RWMutex
 	m  map[string]*cachedLabels // by appendSignature
+	// wire holds the series of requests read on the wire (WriteMetricsWire),
+	// by appendSignature over the point's attributes as sent (otlpwire.Point's
+	// Attrs) rather than appendAttrsSignature's form: a key space of its own.
+	wire map[string]*cachedLabels
 }
 
 type cachedLabels struct {
@@ -58,17 +62,18 @@ func (c *labelCache) scope(scopeKey []byte) *scopeCache {
 		c.n.Store(0)
 	}
 	if sc = c.scopes[string(scopeKey)]; sc == nil {
-		sc = &scopeCache{c: c, m: map[string]*cachedLabels{}}
+		sc = &scopeCache{c: c, m: map[string]*cachedLabels{}, wire: map[string]*cachedLabels{}}
 		c.scopes[string(scopeKey)] = sc
 		c.n.Add(1)
 	}
 	return sc
 }
 
-func (sc *scopeCache) put(sig []byte, e *cachedLabels) {
+// put adds e under sig to m, one of sc's maps.
+func (sc *scopeCache) put(m map[string]*cachedLabels, sig []byte, e *cachedLabels) {
 	sc.mu.Lock()
-	if _, ok := sc.m[string(sig)]; !ok {
-		sc.m[string(sig)] = e
+	if _, ok := m[string(sig)]; !ok {
+		m[string(sig)] = e
 		sc.c.n.Add(1)
 	}
 	sc.mu.Unlock()

@@ -27,10 +27,15 @@ import (
 // once every accepted sample is durable. rejected counts the data points refused
 // (invalid, or too old for the out-of-order window or the retention), with reason.
 func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected int64, reason string, err error) {
+	return db.writeTranslated(ctx, md.DataPointCount(), func(tr *translator) { tr.translate(md) })
+}
+
+// writeTranslated stores what translate puts in the translator's batch; n is
+// the number of data points, to size the batch.
+func (db *DB) writeTranslated(ctx context.Context, n int, translate func(*translator)) (rejected int64, reason string, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, "", fmt.Errorf("cannot write metrics: %w", err)
 	}
-	n := md.DataPointCount()
 	bufs := translatorPool.Get().(*translatorBufs)
 	tr := translator{
 		db:      db,
@@ -42,7 +47,7 @@ func (db *DB) WriteMetrics(ctx context.Context, md pmetric.Metrics) (rejected in
 		flat:    grown(bufs.flat, 2*n),
 	}
 	defer func() { bufs.put(tr.batch, tr.entries, tr.flat) }()
-	tr.translate(md)
+	translate(&tr)
 	stRejected, stReason, err := db.appendBatch(tr.batch)
 	// Remember the refs of the series resolved (even before a failure: those
 	// series exist), so that their next points skip the series lookup.
@@ -372,20 +377,7 @@ func (tr *translator) translate(md pmetric.Metrics) {
 		sms := rm.ScopeMetrics()
 		for j := 0; j < sms.Len(); j++ {
 			sm := sms.At(j)
-			scope := base
-			if name := sm.Scope().Name(); name != "" {
-				b := labels.NewBuilder(base)
-				b.Set("otel_scope_name", name)
-				if v := sm.Scope().Version(); v != "" {
-					b.Set("otel_scope_version", v)
-				}
-				scope = b.Labels()
-			}
-			tr.scopeKey = scope.Bytes(tr.scopeKey[:0])
-			tr.scope = tr.db.lcache.scope(tr.scopeKey)
-			// The scope's entries are read under one read lock for the whole
-			// scope, not one per point (see cachedLabels).
-			tr.scope.mu.RLock()
+			scope := tr.enterScope(base, sm.Scope().Name(), sm.Scope().Version())
 			ms := sm.Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				if t := tr.metric(ms.At(k), scope); t > latest {
@@ -399,6 +391,27 @@ func (tr *translator) translate(md pmetric.Metrics) {
 			tr.add(info, sample{t: latest, v: 1})
 		}
 	}
+}
+
+// enterScope returns the labels of a scope of the resource whose labels are
+// base, and makes it the scope being translated: its label cache is read
+// locked until the translator lets it go (tr.scope.mu.RUnlock; tr.scope = nil).
+func (tr *translator) enterScope(base labels.Labels, name, version string) labels.Labels {
+	scope := base
+	if name != "" {
+		b := labels.NewBuilder(base)
+		b.Set("otel_scope_name", name)
+		if version != "" {
+			b.Set("otel_scope_version", version)
+		}
+		scope = b.Labels()
+	}
+	tr.scopeKey = scope.Bytes(tr.scopeKey[:0])
+	tr.scope = tr.db.lcache.scope(tr.scopeKey)
+	// The scope's entries are read under one read lock for the whole scope,
+	// not one per point (see cachedLabels).
+	tr.scope.mu.RLock()
+	return scope
 }
 
 // point makes attrs the attributes of the data point being translated, for
@@ -426,7 +439,7 @@ func (tr *translator) cachedLabels(name string, scope labels.Labels, extraName, 
 	}
 	e := &cachedLabels{lset: tr.buildLabels(name, scope, tr.attrs, extraName, extraValue)}
 	tr.scope.mu.RUnlock()
-	tr.scope.put(tr.sig, e)
+	tr.scope.put(tr.scope.m, tr.sig, e)
 	tr.scope.mu.RLock()
 	return e
 }
@@ -478,7 +491,7 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 			t := nsToMs(dp.Timestamp())
 			see(t)
 			tr.point(dp.Attributes())
-			tr.addPoint(name, scope, "", "", sample{t: t, v: numberValue(dp)})
+			tr.numberPoint(tr.cachedLabels(name, scope, "", ""), false, false, t, 0, numberValue(dp))
 		}
 	case pmetric.MetricTypeSum:
 		sum := m.Sum()
@@ -496,12 +509,7 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 			t := nsToMs(dp.Timestamp())
 			see(t)
 			tr.point(dp.Attributes())
-			e := tr.cachedLabels(name, scope, "", "")
-			s := sample{t: t, st: nsToMs(dp.StartTimestamp()), v: numberValue(dp)}
-			if delta && !value.IsStaleNaN(s.v) {
-				s.st, s.v = tr.accumulate(e.lset, e.lset, s.st, s.v)
-			}
-			tr.addEntry(e, s)
+			tr.numberPoint(tr.cachedLabels(name, scope, "", ""), true, delta, t, nsToMs(dp.StartTimestamp()), numberValue(dp))
 		}
 	case pmetric.MetricTypeHistogram:
 		h := m.Histogram()
@@ -571,6 +579,20 @@ func (tr *translator) metric(m pmetric.Metric, scope labels.Labels) int64 {
 		tr.reject(n, fmt.Sprintf("metric %q has no data type", m.Name()))
 	}
 	return latest
+}
+
+// numberPoint adds the sample of a gauge's or a sum's data point to the series
+// of e: t, the start st of a sum (a gauge has none), v; a delta sum's running
+// total in place of v.
+func (tr *translator) numberPoint(e *cachedLabels, sum, delta bool, t, st int64, v float64) {
+	s := sample{t: t, v: v}
+	if sum {
+		s.st = st
+		if delta && !value.IsStaleNaN(v) {
+			s.st, s.v = tr.accumulate(e.lset, e.lset, st, v)
+		}
+	}
+	tr.addEntry(e, s)
 }
 
 func dataPointCount(m pmetric.Metric) int {

@@ -221,6 +221,9 @@ func New(opts *Options) *Aggregator {
 // TapMetrics ignores metrics: the Aggregator reads only spans.
 func (a *Aggregator) TapMetrics(pmetric.Metrics) {}
 
+// IgnoresMetrics tells the store so (store.MetricsBlindTap).
+func (a *Aggregator) IgnoresMetrics() {}
+
 // TapLogs ignores logs.
 func (a *Aggregator) TapLogs(plog.Logs) {}
 

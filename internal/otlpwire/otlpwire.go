@@ -1,0 +1,708 @@
+// Package otlpwire owns reading OTLP metrics export requests
+// (ExportMetricsServiceRequest) in their protobuf wire form, without decoding
+// them into pdata objects first. Decoding a request into pdata allocates an
+// object for every data point, attribute and string, and that was the largest
+// part of the CPU of metrics ingest; most requests hold only gauges and sums,
+// whose points the TSDB needs as a few numbers and the bytes of their
+// attributes (which, as sent, identify a series as well as its labels do).
+//
+// Scan checks a request the way the receiver's decoding and limits would
+// (well-formed, valid UTF-8, no more attributes than allowed) and accepts it
+// only if it holds nothing but gauges and sums without exemplars; anything else
+// is for pdata. Walk then shows an accepted request to a Visitor: each
+// resource, scope, metric and data point, in order. Resource and Attributes
+// decode the rare parts a Visitor needs as pdata (a resource, or the attributes
+// of a series not seen before) through pdata itself, so that they mean exactly
+// what they would have meant decoded whole.
+//
+// Stores may import it: it imports nothing of Outpost.
+package otlpwire
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+)
+
+// Metrics is a request Scan accepted.
+type Metrics struct {
+	Body []byte
+	// Points is the number of data points; PerService counts them by the
+	// resource's service.name ("" when it has none, or not as a string).
+	Points     int
+	PerService map[string]uint64
+}
+
+// Decode decodes the request into pdata, for a consumer that needs it.
+func (m *Metrics) Decode() (pmetric.Metrics, error) {
+	req := pmetricotlp.NewExportRequest()
+	if err := req.UnmarshalProto(m.Body); err != nil {
+		return pmetric.NewMetrics(), err
+	}
+	return req.Metrics(), nil
+}
+
+// Kind is the data type of a metric Walk shows.
+type Kind uint8
+
+// Kinds.
+const (
+	Gauge Kind = iota + 1
+	Sum
+)
+
+// Metric is one metric, as Walk shows it; its byte slices point into the body.
+type Metric struct {
+	Name, Description, Unit []byte
+	Kind                    Kind
+	Monotonic               bool // sums
+	Delta                   bool // sums: delta aggregation temporality
+}
+
+// Point is one number data point, as Walk shows it.
+type Point struct {
+	// Attrs holds the point's attributes as they came, each re-framed as a
+	// field of a Resource message (see Attributes); NAttrs counts them.
+	Attrs  []byte
+	NAttrs int
+	Start  uint64 // start_time_unix_nano
+	Time   uint64 // time_unix_nano
+	Flags  uint32
+	Int    bool    // the value is as_int
+	Double float64 // as_double
+	IntVal int64   // as_int
+}
+
+// Value is the point's value as a float, as pdata gives it: an integer
+// converted, and zero when the point has no value.
+func (p *Point) Value() float64 {
+	if p.Int {
+		return float64(p.IntVal)
+	}
+	return p.Double
+}
+
+// NoRecordedValue reports the flag that marks a point without a value (a
+// staleness marker).
+func (p *Point) NoRecordedValue() bool { return p.Flags&1 != 0 }
+
+// Visitor is shown a request by Walk. Resource comes before the scopes of its
+// resource, Scope before the metrics of its scope, Metric before its points,
+// whatever the order of the fields in the body. What it is given is valid
+// until the call returns.
+type Visitor interface {
+	Resource(raw []byte) // the Resource message, empty when there is none
+	Scope(name, version []byte)
+	Metric(m *Metric)
+	Point(p *Point)
+}
+
+// Scan checks body, the protobuf form of an ExportMetricsServiceRequest, and
+// reports whether Walk may read it: it is well-formed; it holds only gauges and
+// sums of number data points, none with exemplars, every metric named; every
+// string the receiver checks (attribute keys and string values at every level,
+// scope name and version, metric name, description and unit) is valid UTF-8;
+// and no resource, scope, metric metadata or data point has more than maxAttrs
+// attributes. A request it refuses is for pdata, which rejects or maps it as it
+// should.
+func Scan(body []byte, maxAttrs int) (*Metrics, bool) {
+	w := walker{check: true, maxAttrs: maxAttrs, per: map[string]uint64{}}
+	if err := w.request(body); err != nil {
+		return nil, false
+	}
+	return &Metrics{Body: body, Points: w.points, PerService: w.per}, true
+}
+
+// Walk shows v the resources, scopes, metrics and points of body, a request
+// Scan accepted. It fails only on a body Scan would refuse.
+func Walk(body []byte, v Visitor) error {
+	w := walker{v: v}
+	return w.request(body)
+}
+
+// Resource decodes a Resource message with pdata.
+func Resource(raw []byte) (pcommon.Resource, error) {
+	// ExportMetricsServiceRequest{resource_metrics: {resource: raw}}
+	rm := appendLen(nil, 1, raw)
+	req := pmetricotlp.NewExportRequest()
+	if err := req.UnmarshalProto(appendLen(nil, 1, rm)); err != nil {
+		return pcommon.NewResource(), err
+	}
+	return req.Metrics().ResourceMetrics().At(0).Resource(), nil
+}
+
+// Attributes decodes Point.Attrs with pdata.
+func Attributes(attrs []byte) (pcommon.Map, error) {
+	res, err := Resource(attrs)
+	return res.Attributes(), err
+}
+
+// Wire types.
+const (
+	wtVarint  = 0
+	wtFixed64 = 1
+	wtLen     = 2
+	wtFixed32 = 5
+)
+
+// errRefused is any reason Scan refuses a body; which one does not matter.
+var errRefused = errors.New("otlpwire: not for the wire path")
+
+// maxDepth bounds the nesting of attribute values Scan follows: well inside
+// pdata's recursion limit, which counts three levels for each of these.
+const maxDepth = 16
+
+func appendLen(b []byte, num uint64, p []byte) []byte {
+	b = binary.AppendUvarint(b, num<<3|wtLen)
+	b = binary.AppendUvarint(b, uint64(len(p)))
+	return append(b, p...)
+}
+
+func uvarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return binary.Uvarint(b)
+}
+
+// next reads the field at the start of b: its number and wire type, its value
+// (varint and fixed types) or payload (length-delimited), and what follows.
+// Groups, field number 0 and truncated fields are refused.
+func next(b []byte) (num uint64, wt int, v uint64, p, rest []byte, err error) {
+	tag, n := uvarint(b)
+	if n <= 0 {
+		return 0, 0, 0, nil, nil, errRefused
+	}
+	b = b[n:]
+	num, wt = tag>>3, int(tag&7)
+	if num == 0 || num > math.MaxInt32 {
+		return 0, 0, 0, nil, nil, errRefused
+	}
+	switch wt {
+	case wtVarint:
+		if v, n = uvarint(b); n <= 0 {
+			return 0, 0, 0, nil, nil, errRefused
+		}
+		b = b[n:]
+	case wtFixed64:
+		if len(b) < 8 {
+			return 0, 0, 0, nil, nil, errRefused
+		}
+		v, b = binary.LittleEndian.Uint64(b), b[8:]
+	case wtLen:
+		l, n := uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return 0, 0, 0, nil, nil, errRefused
+		}
+		p, b = b[n:n+int(l)], b[n+int(l):]
+	case wtFixed32:
+		if len(b) < 4 {
+			return 0, 0, 0, nil, nil, errRefused
+		}
+		v, b = uint64(binary.LittleEndian.Uint32(b)), b[4:]
+	default:
+		return 0, 0, 0, nil, nil, errRefused
+	}
+	return num, wt, v, p, b, nil
+}
+
+// want refuses a known field that came with the wrong wire type.
+func want(wt, expected int) error {
+	if wt != expected {
+		return errRefused
+	}
+	return nil
+}
+
+// walker reads a request, checking it (Scan) or showing it to v (Walk).
+type walker struct {
+	v        Visitor
+	check    bool
+	maxAttrs int
+	points   int
+	per      map[string]uint64
+	m        Metric
+	p        Point
+}
+
+func (w *walker) request(b []byte) error {
+	for len(b) > 0 {
+		num, wt, _, p, rest, err := next(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		if num == 1 { // resource_metrics
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			if err := w.resourceMetrics(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *walker) resourceMetrics(b []byte) error {
+	// The resource first, wherever it is.
+	var res []byte
+	seen := false
+	for r := b; len(r) > 0; {
+		num, wt, _, p, rest, err := next(r)
+		if err != nil {
+			return err
+		}
+		r = rest
+		switch num {
+		case 1: // resource
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			if seen {
+				return errRefused // pdata would merge the two
+			}
+			res, seen = p, true
+		case 2: // scope_metrics
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+		case 3: // schema_url
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+		case 1000: // deprecated_scope_metrics: for pdata
+			return errRefused
+		}
+	}
+	service, err := w.resource(res)
+	if err != nil {
+		return err
+	}
+	before := w.points
+	for len(b) > 0 {
+		num, _, _, p, rest, _ := next(b)
+		b = rest
+		if num == 2 {
+			if err := w.scopeMetrics(p); err != nil {
+				return err
+			}
+		}
+	}
+	if w.check {
+		w.per[service] += uint64(w.points - before)
+	}
+	return nil
+}
+
+// resource checks a Resource, or shows it; it returns its service.name.
+func (w *walker) resource(b []byte) (string, error) {
+	if !w.check {
+		w.v.Resource(b)
+		return "", nil
+	}
+	n := 0
+	service, found := "", false
+	for len(b) > 0 {
+		num, wt, _, p, rest, err := next(b)
+		if err != nil {
+			return "", err
+		}
+		b = rest
+		switch num {
+		case 1: // attributes
+			if err := want(wt, wtLen); err != nil {
+				return "", err
+			}
+			n++
+			key, val, err := keyValue(p, 0)
+			if err != nil {
+				return "", err
+			}
+			if !found && string(key) == "service.name" {
+				// pdata's Get finds the first; its Str is "" for a non-string.
+				found = true
+				if s, ok := stringValue(val); ok {
+					service = string(s)
+				}
+			}
+		case 2: // dropped_attributes_count
+			if err := want(wt, wtVarint); err != nil {
+				return "", err
+			}
+		case 3: // entity_refs: for pdata
+			return "", errRefused
+		}
+	}
+	if n > w.maxAttrs {
+		return "", errRefused
+	}
+	return service, nil
+}
+
+func (w *walker) scopeMetrics(b []byte) error {
+	var name, version []byte
+	seen := false
+	for r := b; len(r) > 0; {
+		num, wt, _, p, rest, err := next(r)
+		if err != nil {
+			return err
+		}
+		r = rest
+		switch num {
+		case 1: // scope
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			if seen {
+				return errRefused
+			}
+			seen = true
+			if name, version, err = w.scope(p); err != nil {
+				return err
+			}
+		case 2, 3: // metrics, schema_url
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+		}
+	}
+	if !w.check {
+		w.v.Scope(name, version)
+	}
+	for len(b) > 0 {
+		num, _, _, p, rest, _ := next(b)
+		b = rest
+		if num == 2 {
+			if err := w.metric(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *walker) scope(b []byte) (name, version []byte, err error) {
+	n := 0
+	for len(b) > 0 {
+		num, wt, _, p, rest, err := next(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		b = rest
+		switch num {
+		case 1, 2: // name, version
+			if err := want(wt, wtLen); err != nil {
+				return nil, nil, err
+			}
+			if w.check && !utf8.Valid(p) {
+				return nil, nil, errRefused
+			}
+			if num == 1 {
+				name = p
+			} else {
+				version = p
+			}
+		case 3: // attributes
+			if err := want(wt, wtLen); err != nil {
+				return nil, nil, err
+			}
+			n++
+			if w.check {
+				if _, _, err := keyValue(p, 0); err != nil {
+					return nil, nil, err
+				}
+			}
+		case 4: // dropped_attributes_count
+			if err := want(wt, wtVarint); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	if w.check && n > w.maxAttrs {
+		return nil, nil, errRefused
+	}
+	return name, version, nil
+}
+
+func (w *walker) metric(b []byte) error {
+	m := &w.m
+	*m = Metric{}
+	var data []byte
+	kinds, meta := 0, 0
+	for r := b; len(r) > 0; {
+		num, wt, _, p, rest, err := next(r)
+		if err != nil {
+			return err
+		}
+		r = rest
+		switch num {
+		case 1, 2, 3: // name, description, unit
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			if w.check && !utf8.Valid(p) {
+				return errRefused
+			}
+			switch num {
+			case 1:
+				m.Name = p
+			case 2:
+				m.Description = p
+			default:
+				m.Unit = p
+			}
+		case 5, 7: // gauge, sum
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			kinds++
+			data = p
+			m.Kind = Gauge
+			if num == 7 {
+				m.Kind = Sum
+			}
+		case 9, 10, 11: // histogram, exponential_histogram, summary: for pdata
+			return errRefused
+		case 12: // metadata
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			meta++
+			if w.check {
+				if _, _, err := keyValue(p, 0); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if kinds != 1 || len(m.Name) == 0 || w.check && meta > w.maxAttrs {
+		return errRefused
+	}
+	// A sum's temporality and monotonicity before its points.
+	for r := data; len(r) > 0; {
+		num, wt, v, _, rest, err := next(r)
+		if err != nil {
+			return err
+		}
+		r = rest
+		switch num {
+		case 1: // data_points
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+		case 2, 3: // aggregation_temporality, is_monotonic
+			if m.Kind != Sum {
+				break
+			}
+			if err := want(wt, wtVarint); err != nil {
+				return err
+			}
+			if num == 2 {
+				m.Delta = int32(v) == int32(pmetric.AggregationTemporalityDelta)
+			} else {
+				m.Monotonic = v != 0
+			}
+		}
+	}
+	if !w.check {
+		w.v.Metric(m)
+	}
+	for len(data) > 0 {
+		num, _, _, p, rest, _ := next(data)
+		data = rest
+		if num == 1 {
+			if err := w.point(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *walker) point(b []byte) error {
+	pt := &w.p
+	attrs := pt.Attrs[:0]
+	*pt = Point{}
+	for len(b) > 0 {
+		num, wt, v, p, rest, err := next(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		switch num {
+		case 7: // attributes
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			pt.NAttrs++
+			if w.check {
+				if _, _, err := keyValue(p, 0); err != nil {
+					return err
+				}
+			} else {
+				attrs = appendLen(attrs, 1, p)
+			}
+		case 2, 3, 4, 6: // start_time_unix_nano, time_unix_nano, as_double, as_int
+			if err := want(wt, wtFixed64); err != nil {
+				return err
+			}
+			switch num {
+			case 2:
+				pt.Start = v
+			case 3:
+				pt.Time = v
+			case 4:
+				pt.Int, pt.Double = false, math.Float64frombits(v)
+			default:
+				pt.Int, pt.IntVal = true, int64(v)
+			}
+		case 5: // exemplars: for pdata
+			return errRefused
+		case 8: // flags
+			if err := want(wt, wtVarint); err != nil {
+				return err
+			}
+			pt.Flags = uint32(v)
+		}
+	}
+	pt.Attrs = attrs
+	if w.check {
+		if pt.NAttrs > w.maxAttrs {
+			return errRefused
+		}
+		w.points++
+		return nil
+	}
+	w.v.Point(pt)
+	return nil
+}
+
+// keyValue checks a KeyValue (valid UTF-8 everywhere, each value set once and
+// of a known type, not nested deeper than maxDepth) and returns its key and
+// value.
+func keyValue(b []byte, depth int) (key, val []byte, err error) {
+	nk, nv := 0, 0
+	for len(b) > 0 {
+		num, wt, _, p, rest, err := next(b)
+		if err != nil {
+			return nil, nil, err
+		}
+		b = rest
+		switch num {
+		case 1:
+			if err := want(wt, wtLen); err != nil {
+				return nil, nil, err
+			}
+			if !utf8.Valid(p) {
+				return nil, nil, errRefused
+			}
+			key = p
+			nk++
+		case 2:
+			if err := want(wt, wtLen); err != nil {
+				return nil, nil, err
+			}
+			if err := anyValue(p, depth); err != nil {
+				return nil, nil, err
+			}
+			val = p
+			nv++
+		case 3: // key_strindex (profiles' dictionaries): for pdata
+			return nil, nil, errRefused
+		}
+	}
+	if nk > 1 || nv > 1 {
+		return nil, nil, errRefused // a repeated value would be merged
+	}
+	return key, val, nil
+}
+
+// anyValue checks an AnyValue.
+func anyValue(b []byte, depth int) error {
+	if depth >= maxDepth {
+		return errRefused
+	}
+	set := 0
+	for len(b) > 0 {
+		num, wt, _, p, rest, err := next(b)
+		if err != nil {
+			return err
+		}
+		b = rest
+		switch num {
+		case 1, 7: // string_value, bytes_value
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			if num == 1 && !utf8.Valid(p) {
+				return errRefused
+			}
+			set++
+		case 2, 3: // bool_value, int_value
+			if err := want(wt, wtVarint); err != nil {
+				return err
+			}
+			set++
+		case 4: // double_value
+			if err := want(wt, wtFixed64); err != nil {
+				return err
+			}
+			set++
+		case 5, 6: // array_value, kvlist_value: repeated values, or key-values
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			set++
+			for r := p; len(r) > 0; {
+				n, wt, _, q, rest, err := next(r)
+				if err != nil {
+					return err
+				}
+				r = rest
+				if n != 1 {
+					continue
+				}
+				if err := want(wt, wtLen); err != nil {
+					return err
+				}
+				if num == 5 {
+					err = anyValue(q, depth+1)
+				} else {
+					_, _, err = keyValue(q, depth+1)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		case 8: // string_value_strindex (profiles' dictionaries): for pdata
+			return errRefused
+		}
+	}
+	if set > 1 {
+		return errRefused // a oneof set twice: pdata keeps the last, merged
+	}
+	return nil
+}
+
+// stringValue returns the string of an AnyValue that holds one.
+func stringValue(b []byte) ([]byte, bool) {
+	var s []byte
+	ok := false
+	for len(b) > 0 {
+		num, _, _, p, rest, err := next(b)
+		if err != nil {
+			return nil, false
+		}
+		b = rest
+		if num == 1 {
+			s, ok = p, true
+		}
+	}
+	return s, ok
+}

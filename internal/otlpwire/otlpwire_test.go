@@ -1,0 +1,317 @@
+package otlpwire
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+)
+
+// gauges builds a request of two resources (one without service.name) with
+// gauges and sums; change edits it before it is marshalled.
+func gauges(t testing.TB, change func(md pmetric.Metrics)) []byte {
+	md := pmetric.NewMetrics()
+	for r, svc := range []string{"api", ""} {
+		rm := md.ResourceMetrics().AppendEmpty()
+		if svc != "" {
+			rm.Resource().Attributes().PutStr("service.name", svc)
+		}
+		rm.Resource().Attributes().PutStr("host.name", "h")
+		sm := rm.ScopeMetrics().AppendEmpty()
+		sm.Scope().SetName("lib")
+		sm.Scope().SetVersion("1.0")
+		g := sm.Metrics().AppendEmpty()
+		g.SetName("queue.depth")
+		g.SetUnit("{item}")
+		g.SetDescription("items waiting")
+		gauge := g.SetEmptyGauge()
+		for i := range 3 + r {
+			dp := gauge.DataPoints().AppendEmpty()
+			dp.SetTimestamp(pcommon.Timestamp(1e18 + i))
+			dp.SetIntValue(int64(i))
+			dp.Attributes().PutStr("queue", "q")
+			dp.Attributes().PutInt("shard", int64(i))
+		}
+		s := sm.Metrics().AppendEmpty()
+		s.SetName("jobs.done")
+		sum := s.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(5)
+		dp.SetTimestamp(1e18)
+		dp.SetDoubleValue(2.5)
+		dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+	}
+	if change != nil {
+		change(md)
+	}
+	body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
+}
+
+func firstPoint(md pmetric.Metrics) pmetric.NumberDataPoint {
+	return md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().At(0)
+}
+
+func TestScanAccepts(t *testing.T) {
+	m, ok := Scan(gauges(t, nil), 128)
+	if !ok {
+		t.Fatal("refused")
+	}
+	if m.Points != 9 {
+		t.Errorf("points %d, want 9", m.Points)
+	}
+	if m.PerService["api"] != 4 || m.PerService[""] != 5 || len(m.PerService) != 2 {
+		t.Errorf("per service %v, want api 4, \"\" 5", m.PerService)
+	}
+}
+
+// TestScanRefuses lists what Scan leaves to pdata: other metric types,
+// exemplars, what the receiver's checks reject, and malformed bodies.
+func TestScanRefuses(t *testing.T) {
+	bad := "x\xffy"
+	cases := map[string]func(md pmetric.Metrics){
+		"histogram": func(md pmetric.Metrics) {
+			md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty().SetEmptyHistogram().DataPoints().AppendEmpty()
+		},
+		"exponential histogram": func(md pmetric.Metrics) {
+			m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+			m.SetName("h")
+			m.SetEmptyExponentialHistogram().DataPoints().AppendEmpty()
+		},
+		"summary": func(md pmetric.Metrics) {
+			m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+			m.SetName("s")
+			m.SetEmptySummary().DataPoints().AppendEmpty()
+		},
+		"exemplar":            func(md pmetric.Metrics) { firstPoint(md).Exemplars().AppendEmpty().SetDoubleValue(1) },
+		"metric without name": func(md pmetric.Metrics) { md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).SetName("") },
+		"metric without data": func(md pmetric.Metrics) {
+			md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty().SetName("empty")
+		},
+		"too many point attributes": func(md pmetric.Metrics) {
+			for i := range 3 {
+				firstPoint(md).Attributes().PutInt(strings.Repeat("k", i+1), 1)
+			}
+		},
+		"too many resource attributes": func(md pmetric.Metrics) {
+			for i := range 3 {
+				md.ResourceMetrics().At(1).Resource().Attributes().PutInt(strings.Repeat("k", i+1), 1)
+			}
+		},
+		"too many scope attributes": func(md pmetric.Metrics) {
+			for i := range 5 {
+				md.ResourceMetrics().At(0).ScopeMetrics().At(0).Scope().Attributes().PutInt(strings.Repeat("k", i+1), 1)
+			}
+		},
+		"too many metadata entries": func(md pmetric.Metrics) {
+			for i := range 5 {
+				md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Metadata().PutInt(strings.Repeat("k", i+1), 1)
+			}
+		},
+		"bad UTF-8 in a point attribute value": func(md pmetric.Metrics) { firstPoint(md).Attributes().PutStr("queue", bad) },
+		"bad UTF-8 in a point attribute key":   func(md pmetric.Metrics) { firstPoint(md).Attributes().PutStr(bad, "v") },
+		"bad UTF-8 deep in a point attribute": func(md pmetric.Metrics) {
+			firstPoint(md).Attributes().PutEmptySlice("s").AppendEmpty().SetEmptyMap().PutStr("k", bad)
+		},
+		"bad UTF-8 in a resource attribute": func(md pmetric.Metrics) {
+			md.ResourceMetrics().At(1).Resource().Attributes().PutStr("host.name", bad)
+		},
+		"bad UTF-8 in a scope name":    func(md pmetric.Metrics) { md.ResourceMetrics().At(1).ScopeMetrics().At(0).Scope().SetName(bad) },
+		"bad UTF-8 in a scope version": func(md pmetric.Metrics) { md.ResourceMetrics().At(1).ScopeMetrics().At(0).Scope().SetVersion(bad) },
+		"bad UTF-8 in a metric name":   func(md pmetric.Metrics) { md.ResourceMetrics().At(1).ScopeMetrics().At(0).Metrics().At(1).SetName(bad) },
+		"bad UTF-8 in a metric unit":   func(md pmetric.Metrics) { md.ResourceMetrics().At(1).ScopeMetrics().At(0).Metrics().At(1).SetUnit(bad) },
+		"bad UTF-8 in a metric description": func(md pmetric.Metrics) {
+			md.ResourceMetrics().At(1).ScopeMetrics().At(0).Metrics().At(1).SetDescription(bad)
+		},
+		"bad UTF-8 in metric metadata": func(md pmetric.Metrics) {
+			md.ResourceMetrics().At(1).ScopeMetrics().At(0).Metrics().At(1).Metadata().PutStr("k", bad)
+		},
+	}
+	for name, change := range cases {
+		t.Run(name, func(t *testing.T) {
+			body := gauges(t, change)
+			if _, ok := Scan(body, 3); ok {
+				t.Error("accepted")
+			}
+		})
+	}
+	body := gauges(t, nil)
+	if _, ok := Scan(body, 2); !ok {
+		t.Error("refused two attributes under a limit of two")
+	}
+	for n := range len(body) {
+		if _, ok := Scan(body[:n], 128); ok && n > 0 {
+			// A cut at a field boundary of the outer message is a valid,
+			// shorter request; anything else must be refused.
+			if _, err := decode(body[:n]); err != nil {
+				t.Errorf("accepted %d of %d bytes, which pdata refuses: %v", n, len(body), err)
+			}
+		}
+	}
+	for _, b := range [][]byte{
+		{0x0a, 0x05, 0x12},                   // length past the end
+		{0x0b, 0x00},                         // a group
+		{0x08, 0x01},                         // resource_metrics as a varint
+		{0x0a, 0x02, 0x0a, 0x80},             // truncated varint inside
+		{0x0a, 0x04, 0x08, 0x01, 0x0a, 0x00}, // resource as a varint
+	} {
+		if _, ok := Scan(b, 128); ok {
+			t.Errorf("accepted % x", b)
+		}
+	}
+}
+
+func decode(b []byte) (pmetric.Metrics, error) {
+	m := Metrics{Body: b}
+	return m.Decode()
+}
+
+// recorder is a Visitor that writes down what it is shown.
+type recorder struct{ b strings.Builder }
+
+func (r *recorder) Resource(raw []byte) {
+	res, err := Resource(raw)
+	if err != nil {
+		r.b.WriteString("resource error\n")
+		return
+	}
+	r.b.WriteString("resource " + mapString(res.Attributes()) + "\n")
+}
+func (r *recorder) Scope(name, version []byte) {
+	r.b.WriteString("scope " + string(name) + " " + string(version) + "\n")
+}
+func (r *recorder) Metric(m *Metric) {
+	r.b.WriteString("metric " + string(m.Name) + " " + string(m.Unit) + " " + string(m.Description))
+	r.b.WriteString(map[Kind]string{Gauge: " gauge", Sum: " sum"}[m.Kind])
+	if m.Monotonic {
+		r.b.WriteString(" monotonic")
+	}
+	if m.Delta {
+		r.b.WriteString(" delta")
+	}
+	r.b.WriteString("\n")
+}
+func (r *recorder) Point(p *Point) {
+	attrs, err := Attributes(p.Attrs)
+	if err != nil {
+		r.b.WriteString("point error\n")
+		return
+	}
+	r.b.WriteString("point " + mapString(attrs) + " " + pcommon.Timestamp(p.Start).String() + " " + pcommon.Timestamp(p.Time).String() + " " +
+		pcommon.NewValueDouble(p.Value()).AsString())
+	if p.NoRecordedValue() {
+		r.b.WriteString(" no-value")
+	}
+	r.b.WriteString("\n")
+}
+
+func mapString(m pcommon.Map) string {
+	var b strings.Builder
+	m.Range(func(k string, v pcommon.Value) bool {
+		b.WriteString(k + "=" + v.AsString() + ",")
+		return true
+	})
+	return b.String()
+}
+
+// pdataRecord writes down what recorder would be shown, from the decoded
+// request.
+func pdataRecord(md pmetric.Metrics) string {
+	var r recorder
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		r.b.WriteString("resource " + mapString(rms.At(i).Resource().Attributes()) + "\n")
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			r.Scope([]byte(sms.At(j).Scope().Name()), []byte(sms.At(j).Scope().Version()))
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				m := ms.At(k)
+				wm := Metric{Name: []byte(m.Name()), Unit: []byte(m.Unit()), Description: []byte(m.Description())}
+				var dps pmetric.NumberDataPointSlice
+				if m.Type() == pmetric.MetricTypeSum {
+					wm.Kind, wm.Monotonic = Sum, m.Sum().IsMonotonic()
+					wm.Delta = m.Sum().AggregationTemporality() == pmetric.AggregationTemporalityDelta
+					dps = m.Sum().DataPoints()
+				} else {
+					wm.Kind, dps = Gauge, m.Gauge().DataPoints()
+				}
+				r.Metric(&wm)
+				for l := range dps.Len() {
+					dp := dps.At(l)
+					v := dp.DoubleValue()
+					if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+						v = float64(dp.IntValue())
+					}
+					r.b.WriteString("point " + mapString(dp.Attributes()) + " " + dp.StartTimestamp().String() + " " + dp.Timestamp().String() + " " +
+						pcommon.NewValueDouble(v).AsString())
+					if dp.Flags().NoRecordedValue() {
+						r.b.WriteString(" no-value")
+					}
+					r.b.WriteString("\n")
+				}
+			}
+		}
+	}
+	return r.b.String()
+}
+
+// TestWalkMatchesPdata checks that Walk shows what pdata decodes, in order.
+func TestWalkMatchesPdata(t *testing.T) {
+	body := gauges(t, func(md pmetric.Metrics) {
+		a := firstPoint(md).Attributes()
+		a.PutEmptyMap("m").PutBool("b", true)
+		a.PutEmptyBytes("raw").FromRaw([]byte{0, 1})
+		a.PutDouble("d", 0.25)
+	})
+	if _, ok := Scan(body, 128); !ok {
+		t.Fatal("refused")
+	}
+	var r recorder
+	if err := Walk(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	md, err := decode(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := r.b.String(), pdataRecord(md); got != want {
+		t.Errorf("Walk showed\n%s\npdata decodes\n%s", got, want)
+	}
+}
+
+// FuzzScan: Scan never panics, and what it accepts pdata decodes to as many
+// data points, and Walk shows as pdata decodes it.
+func FuzzScan(f *testing.F) {
+	f.Add(gauges(f, nil))
+	f.Add(gauges(f, func(md pmetric.Metrics) { firstPoint(md).Attributes().PutEmptySlice("s").AppendEmpty().SetStr("x") }))
+	f.Add([]byte{0x0a, 0x00})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, ok := Scan(body, 128)
+		if !ok {
+			return
+		}
+		md, err := decode(body)
+		if err != nil {
+			t.Fatalf("Scan accepted what pdata refuses: %v", err)
+		}
+		if md.DataPointCount() != m.Points {
+			t.Fatalf("Scan counted %d points, pdata %d", m.Points, md.DataPointCount())
+		}
+		var r recorder
+		if err := Walk(bytes.Clone(body), &r); err != nil {
+			t.Fatalf("Walk: %v", err)
+		}
+		if got, want := r.b.String(), pdataRecord(md); got != want {
+			t.Fatalf("Walk showed\n%s\npdata decodes\n%s", got, want)
+		}
+	})
+}

@@ -1,0 +1,185 @@
+package tsdb
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"outpost/internal/otlpwire"
+)
+
+// TestWriteMetricsWireMatchesDecoded writes the same random requests of gauges
+// and sums through WriteMetrics (decoded) into one DB and WriteMetricsWire (on
+// the wire) into another, and expects the same answers, series, samples (bit
+// for bit) and metadata: the resource mapping, scopes, name normalisation,
+// start timestamps, delta sums accumulated across requests, staleness markers,
+// attributes of every type, and the label cache on later requests.
+func TestWriteMetricsWireMatchesDecoded(t *testing.T) {
+	opts := func() *Options {
+		return &Options{OutOfOrderWindow: time.Hour, PromoteResourceAttributes: []string{"deployment.environment", "cloud.region"}}
+	}
+	dec, _ := openTest(t, opts())
+	wire, _ := openTest(t, opts())
+	r := rand.New(rand.NewPCG(7, 8))
+	duplicated := 0
+	for req := range 40 {
+		md := randomNumberMetrics(r, req)
+		body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req%5 == 4 {
+			var changed bool
+			if body, changed = duplicateKeys(body); changed {
+				duplicated++
+			}
+		}
+		if _, ok := otlpwire.Scan(body, 128); !ok {
+			t.Fatalf("request %d: Scan refused it", req)
+		}
+		// The decoded side gets the body decoded, so that both see the same
+		// bytes (duplicateKeys changes them).
+		q := pmetricotlp.NewExportRequest()
+		if err := q.UnmarshalProto(body); err != nil {
+			t.Fatal(err)
+		}
+		rejD, whyD, errD := dec.WriteMetrics(t.Context(), q.Metrics())
+		rejW, whyW, errW := wire.WriteMetricsWire(t.Context(), body)
+		if rejD != rejW || whyD != whyW || (errD == nil) != (errW == nil) {
+			t.Fatalf("request %d: decoded: %d %q %v; wire: %d %q %v", req, rejD, whyD, errD, rejW, whyW, errW)
+		}
+	}
+	if duplicated == 0 {
+		t.Fatal("no request had duplicate attribute keys")
+	}
+	got, want := readAll(t, wire), readAll(t, dec)
+	if len(want) < 100 {
+		t.Fatalf("only %d series written: the test does not test much", len(want))
+	}
+	for k, ws := range want {
+		gs, ok := got[k]
+		if !ok {
+			t.Errorf("series %s missing on the wire side", k)
+			continue
+		}
+		if err := sameSamples(gs, ws); err != nil {
+			t.Errorf("series %s: %v", k, err)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("series %s only on the wire side", k)
+		}
+	}
+	if g, w := wire.Metadata(), dec.Metadata(); !reflect.DeepEqual(g, w) {
+		t.Errorf("metadata: wire %v, decoded %v", g, w)
+	}
+}
+
+// randomNumberMetrics builds request number req of TestWriteMetricsWireMatchesDecoded.
+// Resources, scopes, metrics and attribute sets come from small pools, so that
+// later requests meet series seen before.
+func randomNumberMetrics(r *rand.Rand, req int) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	pick := func(xs ...string) string { return xs[r.IntN(len(xs))] }
+	for range 1 + r.IntN(3) {
+		rm := md.ResourceMetrics().AppendEmpty()
+		ra := rm.Resource().Attributes()
+		for _, k := range []string{"service.name", "service.namespace", "service.instance.id", "host.name", "k8s.pod.name", "job", "instance", "deployment.environment", "cloud.region", "os.type"} {
+			if r.IntN(3) > 0 {
+				ra.PutStr(k, pick("a", "b", "c"))
+			}
+		}
+		if r.IntN(4) == 0 {
+			ra.PutInt("process.pid", int64(r.IntN(3)))
+		}
+		for range 1 + r.IntN(2) {
+			sm := rm.ScopeMetrics().AppendEmpty()
+			if r.IntN(2) == 0 {
+				sm.Scope().SetName(pick("io.opentelemetry.runtime", "app/db"))
+				if r.IntN(2) == 0 {
+					sm.Scope().SetVersion(pick("1.0", "2.1.0"))
+				}
+			}
+			for range 1 + r.IntN(4) {
+				m := sm.Metrics().AppendEmpty()
+				m.SetName(pick("http.server.duration", "queue.depth", "jobs.done", "process.cpu.time", "system.memory.usage", "a.b-c"))
+				m.SetUnit(pick("", "s", "ms", "By", "{request}", "1", "%"))
+				m.SetDescription(pick("", "what it counts"))
+				var dps pmetric.NumberDataPointSlice
+				sum := r.IntN(2) == 0
+				if sum {
+					s := m.SetEmptySum()
+					s.SetIsMonotonic(r.IntN(2) == 0)
+					s.SetAggregationTemporality(pmetric.AggregationTemporality(1 + r.IntN(2)))
+					dps = s.DataPoints()
+				} else {
+					dps = m.SetEmptyGauge().DataPoints()
+				}
+				for range 1 + r.IntN(6) {
+					dp := dps.AppendEmpty()
+					at := t0.Add(time.Duration(req)*10*time.Second + time.Duration(r.IntN(10_000))*time.Millisecond)
+					dp.SetTimestamp(pcommon.NewTimestampFromTime(at))
+					if r.IntN(2) == 0 {
+						dp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0.Add(-time.Duration(r.IntN(3)) * time.Minute)))
+					}
+					switch r.IntN(4) {
+					case 0:
+						dp.SetIntValue(int64(r.IntN(1000)) - 100)
+					case 1:
+						dp.SetDoubleValue(r.NormFloat64() * 1e6)
+					case 2:
+						dp.SetDoubleValue(float64(r.IntN(10)) / 10)
+					} // else no value at all
+					if r.IntN(12) == 0 {
+						dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+					}
+					a := dp.Attributes()
+					if r.IntN(3) > 0 {
+						a.PutStr(pick("code", "route", "job", "instance", "http.method"), pick("200", "/a", "x"))
+					}
+					switch r.IntN(8) {
+					case 0:
+						a.PutInt("shard", int64(r.IntN(3)))
+					case 1:
+						a.PutBool("ok", r.IntN(2) == 0)
+					case 2:
+						a.PutDouble("ratio", float64(r.IntN(3))/4)
+					case 3:
+						a.PutEmptyBytes("raw").FromRaw([]byte{1, 2, byte(r.IntN(3))})
+					case 4:
+						s := a.PutEmptySlice("tags")
+						s.AppendEmpty().SetStr(pick("x", "y"))
+						s.AppendEmpty().SetInt(3)
+					case 5:
+						mm := a.PutEmptyMap("ctx")
+						mm.PutStr("k", pick("v", "w"))
+						mm.PutEmpty("nothing")
+					case 6:
+						a.PutStr("a.b", "1") // collides with a_b once sanitised
+						a.PutStr("a_b", pick("2", "3"))
+					case 7: // see duplicateKeys
+						a.PutStr("route", pick("/a", "/b"))
+						a.PutInt("shard", 1)
+					}
+				}
+			}
+		}
+	}
+	return md
+}
+
+// duplicateKeys renames every attribute key "route" to "shard" in a body, so
+// that points carrying both come with one key twice: pdata keeps both, and so
+// must the wire path's labels.
+func duplicateKeys(body []byte) ([]byte, bool) {
+	// A KeyValue's key is field 1, length 5: 0a 05 "route".
+	out := bytes.ReplaceAll(body, []byte("\x0a\x05route"), []byte("\x0a\x05shard"))
+	return out, !bytes.Equal(out, body)
+}
