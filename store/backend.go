@@ -7,12 +7,14 @@ import (
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"outpost/internal/otlpwire"
 )
 
 // The narrow interfaces through which the write path hands decoded OTLP batches to
 // the three stores and to the detector tap. The stores live in their own packages
 // (tsdb, logindex, traceindex) and never import store: they satisfy these interfaces
-// structurally, so they use only pdata and standard types.
+// structurally, so they use only pdata, standard types and internal/otlpwire.
 //
 // Every Write method has the same contract:
 //
@@ -38,7 +40,7 @@ type MetricsBackend interface {
 // store it decoded (the tsdb package), with the same contract.
 type WireMetricsBackend interface {
 	MetricsBackend
-	WriteMetricsWire(ctx context.Context, body []byte) (rejected int64, reason string, err error)
+	WriteMetricsWire(ctx context.Context, m *otlpwire.Metrics) (rejected int64, reason string, err error)
 }
 
 // LogsBackend stores log records (the logindex package).

@@ -249,7 +249,7 @@ func (s *Store) ConsumeMetricsWire(ctx context.Context, m *otlpwire.Metrics) (Re
 		case nil:
 			return 0, "", nil
 		case WireMetricsBackend:
-			return b.WriteMetricsWire(ctx, m.Body)
+			return b.WriteMetricsWire(ctx, m)
 		}
 		md, err := decode()
 		if err != nil {

@@ -19,8 +19,8 @@ type wireBackend struct {
 	bodies [][]byte
 }
 
-func (w *wireBackend) WriteMetricsWire(_ context.Context, body []byte) (int64, string, error) {
-	w.bodies = append(w.bodies, bytes.Clone(body))
+func (w *wireBackend) WriteMetricsWire(_ context.Context, m *otlpwire.Metrics) (int64, string, error) {
+	w.bodies = append(w.bodies, bytes.Clone(m.Body))
 	return 1, "one refused", nil
 }
 

@@ -6,19 +6,22 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"outpost/internal/otlpwire"
 )
 
 // WriteMetricsWire is WriteMetrics for a request in its protobuf wire form,
 // which otlpwire.Scan accepted: it stores the same series and samples, and
-// answers the same, without decoding the request into pdata. A point's series
-// is found by the bytes of its attributes as sent; only the attributes of a
-// series not seen before, and each resource, are decoded (see otlpwire).
-func (db *DB) WriteMetricsWire(ctx context.Context, body []byte) (rejected int64, reason string, err error) {
-	return db.writeTranslated(ctx, 0, func(tr *translator) {
+// answers the same, without decoding the gauges and sums into pdata. A point's
+// series is found by the bytes of its attributes as sent; only the attributes
+// of a series not seen before, and each resource, are decoded (see otlpwire).
+// The metrics Scan decoded (histograms, summaries) go through WriteMetrics'
+// mapping.
+func (db *DB) WriteMetricsWire(ctx context.Context, m *otlpwire.Metrics) (rejected int64, reason string, err error) {
+	return db.writeTranslated(ctx, m.Points, func(tr *translator) {
 		w := wireTranslator{tr: tr, latest: math.MinInt64}
-		if err := otlpwire.Walk(body, &w); err != nil {
+		if err := otlpwire.Walk(m, &w); err != nil {
 			// Scan accepted the body, so this does not happen; if it did, the
 			// points not read are refused, not lost silently.
 			tr.reject(1, "malformed request: "+err.Error())
@@ -77,6 +80,10 @@ func (w *wireTranslator) Metric(m *otlpwire.Metric) {
 	w.name = MetricName(string(m.Name), unit, kind)
 	w.sum, w.delta = m.Kind == otlpwire.Sum, m.Kind == otlpwire.Sum && m.Delta
 	w.tr.db.meta.set(w.name, Metadata{Type: typ, Help: string(m.Description), Unit: unit})
+}
+
+func (w *wireTranslator) Decoded(m pmetric.Metric) {
+	w.latest = max(w.latest, w.tr.metric(m, w.scope))
 }
 
 func (w *wireTranslator) Point(p *otlpwire.Point) {

@@ -40,7 +40,8 @@ func TestWriteMetricsWireMatchesDecoded(t *testing.T) {
 				duplicated++
 			}
 		}
-		if _, ok := otlpwire.Scan(body, 128); !ok {
+		m, ok := otlpwire.Scan(body, 128)
+		if !ok {
 			t.Fatalf("request %d: Scan refused it", req)
 		}
 		// The decoded side gets the body decoded, so that both see the same
@@ -50,7 +51,7 @@ func TestWriteMetricsWireMatchesDecoded(t *testing.T) {
 			t.Fatal(err)
 		}
 		rejD, whyD, errD := dec.WriteMetrics(t.Context(), q.Metrics())
-		rejW, whyW, errW := wire.WriteMetricsWire(t.Context(), body)
+		rejW, whyW, errW := wire.WriteMetricsWire(t.Context(), m)
 		if rejD != rejW || whyD != whyW || (errD == nil) != (errW == nil) {
 			t.Fatalf("request %d: decoded: %d %q %v; wire: %d %q %v", req, rejD, whyD, errD, rejW, whyW, errW)
 		}
@@ -70,6 +71,12 @@ func TestWriteMetricsWireMatchesDecoded(t *testing.T) {
 		}
 		if err := sameSamples(gs, ws); err != nil {
 			t.Errorf("series %s: %v", k, err)
+			continue
+		}
+		for i := range ws {
+			if g, w := gs[i].fh, ws[i].fh; (g == nil) != (w == nil) || g != nil && !g.Equals(w) {
+				t.Errorf("series %s: histogram %d: %v, want %v", k, i, g, w)
+			}
 		}
 	}
 	for k := range got {
@@ -112,6 +119,10 @@ func randomNumberMetrics(r *rand.Rand, req int) pmetric.Metrics {
 				m.SetName(pick("http.server.duration", "queue.depth", "jobs.done", "process.cpu.time", "system.memory.usage", "a.b-c"))
 				m.SetUnit(pick("", "s", "ms", "By", "{request}", "1", "%"))
 				m.SetDescription(pick("", "what it counts"))
+				if r.IntN(6) == 0 {
+					otherMetric(r, m, req)
+					continue
+				}
 				var dps pmetric.NumberDataPointSlice
 				sum := r.IntN(2) == 0
 				if sum {
@@ -139,6 +150,9 @@ func randomNumberMetrics(r *rand.Rand, req int) pmetric.Metrics {
 					} // else no value at all
 					if r.IntN(12) == 0 {
 						dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+					}
+					if r.IntN(20) == 0 { // the metric is then decoded
+						dp.Exemplars().AppendEmpty().SetDoubleValue(1)
 					}
 					a := dp.Attributes()
 					if r.IntN(3) > 0 {
@@ -173,6 +187,40 @@ func randomNumberMetrics(r *rand.Rand, req int) pmetric.Metrics {
 		}
 	}
 	return md
+}
+
+// otherMetric makes m a histogram, an exponential histogram or a summary.
+func otherMetric(r *rand.Rand, m pmetric.Metric, req int) {
+	at := pcommon.NewTimestampFromTime(t0.Add(time.Duration(req)*10*time.Second + time.Duration(r.IntN(10_000))*time.Millisecond))
+	switch r.IntN(3) {
+	case 0:
+		h := m.SetEmptyHistogram()
+		h.SetAggregationTemporality(pmetric.AggregationTemporality(1 + r.IntN(2)))
+		dp := h.DataPoints().AppendEmpty()
+		dp.SetTimestamp(at)
+		dp.ExplicitBounds().FromRaw([]float64{0.1, 1})
+		dp.BucketCounts().FromRaw([]uint64{uint64(r.IntN(3)), 1, 2})
+		dp.SetCount(dp.BucketCounts().At(0) + 3)
+		dp.SetSum(float64(r.IntN(100)) / 10)
+		dp.Attributes().PutStr("route", "/h")
+	case 1:
+		h := m.SetEmptyExponentialHistogram()
+		h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dp := h.DataPoints().AppendEmpty()
+		dp.SetTimestamp(at)
+		dp.SetScale(2)
+		dp.Positive().BucketCounts().FromRaw([]uint64{1, uint64(r.IntN(4))})
+		dp.SetCount(1 + dp.Positive().BucketCounts().At(1))
+		dp.SetSum(3)
+	default:
+		dp := m.SetEmptySummary().DataPoints().AppendEmpty()
+		dp.SetTimestamp(at)
+		dp.SetCount(uint64(r.IntN(9)))
+		dp.SetSum(1.5)
+		q := dp.QuantileValues().AppendEmpty()
+		q.SetQuantile(0.5)
+		q.SetValue(float64(r.IntN(5)))
+	}
 }
 
 // duplicateKeys renames every attribute key "route" to "shard" in a body, so

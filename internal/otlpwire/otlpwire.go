@@ -7,10 +7,11 @@
 // attributes (which, as sent, identify a series as well as its labels do).
 //
 // Scan checks a request the way the receiver's decoding and limits would
-// (well-formed, valid UTF-8, no more attributes than allowed) and accepts it
-// only if it holds nothing but gauges and sums without exemplars; anything else
-// is for pdata. Walk then shows an accepted request to a Visitor: each
-// resource, scope, metric and data point, in order. Resource and Attributes
+// (well-formed, valid UTF-8, no more attributes than allowed); a request that
+// fails is for pdata. It decodes with pdata only the metrics that are not
+// gauges or sums of points without exemplars (histograms, summaries, the rare
+// rest). Walk then shows an accepted request to a Visitor: each resource,
+// scope, metric and data point, in order. Resource and Attributes
 // decode the rare parts a Visitor needs as pdata (a resource, or the attributes
 // of a series not seen before) through pdata itself, so that they mean exactly
 // what they would have meant decoded whole.
@@ -36,6 +37,14 @@ type Metrics struct {
 	// resource's service.name ("" when it has none, or not as a string).
 	Points     int
 	PerService map[string]uint64
+	decoded    []decodedMetric // the metrics Walk shows decoded, in order
+}
+
+// decodedMetric is a metric Scan decoded, and its place among the request's
+// metrics.
+type decodedMetric struct {
+	at int
+	m  pmetric.Metric
 }
 
 // Decode decodes the request into pdata, for a consumer that needs it.
@@ -100,29 +109,31 @@ type Visitor interface {
 	Scope(name, version []byte)
 	Metric(m *Metric)
 	Point(p *Point)
+	// Decoded is shown a metric that is neither a gauge nor a sum, or has
+	// exemplars, decoded with pdata, in place of Metric and its Points.
+	Decoded(m pmetric.Metric)
 }
 
 // Scan checks body, the protobuf form of an ExportMetricsServiceRequest, and
-// reports whether Walk may read it: it is well-formed; it holds only gauges and
-// sums of number data points, none with exemplars, every metric named; every
+// reports whether Walk may read it: it is well-formed (what Scan does not read
+// itself, pdata decodes); every metric is named and has one data type; every
 // string the receiver checks (attribute keys and string values at every level,
 // scope name and version, metric name, description and unit) is valid UTF-8;
 // and no resource, scope, metric metadata or data point has more than maxAttrs
 // attributes. A request it refuses is for pdata, which rejects or maps it as it
-// should.
+// should. The body must not change while the Metrics is in use.
 func Scan(body []byte, maxAttrs int) (*Metrics, bool) {
 	w := walker{check: true, maxAttrs: maxAttrs, per: map[string]uint64{}}
 	if err := w.request(body); err != nil {
 		return nil, false
 	}
-	return &Metrics{Body: body, Points: w.points, PerService: w.per}, true
+	return &Metrics{Body: body, Points: w.points, PerService: w.per, decoded: w.decoded}, true
 }
 
-// Walk shows v the resources, scopes, metrics and points of body, a request
-// Scan accepted. It fails only on a body Scan would refuse.
-func Walk(body []byte, v Visitor) error {
-	w := walker{v: v}
-	return w.request(body)
+// Walk shows v the resources, scopes, metrics and points of m.
+func Walk(m *Metrics, v Visitor) error {
+	w := walker{v: v, decoded: m.decoded}
+	return w.request(m.Body)
 }
 
 // Resource decodes a Resource message with pdata.
@@ -226,6 +237,8 @@ type walker struct {
 	maxAttrs int
 	points   int
 	per      map[string]uint64
+	decoded  []decodedMetric // Scan: appended to; Walk: taken from the front
+	metrics  int             // metrics read so far
 	m        Metric
 	p        Point
 }
@@ -435,6 +448,7 @@ func (w *walker) metric(b []byte) error {
 	*m = Metric{}
 	var data []byte
 	kinds, meta := 0, 0
+	attrField := uint64(7) // the attributes' field number in a data point
 	for r := b; len(r) > 0; {
 		num, wt, _, p, rest, err := next(r)
 		if err != nil {
@@ -467,8 +481,14 @@ func (w *walker) metric(b []byte) error {
 			if num == 7 {
 				m.Kind = Sum
 			}
-		case 9, 10, 11: // histogram, exponential_histogram, summary: for pdata
-			return errRefused
+		case 9, 10, 11: // histogram, exponential_histogram, summary: decoded
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			kinds++
+			data = p
+			m.Kind = 0
+			attrField = map[uint64]uint64{9: 9, 10: 1, 11: 7}[num]
 		case 12: // metadata
 			if err := want(wt, wtLen); err != nil {
 				return err
@@ -483,6 +503,10 @@ func (w *walker) metric(b []byte) error {
 	}
 	if kinds != 1 || len(m.Name) == 0 || w.check && meta > w.maxAttrs {
 		return errRefused
+	}
+	w.metrics++
+	if w.check && (m.Kind == 0 || exemplars(data)) || !w.check && len(w.decoded) > 0 && w.decoded[0].at == w.metrics {
+		return w.decode(b, data, attrField)
 	}
 	// A sum's temporality and monotonicity before its points.
 	for r := data; len(r) > 0; {
@@ -525,6 +549,76 @@ func (w *walker) metric(b []byte) error {
 	return nil
 }
 
+// exemplars reports whether a gauge's or a sum's points have exemplars.
+func exemplars(data []byte) bool {
+	for len(data) > 0 {
+		num, _, _, p, rest, err := next(data)
+		if err != nil {
+			return false // the walk refuses it
+		}
+		data = rest
+		if num != 1 {
+			continue
+		}
+		for len(p) > 0 {
+			num, _, _, _, rest, err := next(p)
+			if err != nil || num == 5 {
+				return err == nil
+			}
+			p = rest
+		}
+	}
+	return false
+}
+
+// decode checks a metric for pdata to decode, b, whose data (of one type) is
+// data and whose points have their attributes in field attrField; Walk shows
+// the metric decoded.
+func (w *walker) decode(b, data []byte, attrField uint64) error {
+	if !w.check {
+		w.v.Decoded(w.decoded[0].m)
+		w.decoded = w.decoded[1:]
+		return nil
+	}
+	// The receiver's checks of the points' attributes.
+	for len(data) > 0 {
+		num, wt, _, p, rest, err := next(data)
+		if err != nil {
+			return err
+		}
+		data = rest
+		if num != 1 || wt != wtLen {
+			continue // pdata decodes, or refuses, the rest
+		}
+		n := 0
+		for len(p) > 0 {
+			num, wt, _, q, rest, err := next(p)
+			if err != nil {
+				return err
+			}
+			p = rest
+			if num == attrField && wt == wtLen {
+				n++
+				if _, _, err := keyValue(q, 0); err != nil {
+					return err
+				}
+			}
+		}
+		if n > w.maxAttrs {
+			return errRefused
+		}
+	}
+	// ExportMetricsServiceRequest{resource_metrics: {scope_metrics: {metrics: b}}}
+	req := pmetricotlp.NewExportRequest()
+	if err := req.UnmarshalProto(appendLen(nil, 1, appendLen(nil, 2, appendLen(nil, 2, b)))); err != nil {
+		return errRefused
+	}
+	md := req.Metrics()
+	w.points += md.DataPointCount()
+	w.decoded = append(w.decoded, decodedMetric{w.metrics, md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)})
+	return nil
+}
+
 func (w *walker) point(b []byte) error {
 	pt := &w.p
 	attrs := pt.Attrs[:0]
@@ -562,7 +656,7 @@ func (w *walker) point(b []byte) error {
 			default:
 				pt.Int, pt.IntVal = true, int64(v)
 			}
-		case 5: // exemplars: for pdata
+		case 5: // exemplars: the metric was decoded
 			return errRefused
 		case 8: // flags
 			if err := want(wt, wtVarint); err != nil {

@@ -1,7 +1,6 @@
 package otlpwire
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 
@@ -73,25 +72,32 @@ func TestScanAccepts(t *testing.T) {
 	}
 }
 
-// TestScanRefuses lists what Scan leaves to pdata: other metric types,
-// exemplars, what the receiver's checks reject, and malformed bodies.
+// TestScanRefuses lists what Scan leaves to pdata: what the receiver's
+// checks reject, at every level and in every metric type, and malformed bodies.
 func TestScanRefuses(t *testing.T) {
 	bad := "x\xffy"
 	cases := map[string]func(md pmetric.Metrics){
-		"histogram": func(md pmetric.Metrics) {
+		"histogram without name": func(md pmetric.Metrics) {
 			md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty().SetEmptyHistogram().DataPoints().AppendEmpty()
 		},
-		"exponential histogram": func(md pmetric.Metrics) {
+		"too many histogram point attributes": func(md pmetric.Metrics) {
 			m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
 			m.SetName("h")
-			m.SetEmptyExponentialHistogram().DataPoints().AppendEmpty()
+			a := m.SetEmptyHistogram().DataPoints().AppendEmpty().Attributes()
+			for i := range 4 {
+				a.PutInt(strings.Repeat("k", i+1), 1)
+			}
 		},
-		"summary": func(md pmetric.Metrics) {
+		"bad UTF-8 in an exponential histogram point": func(md pmetric.Metrics) {
+			m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+			m.SetName("h")
+			m.SetEmptyExponentialHistogram().DataPoints().AppendEmpty().Attributes().PutStr("k", bad)
+		},
+		"bad UTF-8 in a summary point": func(md pmetric.Metrics) {
 			m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
 			m.SetName("s")
-			m.SetEmptySummary().DataPoints().AppendEmpty()
+			m.SetEmptySummary().DataPoints().AppendEmpty().Attributes().PutStr(bad, "v")
 		},
-		"exemplar":            func(md pmetric.Metrics) { firstPoint(md).Exemplars().AppendEmpty().SetDoubleValue(1) },
 		"metric without name": func(md pmetric.Metrics) { md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).SetName("") },
 		"metric without data": func(md pmetric.Metrics) {
 			md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty().SetName("empty")
@@ -199,6 +205,9 @@ func (r *recorder) Metric(m *Metric) {
 	}
 	r.b.WriteString("\n")
 }
+func (r *recorder) Decoded(m pmetric.Metric) {
+	r.b.WriteString("decoded " + m.Name() + " " + m.Type().String() + "\n")
+}
 func (r *recorder) Point(p *Point) {
 	attrs, err := Attributes(p.Attrs)
 	if err != nil {
@@ -235,6 +244,10 @@ func pdataRecord(md pmetric.Metrics) string {
 			ms := sms.At(j).Metrics()
 			for k := range ms.Len() {
 				m := ms.At(k)
+				if decodedType(m) {
+					r.Decoded(m)
+					continue
+				}
 				wm := Metric{Name: []byte(m.Name()), Unit: []byte(m.Unit()), Description: []byte(m.Description())}
 				var dps pmetric.NumberDataPointSlice
 				if m.Type() == pmetric.MetricTypeSum {
@@ -264,19 +277,59 @@ func pdataRecord(md pmetric.Metrics) string {
 	return r.b.String()
 }
 
-// TestWalkMatchesPdata checks that Walk shows what pdata decodes, in order.
+// decodedType reports whether Walk shows m decoded.
+func decodedType(m pmetric.Metric) bool {
+	var dps pmetric.NumberDataPointSlice
+	switch m.Type() {
+	case pmetric.MetricTypeGauge:
+		dps = m.Gauge().DataPoints()
+	case pmetric.MetricTypeSum:
+		dps = m.Sum().DataPoints()
+	default:
+		return true
+	}
+	for i := range dps.Len() {
+		if dps.At(i).Exemplars().Len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// TestWalkMatchesPdata checks that Walk shows what pdata decodes, in order,
+// the metrics that are neither gauges nor sums, and those with exemplars,
+// decoded.
 func TestWalkMatchesPdata(t *testing.T) {
 	body := gauges(t, func(md pmetric.Metrics) {
 		a := firstPoint(md).Attributes()
 		a.PutEmptyMap("m").PutBool("b", true)
 		a.PutEmptyBytes("raw").FromRaw([]byte{0, 1})
 		a.PutDouble("d", 0.25)
+		ms := md.ResourceMetrics().At(1).ScopeMetrics().At(0).Metrics()
+		ms.At(1).Sum().DataPoints().At(0).Exemplars().AppendEmpty().SetIntValue(3)
+		h := ms.AppendEmpty()
+		h.SetName("latency")
+		hp := h.SetEmptyHistogram().DataPoints().AppendEmpty()
+		hp.SetCount(2)
+		hp.Attributes().PutStr("route", "/")
+		ms.AppendEmpty().SetName("q")
+		ms.At(ms.Len() - 1).SetEmptySummary().DataPoints().AppendEmpty().SetSum(1)
+		e := ms.AppendEmpty()
+		e.SetName("e")
+		e.SetEmptyExponentialHistogram().DataPoints().AppendEmpty().SetScale(2)
+		g := ms.AppendEmpty() // a gauge after them
+		g.SetName("after")
+		g.SetEmptyGauge().DataPoints().AppendEmpty().SetDoubleValue(4)
 	})
-	if _, ok := Scan(body, 128); !ok {
+	m, ok := Scan(body, 128)
+	if !ok {
 		t.Fatal("refused")
 	}
+	if m.Points != 13 {
+		t.Errorf("points %d, want 13", m.Points)
+	}
 	var r recorder
-	if err := Walk(body, &r); err != nil {
+	if err := Walk(m, &r); err != nil {
 		t.Fatal(err)
 	}
 	md, err := decode(body)
@@ -307,7 +360,7 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("Scan counted %d points, pdata %d", m.Points, md.DataPointCount())
 		}
 		var r recorder
-		if err := Walk(bytes.Clone(body), &r); err != nil {
+		if err := Walk(m, &r); err != nil {
 			t.Fatalf("Walk: %v", err)
 		}
 		if got, want := r.b.String(), pdataRecord(md); got != want {
