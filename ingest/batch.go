@@ -29,6 +29,7 @@ type WireConsumer interface {
 func (wireMetricsBatch) signal() store.Signal { return store.Metrics }
 
 func (b wireMetricsBatch) consume(ctx context.Context, c Consumer) (store.Result, error) {
+	defer b.m.Release()
 	if wc, ok := c.(WireConsumer); ok {
 		return wc.ConsumeMetricsWire(ctx, b.m)
 	}

@@ -21,11 +21,7 @@ import (
 func (db *DB) WriteMetricsWire(ctx context.Context, m *otlpwire.Metrics) (rejected int64, reason string, err error) {
 	return db.writeTranslated(ctx, m.Points, func(tr *translator) {
 		w := wireTranslator{tr: tr, latest: math.MinInt64}
-		if err := otlpwire.Walk(m, &w); err != nil {
-			// Scan accepted the body, so this does not happen; if it did, the
-			// points not read are refused, not lost silently.
-			tr.reject(1, "malformed request: "+err.Error())
-		}
+		otlpwire.Walk(m, &w)
 		w.endResource()
 	})
 }

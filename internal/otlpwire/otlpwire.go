@@ -2,19 +2,20 @@
 // (ExportMetricsServiceRequest) in their protobuf wire form, without decoding
 // them into pdata objects first. Decoding a request into pdata allocates an
 // object for every data point, attribute and string, and that was the largest
-// part of the CPU of metrics ingest; most requests hold only gauges and sums,
-// whose points the TSDB needs as a few numbers and the bytes of their
-// attributes (which, as sent, identify a series as well as its labels do).
+// part of the CPU of metrics ingest; most points are gauges' and sums', which
+// the TSDB needs as a few numbers and the bytes of their attributes (which, as
+// sent, identify a series as well as its labels do).
 //
-// Scan checks a request the way the receiver's decoding and limits would
-// (well-formed, valid UTF-8, no more attributes than allowed); a request that
+// Scan reads a request once: it checks it the way the receiver's decoding and
+// limits would (well-formed, valid UTF-8, no more attributes than allowed) and
+// notes where each resource, scope, metric and data point is; a request that
 // fails is for pdata. It decodes with pdata only the metrics that are not
 // gauges or sums of points without exemplars (histograms, summaries, the rare
-// rest). Walk then shows an accepted request to a Visitor: each resource,
-// scope, metric and data point, in order. Resource and Attributes
-// decode the rare parts a Visitor needs as pdata (a resource, or the attributes
-// of a series not seen before) through pdata itself, so that they mean exactly
-// what they would have meant decoded whole.
+// rest). Walk then shows an accepted request to a Visitor from those notes,
+// without reading it again. Resource and Attributes decode the rare parts a
+// Visitor needs as pdata (a resource, or the attributes of a series not seen
+// before) through pdata itself, so that they mean exactly what they would
+// have meant decoded whole.
 //
 // Stores may import it: it imports nothing of Outpost.
 package otlpwire
@@ -23,6 +24,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"sync"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -37,14 +39,54 @@ type Metrics struct {
 	// resource's service.name ("" when it has none, or not as a string).
 	Points     int
 	PerService map[string]uint64
-	decoded    []decodedMetric // the metrics Walk shows decoded, in order
+	notes      *notes
 }
 
-// decodedMetric is a metric Scan decoded, and its place among the request's
-// metrics.
-type decodedMetric struct {
-	at int
-	m  pmetric.Metric
+// notes is what Scan noted for Walk: the request's parts in order, its number
+// data points, and the metrics it decoded.
+type notes struct {
+	parts   []part
+	points  []Point
+	attrs   []byte // the attributes of points whose attribute fields were apart
+	decoded []pmetric.Metric
+}
+
+// part is a resource, a scope, a metric with its points, or a decoded metric.
+type part struct {
+	kind          partKind
+	raw           []byte // resource: the Resource message
+	name, version []byte // scope
+	metric        Metric
+	from, to      int // metric: its points; decoded: the index in decoded
+}
+
+type partKind uint8
+
+const (
+	partResource partKind = iota
+	partScope
+	partMetric
+	partDecoded
+)
+
+var notesPool = sync.Pool{New: func() any { return new(notes) }}
+
+// maxPooled is the most points whose notes go back to the pool.
+const maxPooled = 1 << 17
+
+// Release hands the notes back for another request; m must not be walked
+// after. Not calling it only costs an allocation.
+func (m *Metrics) Release() {
+	n := m.notes
+	if n == nil || cap(n.points) > maxPooled {
+		return
+	}
+	m.notes = nil
+	clear(n.parts)
+	clear(n.points)
+	clear(n.decoded)
+	*n = notes{parts: n.parts[:0], points: n.points[:0], attrs: n.attrs[:0], decoded: n.decoded[:0]}
+	notesPool.Put(n)
 }
 
 // Decode decodes the request into pdata, for a consumer that needs it.
@@ -75,10 +117,9 @@ type Metric struct {
 
 // Point is one number data point, as Walk shows it.
 type Point struct {
-	// Attrs holds the point's attributes as they came, each re-framed as a
-	// field of a Resource message (see Attributes); NAttrs counts them.
+	// Attrs holds the point's attribute fields as they came (field 7 of a
+	// NumberDataPoint, each with its tag and length), for Attributes.
 	Attrs  []byte
-	NAttrs int
 	Start  uint64 // start_time_unix_nano
 	Time   uint64 // time_unix_nano
 	Flags  uint32
@@ -123,17 +164,34 @@ type Visitor interface {
 // attributes. A request it refuses is for pdata, which rejects or maps it as it
 // should. The body must not change while the Metrics is in use.
 func Scan(body []byte, maxAttrs int) (*Metrics, bool) {
-	w := walker{check: true, maxAttrs: maxAttrs, per: map[string]uint64{}}
+	w := walker{maxAttrs: maxAttrs, per: map[string]uint64{}, notes: notesPool.Get().(*notes)}
 	if err := w.request(body); err != nil {
+		(&Metrics{notes: w.notes}).Release()
 		return nil, false
 	}
-	return &Metrics{Body: body, Points: w.points, PerService: w.per, decoded: w.decoded}, true
+	return &Metrics{Body: body, Points: w.points, PerService: w.per, notes: w.notes}, true
 }
 
-// Walk shows v the resources, scopes, metrics and points of m.
-func Walk(m *Metrics, v Visitor) error {
-	w := walker{v: v, decoded: m.decoded}
-	return w.request(m.Body)
+// Walk shows v the resources, scopes, metrics and points of m, as Scan noted
+// them.
+func Walk(m *Metrics, v Visitor) {
+	n := m.notes
+	for i := range n.parts {
+		pt := &n.parts[i]
+		switch pt.kind {
+		case partResource:
+			v.Resource(pt.raw)
+		case partScope:
+			v.Scope(pt.name, pt.version)
+		case partMetric:
+			v.Metric(&pt.metric)
+			for j := pt.from; j < pt.to; j++ {
+				v.Point(&n.points[j])
+			}
+		case partDecoded:
+			v.Decoded(n.decoded[pt.from])
+		}
+	}
 }
 
 // Resource decodes a Resource message with pdata.
@@ -149,8 +207,18 @@ func Resource(raw []byte) (pcommon.Resource, error) {
 
 // Attributes decodes Point.Attrs with pdata.
 func Attributes(attrs []byte) (pcommon.Map, error) {
-	res, err := Resource(attrs)
-	return res.Attributes(), err
+	// The same KeyValues as a Resource's attributes (its field 1).
+	var res []byte
+	for len(attrs) > 0 {
+		_, _, _, p, rest, err := next(attrs)
+		if err != nil {
+			return pcommon.NewMap(), err
+		}
+		attrs = rest
+		res = appendLen(res, 1, p)
+	}
+	r, err := Resource(res)
+	return r.Attributes(), err
 }
 
 // Wire types.
@@ -230,17 +298,12 @@ func want(wt, expected int) error {
 	return nil
 }
 
-// walker reads a request, checking it (Scan) or showing it to v (Walk).
+// walker is Scan's reading of a request.
 type walker struct {
-	v        Visitor
-	check    bool
 	maxAttrs int
 	points   int
 	per      map[string]uint64
-	decoded  []decodedMetric // Scan: appended to; Walk: taken from the front
-	metrics  int             // metrics read so far
-	m        Metric
-	p        Point
+	notes    *notes
 }
 
 func (w *walker) request(b []byte) error {
@@ -297,6 +360,7 @@ func (w *walker) resourceMetrics(b []byte) error {
 	if err != nil {
 		return err
 	}
+	w.notes.parts = append(w.notes.parts, part{kind: partResource, raw: res})
 	before := w.points
 	for len(b) > 0 {
 		num, _, _, p, rest, _ := next(b)
@@ -307,18 +371,12 @@ func (w *walker) resourceMetrics(b []byte) error {
 			}
 		}
 	}
-	if w.check {
-		w.per[service] += uint64(w.points - before)
-	}
+	w.per[service] += uint64(w.points - before)
 	return nil
 }
 
-// resource checks a Resource, or shows it; it returns its service.name.
+// resource checks a Resource and returns its service.name.
 func (w *walker) resource(b []byte) (string, error) {
-	if !w.check {
-		w.v.Resource(b)
-		return "", nil
-	}
 	n := 0
 	service, found := "", false
 	for len(b) > 0 {
@@ -385,9 +443,7 @@ func (w *walker) scopeMetrics(b []byte) error {
 			}
 		}
 	}
-	if !w.check {
-		w.v.Scope(name, version)
-	}
+	w.notes.parts = append(w.notes.parts, part{kind: partScope, name: name, version: version})
 	for len(b) > 0 {
 		num, _, _, p, rest, _ := next(b)
 		b = rest
@@ -413,7 +469,7 @@ func (w *walker) scope(b []byte) (name, version []byte, err error) {
 			if err := want(wt, wtLen); err != nil {
 				return nil, nil, err
 			}
-			if w.check && !utf8.Valid(p) {
+			if !utf8.Valid(p) {
 				return nil, nil, errRefused
 			}
 			if num == 1 {
@@ -426,10 +482,8 @@ func (w *walker) scope(b []byte) (name, version []byte, err error) {
 				return nil, nil, err
 			}
 			n++
-			if w.check {
-				if _, _, err := keyValue(p, 0); err != nil {
-					return nil, nil, err
-				}
+			if _, _, err := keyValue(p, 0); err != nil {
+				return nil, nil, err
 			}
 		case 4: // dropped_attributes_count
 			if err := want(wt, wtVarint); err != nil {
@@ -437,15 +491,14 @@ func (w *walker) scope(b []byte) (name, version []byte, err error) {
 			}
 		}
 	}
-	if w.check && n > w.maxAttrs {
+	if n > w.maxAttrs {
 		return nil, nil, errRefused
 	}
 	return name, version, nil
 }
 
 func (w *walker) metric(b []byte) error {
-	m := &w.m
-	*m = Metric{}
+	var m Metric
 	var data []byte
 	kinds, meta := 0, 0
 	attrField := uint64(7) // the attributes' field number in a data point
@@ -460,7 +513,7 @@ func (w *walker) metric(b []byte) error {
 			if err := want(wt, wtLen); err != nil {
 				return err
 			}
-			if w.check && !utf8.Valid(p) {
+			if !utf8.Valid(p) {
 				return errRefused
 			}
 			switch num {
@@ -494,18 +547,15 @@ func (w *walker) metric(b []byte) error {
 				return err
 			}
 			meta++
-			if w.check {
-				if _, _, err := keyValue(p, 0); err != nil {
-					return err
-				}
+			if _, _, err := keyValue(p, 0); err != nil {
+				return err
 			}
 		}
 	}
-	if kinds != 1 || len(m.Name) == 0 || w.check && meta > w.maxAttrs {
+	if kinds != 1 || len(m.Name) == 0 || meta > w.maxAttrs {
 		return errRefused
 	}
-	w.metrics++
-	if w.check && (m.Kind == 0 || exemplars(data)) || !w.check && len(w.decoded) > 0 && w.decoded[0].at == w.metrics {
+	if m.Kind == 0 {
 		return w.decode(b, data, attrField)
 	}
 	// A sum's temporality and monotonicity before its points.
@@ -534,52 +584,33 @@ func (w *walker) metric(b []byte) error {
 			}
 		}
 	}
-	if !w.check {
-		w.v.Metric(m)
-	}
+	n := w.notes
+	from, attrs := len(n.points), len(n.attrs)
 	for len(data) > 0 {
 		num, _, _, p, rest, _ := next(data)
-		data = rest
-		if num == 1 {
-			if err := w.point(p); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// exemplars reports whether a gauge's or a sum's points have exemplars.
-func exemplars(data []byte) bool {
-	for len(data) > 0 {
-		num, _, _, p, rest, err := next(data)
-		if err != nil {
-			return false // the walk refuses it
-		}
 		data = rest
 		if num != 1 {
 			continue
 		}
-		for len(p) > 0 {
-			num, _, _, _, rest, err := next(p)
-			if err != nil || num == 5 {
-				return err == nil
-			}
-			p = rest
+		exemplar, err := w.point(p)
+		if err != nil {
+			return err
+		}
+		if exemplar { // not for the wire: the whole metric is decoded
+			w.points -= len(n.points) - from
+			clear(n.points[from:])
+			n.points, n.attrs = n.points[:from], n.attrs[:attrs]
+			return w.decode(b, data, attrField) // the points not checked yet
 		}
 	}
-	return false
+	n.parts = append(n.parts, part{kind: partMetric, metric: m, from: from, to: len(n.points)})
+	return nil
 }
 
-// decode checks a metric for pdata to decode, b, whose data (of one type) is
-// data and whose points have their attributes in field attrField; Walk shows
-// the metric decoded.
+// decode checks a metric for pdata to decode, b, whose points not checked yet
+// are in data (its data message, or what follows the last point checked) and
+// have their attributes in field attrField, and notes it decoded.
 func (w *walker) decode(b, data []byte, attrField uint64) error {
-	if !w.check {
-		w.v.Decoded(w.decoded[0].m)
-		w.decoded = w.decoded[1:]
-		return nil
-	}
 	// The receiver's checks of the points' attributes.
 	for len(data) > 0 {
 		num, wt, _, p, rest, err := next(data)
@@ -615,36 +646,44 @@ func (w *walker) decode(b, data []byte, attrField uint64) error {
 	}
 	md := req.Metrics()
 	w.points += md.DataPointCount()
-	w.decoded = append(w.decoded, decodedMetric{w.metrics, md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0)})
+	n := w.notes
+	n.parts = append(n.parts, part{kind: partDecoded, from: len(n.decoded)})
+	n.decoded = append(n.decoded, md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0))
 	return nil
 }
 
-func (w *walker) point(b []byte) error {
-	pt := &w.p
-	attrs := pt.Attrs[:0]
-	*pt = Point{}
+// point checks a number data point and notes it; it reports whether the point
+// has exemplars, which are not for the wire.
+func (w *walker) point(b []byte) (exemplar bool, err error) {
+	n := w.notes
+	n.points = append(n.points, Point{})
+	pt := &n.points[len(n.points)-1]
+	nattrs := 0
+	var first, last []byte // the first attribute field, and what follows the last
+	apart := false         // whether another field came between two attribute fields
 	for len(b) > 0 {
 		num, wt, v, p, rest, err := next(b)
 		if err != nil {
-			return err
+			return false, err
 		}
-		b = rest
 		switch num {
 		case 7: // attributes
 			if err := want(wt, wtLen); err != nil {
-				return err
+				return false, err
 			}
-			pt.NAttrs++
-			if w.check {
-				if _, _, err := keyValue(p, 0); err != nil {
-					return err
-				}
-			} else {
-				attrs = appendLen(attrs, 1, p)
+			if first == nil {
+				first = b
+			} else if len(last) != len(b) {
+				apart = true
+			}
+			last = rest
+			nattrs++
+			if _, _, err := keyValue(p, 0); err != nil {
+				return false, err
 			}
 		case 2, 3, 4, 6: // start_time_unix_nano, time_unix_nano, as_double, as_int
 			if err := want(wt, wtFixed64); err != nil {
-				return err
+				return false, err
 			}
 			switch num {
 			case 2:
@@ -656,25 +695,36 @@ func (w *walker) point(b []byte) error {
 			default:
 				pt.Int, pt.IntVal = true, int64(v)
 			}
-		case 5: // exemplars: the metric was decoded
-			return errRefused
+		case 5: // exemplars
+			exemplar = true
 		case 8: // flags
 			if err := want(wt, wtVarint); err != nil {
-				return err
+				return false, err
 			}
 			pt.Flags = uint32(v)
 		}
+		b = rest
 	}
-	pt.Attrs = attrs
-	if w.check {
-		if pt.NAttrs > w.maxAttrs {
-			return errRefused
+	if nattrs > w.maxAttrs {
+		return false, errRefused
+	}
+	switch {
+	case first == nil:
+	case !apart: // the usual case: the attribute fields side by side
+		pt.Attrs = first[:len(first)-len(last)]
+	default: // gathered, in order
+		start := len(n.attrs)
+		for r := first; len(r) > len(last); {
+			num, _, _, _, rest, _ := next(r)
+			if num == 7 {
+				n.attrs = append(n.attrs, r[:len(r)-len(rest)]...)
+			}
+			r = rest
 		}
-		w.points++
-		return nil
+		pt.Attrs = n.attrs[start:len(n.attrs):len(n.attrs)]
 	}
-	w.v.Point(pt)
-	return nil
+	w.points++
+	return exemplar, nil
 }
 
 // keyValue checks a KeyValue (valid UTF-8 everywhere, each value set once and

@@ -1,6 +1,8 @@
 package otlpwire
 
 import (
+	"encoding/binary"
+	"math"
 	"strings"
 	"testing"
 
@@ -97,6 +99,11 @@ func TestScanRefuses(t *testing.T) {
 			m := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
 			m.SetName("s")
 			m.SetEmptySummary().DataPoints().AppendEmpty().Attributes().PutStr(bad, "v")
+		},
+		"bad UTF-8 after a point with an exemplar": func(md pmetric.Metrics) {
+			dps := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints()
+			dps.At(0).Exemplars().AppendEmpty()
+			dps.At(2).Attributes().PutStr("k", bad)
 		},
 		"metric without name": func(md pmetric.Metrics) { md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).SetName("") },
 		"metric without data": func(md pmetric.Metrics) {
@@ -307,6 +314,7 @@ func TestWalkMatchesPdata(t *testing.T) {
 		a.PutDouble("d", 0.25)
 		ms := md.ResourceMetrics().At(1).ScopeMetrics().At(0).Metrics()
 		ms.At(1).Sum().DataPoints().At(0).Exemplars().AppendEmpty().SetIntValue(3)
+		ms.At(0).Gauge().DataPoints().At(1).Exemplars().AppendEmpty().SetIntValue(4) // the second of four
 		h := ms.AppendEmpty()
 		h.SetName("latency")
 		hp := h.SetEmptyHistogram().DataPoints().AppendEmpty()
@@ -329,15 +337,53 @@ func TestWalkMatchesPdata(t *testing.T) {
 		t.Errorf("points %d, want 13", m.Points)
 	}
 	var r recorder
-	if err := Walk(m, &r); err != nil {
-		t.Fatal(err)
-	}
+	Walk(m, &r)
 	md, err := decode(body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := r.b.String(), pdataRecord(md); got != want {
 		t.Errorf("Walk showed\n%s\npdata decodes\n%s", got, want)
+	}
+}
+
+// TestAttributesApart: a point whose attribute fields have other fields
+// between them is shown with its attributes gathered, in order; notes handed
+// back and used again show the next request as it is.
+func TestAttributesApart(t *testing.T) {
+	kv := func(k, v string) []byte {
+		return appendLen(appendLen(nil, 1, []byte(k)), 2, appendLen(nil, 1, []byte(v)))
+	}
+	fixed := func(b []byte, num, v uint64) []byte {
+		b = binary.AppendUvarint(b, num<<3|wtFixed64)
+		return binary.LittleEndian.AppendUint64(b, v)
+	}
+	var dp []byte
+	dp = appendLen(dp, 7, kv("a", "1"))
+	dp = fixed(dp, 3, 1e18)
+	dp = appendLen(dp, 7, kv("b", "2"))
+	dp = fixed(dp, 4, math.Float64bits(2.5))
+	dp = appendLen(dp, 7, kv("a", "3")) // a duplicate key, as sent
+	metric := appendLen(appendLen(nil, 1, []byte("m")), 5, appendLen(nil, 1, dp))
+	body := appendLen(nil, 1, appendLen(nil, 2, appendLen(nil, 2, metric)))
+	for range 2 {
+		m, ok := Scan(body, 128)
+		if !ok {
+			t.Fatal("refused")
+		}
+		var r recorder
+		Walk(m, &r)
+		md, err := decode(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := r.b.String(), pdataRecord(md); got != want {
+			t.Errorf("Walk showed\n%s\npdata decodes\n%s", got, want)
+		}
+		if !strings.Contains(r.b.String(), "a=1,b=2,a=3,") {
+			t.Errorf("attributes not in order, or lost: %s", r.b.String())
+		}
+		m.Release()
 	}
 }
 
@@ -360,9 +406,8 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("Scan counted %d points, pdata %d", m.Points, md.DataPointCount())
 		}
 		var r recorder
-		if err := Walk(m, &r); err != nil {
-			t.Fatalf("Walk: %v", err)
-		}
+		Walk(m, &r)
+		m.Release()
 		if got, want := r.b.String(), pdataRecord(md); got != want {
 			t.Fatalf("Walk showed\n%s\npdata decodes\n%s", got, want)
 		}
