@@ -36,6 +36,34 @@ type scopeCache struct {
 	// by appendSignature over the point's attributes as sent (otlpwire.Point's
 	// Attrs) rather than appendAttrsSignature's form: a key space of its own.
 	wire map[string]*cachedLabels
+	// order is the series of the scope's latest request on the wire, in the
+	// order of its points (see scopeOrder).
+	order atomic.Pointer[scopeOrder]
+}
+
+// scopeOrder is the sequence of series of one request's points in a scope,
+// with their keys in the wire map. Exporters send a scope's points in the same
+// order every time, so the next request's point i is first checked against
+// entry i: a comparison of bytes read in order, where a lookup in a map of
+// many series costs a few cache misses.
+type scopeOrder struct {
+	keys    []byte  // the keys, one after the other
+	ends    []int32 // where key i ends in keys
+	entries []*cachedLabels
+}
+
+func (o *scopeOrder) key(i int) []byte {
+	start := int32(0)
+	if i > 0 {
+		start = o.ends[i-1]
+	}
+	return o.keys[start:o.ends[i]]
+}
+
+func (o *scopeOrder) add(key []byte, e *cachedLabels) {
+	o.keys = append(o.keys, key...)
+	o.ends = append(o.ends, int32(len(o.keys)))
+	o.entries = append(o.entries, e)
 }
 
 type cachedLabels struct {

@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"bytes"
 	"context"
 	"math"
 
@@ -34,6 +35,12 @@ type wireTranslator struct {
 	scope      labels.Labels
 	name       string // of the metric
 	sum, delta bool
+
+	// The scope's order of series in its previous request, the point's place
+	// in it, and this request's order once it departs from it.
+	prev   *scopeOrder
+	at     int
+	differ *scopeOrder
 }
 
 func (w *wireTranslator) Resource(raw []byte) {
@@ -56,15 +63,50 @@ func (w *wireTranslator) endResource() {
 }
 
 func (w *wireTranslator) endScope() {
-	if w.tr.scope != nil {
-		w.tr.scope.mu.RUnlock()
-		w.tr.scope = nil
+	sc := w.tr.scope
+	if sc == nil {
+		return
 	}
+	sc.mu.RUnlock()
+	w.tr.scope = nil
+	switch {
+	case w.differ != nil:
+		sc.order.Store(w.differ)
+	case w.prev != nil && w.at < len(w.prev.entries):
+		// Fewer points than last time: the order is a prefix.
+		o := &scopeOrder{}
+		for i := range w.at {
+			o.add(w.prev.key(i), w.prev.entries[i])
+		}
+		sc.order.Store(o)
+	}
+	w.prev, w.at, w.differ = nil, 0, nil
 }
 
 func (w *wireTranslator) Scope(name, version []byte) {
 	w.endScope()
 	w.scope = w.tr.enterScope(w.base, string(name), string(version))
+	w.prev = w.tr.scope.order.Load()
+}
+
+// entry returns the cache entry of the series with key tr.sig, nil if none:
+// the entry at the point's place in the scope's previous order when the key
+// is the same, else the one in the map. It notes the point's series in this
+// request's order.
+func (w *wireTranslator) entry() *cachedLabels {
+	tr, i := w.tr, w.at
+	w.at++
+	if w.differ == nil && w.prev != nil && i < len(w.prev.entries) && bytes.Equal(w.prev.key(i), tr.sig) {
+		return w.prev.entries[i]
+	}
+	if w.differ == nil {
+		// The first point not as before: the order from here on is new.
+		w.differ = &scopeOrder{}
+		for j := range i {
+			w.differ.add(w.prev.key(j), w.prev.entries[j])
+		}
+	}
+	return tr.scope.wire[string(tr.sig)]
 }
 
 func (w *wireTranslator) Metric(m *otlpwire.Metric) {
@@ -90,7 +132,7 @@ func (w *wireTranslator) Point(p *otlpwire.Point) {
 	// tr.scope.mu is read-locked (enterScope): a new entry is put with the
 	// lock let go for the while, as in cachedLabels.
 	tr.sig = appendSignature(tr.sig[:0], p.Attrs, w.name, "", "")
-	e := tr.scope.wire[string(tr.sig)]
+	e := w.entry()
 	if e == nil {
 		attrs, err := otlpwire.Attributes(p.Attrs)
 		if err != nil { // Scan accepted the body: this does not happen
@@ -101,6 +143,9 @@ func (w *wireTranslator) Point(p *otlpwire.Point) {
 		tr.scope.mu.RUnlock()
 		tr.scope.put(tr.scope.wire, tr.sig, e)
 		tr.scope.mu.RLock()
+	}
+	if w.differ != nil {
+		w.differ.add(tr.sig, e)
 	}
 	v := p.Value()
 	if p.NoRecordedValue() {

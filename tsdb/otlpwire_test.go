@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -28,8 +29,21 @@ func TestWriteMetricsWireMatchesDecoded(t *testing.T) {
 	wire, _ := openTest(t, opts())
 	r := rand.New(rand.NewPCG(7, 8))
 	duplicated := 0
-	for req := range 40 {
-		md := randomNumberMetrics(r, req)
+	var md pmetric.Metrics
+	for req := range 60 {
+		switch {
+		case req%3 == 0 || req < 2:
+			md = randomNumberMetrics(r, req)
+		case req%3 == 1:
+			// The same points again, later: every scope's series in the order
+			// of its previous request.
+			laterPoints(md, 10*time.Second)
+		default:
+			// Again, with the last point of each scope dropped, or a new one
+			// first, or two swapped.
+			laterPoints(md, 10*time.Second)
+			reshape(r, md)
+		}
 		body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 		if err != nil {
 			t.Fatal(err)
@@ -187,6 +201,69 @@ func randomNumberMetrics(r *rand.Rand, req int) pmetric.Metrics {
 		}
 	}
 	return md
+}
+
+// laterPoints moves every number point of md d later.
+func laterPoints(md pmetric.Metrics, d time.Duration) {
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			for k := range ms.Len() {
+				var dps pmetric.NumberDataPointSlice
+				switch m := ms.At(k); m.Type() {
+				case pmetric.MetricTypeGauge:
+					dps = m.Gauge().DataPoints()
+				case pmetric.MetricTypeSum:
+					dps = m.Sum().DataPoints()
+				default:
+					continue
+				}
+				for l := range dps.Len() {
+					dps.At(l).SetTimestamp(dps.At(l).Timestamp() + pcommon.Timestamp(d))
+				}
+			}
+		}
+	}
+}
+
+// reshape changes the order of each scope's points: it drops the last, puts a
+// new one first, or swaps the first two.
+func reshape(r *rand.Rand, md pmetric.Metrics) {
+	rms := md.ResourceMetrics()
+	for i := range rms.Len() {
+		sms := rms.At(i).ScopeMetrics()
+		for j := range sms.Len() {
+			ms := sms.At(j).Metrics()
+			if ms.Len() == 0 || ms.At(0).Type() != pmetric.MetricTypeGauge {
+				continue
+			}
+			dps := ms.At(0).Gauge().DataPoints()
+			switch r.IntN(3) {
+			case 0:
+				if dps.Len() > 1 {
+					dps.RemoveIf(func(p pmetric.NumberDataPoint) bool { return p.Attributes().Len() == 0 })
+				}
+			case 1:
+				np := pmetric.NewNumberDataPointSlice()
+				p := np.AppendEmpty()
+				p.SetTimestamp(dps.At(0).Timestamp())
+				p.SetDoubleValue(42)
+				p.Attributes().PutStr("new", fmt.Sprint(r.IntN(1000)))
+				dps.MoveAndAppendTo(np)
+				np.MoveAndAppendTo(dps)
+			default:
+				if dps.Len() > 1 {
+					a, b := pmetric.NewNumberDataPoint(), pmetric.NewNumberDataPoint()
+					dps.At(0).CopyTo(a)
+					dps.At(1).CopyTo(b)
+					b.CopyTo(dps.At(0))
+					a.CopyTo(dps.At(1))
+				}
+			}
+		}
+	}
 }
 
 // otherMetric makes m a histogram, an exponential histogram or a summary.

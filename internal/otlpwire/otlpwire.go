@@ -731,6 +731,9 @@ func (w *walker) point(b []byte) (exemplar bool, err error) {
 // of a known type, not nested deeper than maxDepth) and returns its key and
 // value.
 func keyValue(b []byte, depth int) (key, val []byte, err error) {
+	if key, val, ok := shortKeyValue(b); ok {
+		return key, val, nil
+	}
 	nk, nv := 0, 0
 	for len(b) > 0 {
 		num, wt, _, p, rest, err := next(b)
@@ -765,6 +768,38 @@ func keyValue(b []byte, depth int) (key, val []byte, err error) {
 		return nil, nil, errRefused // a repeated value would be merged
 	}
 	return key, val, nil
+}
+
+// shortKeyValue is keyValue's fast path for the usual attribute: a key and a
+// string value (or none), each shorter than 128 bytes, valid UTF-8. It
+// reports false for anything else, which keyValue then reads in full.
+func shortKeyValue(b []byte) (key, val []byte, ok bool) {
+	nk, nv := 0, 0
+	for len(b) > 0 {
+		if len(b) < 2 || b[1] >= 0x80 || int(b[1]) > len(b)-2 {
+			return nil, nil, false
+		}
+		p := b[2 : 2+int(b[1])]
+		switch b[0] {
+		case 1<<3 | wtLen:
+			key = p
+			nk++
+		case 2<<3 | wtLen:
+			val = p
+			nv++
+		default:
+			return nil, nil, false
+		}
+		b = b[2+len(p):]
+	}
+	if nk > 1 || nv > 1 || !utf8.Valid(key) {
+		return nil, nil, false
+	}
+	// The value: empty, or string_value alone.
+	if len(val) > 0 && (val[0] != 1<<3|wtLen || len(val) < 2 || int(val[1]) != len(val)-2 || !utf8.Valid(val[2:])) {
+		return nil, nil, false
+	}
+	return key, val, true
 }
 
 // anyValue checks an AnyValue.
