@@ -683,3 +683,49 @@ func TestFilterVerdicts(t *testing.T) {
 		t.Error("the latest verdict was forgotten")
 	}
 }
+
+// TestAnomalyListBounded: the anomaly list never holds more than
+// MaxAnomalies; making room drops the ended anomalies first, those that ended
+// first before others, and then the lowest scored.
+func TestAnomalyListBounded(t *testing.T) {
+	l := &Live{anomalies: map[uint64]*Anomaly{}, opts: LiveOptions{MaxAnomalies: 16}}
+	at := time.Unix(1_700_000_000, 0)
+	alert := func(id uint64, score float64) {
+		l.noteLocked(id, labels.FromStrings("id", strconv.FormatUint(id, 10)), "m", false,
+			Result{Time: at, Score: score, Value: 1, Expected: 0, Lower: -1, Upper: 1, Since: at})
+	}
+	for id := range uint64(16) {
+		alert(id, 0.9+float64(id)/1000) // id 0 scores lowest
+	}
+	for id := range uint64(4) { // 0..3 end, 3 first
+		l.noteLocked(id, labels.EmptyLabels(), "m", false, Result{Time: at.Add(time.Duration(10-id) * time.Minute), Score: 0.1})
+	}
+	for id := uint64(100); id < 106; id++ {
+		alert(id, 0.99)
+		if len(l.anomalies) > 16 {
+			t.Fatalf("%d anomalies listed, cap 16", len(l.anomalies))
+		}
+	}
+	for id := range uint64(4) {
+		if l.anomalies[id] != nil {
+			t.Errorf("ended anomaly %d kept", id)
+		}
+	}
+	// Six new ones came; four ended ones and the lowest scored active ones
+	// made room, an eighth of the cap (two) at a time.
+	for _, id := range []uint64{4, 5} {
+		if l.anomalies[id] != nil {
+			t.Errorf("active anomaly %d, among the lowest scored, kept", id)
+		}
+	}
+	for id := uint64(6); id < 16; id++ {
+		if l.anomalies[id] == nil {
+			t.Errorf("active anomaly %d dropped", id)
+		}
+	}
+	for id := uint64(100); id < 106; id++ {
+		if l.anomalies[id] == nil {
+			t.Errorf("new anomaly %d not listed", id)
+		}
+	}
+}
