@@ -325,36 +325,55 @@ func (w *walker) request(b []byte) error {
 	return nil
 }
 
-func (w *walker) resourceMetrics(b []byte) error {
-	// The resource first, wherever it is.
-	var res []byte
+// header checks the fields of a ResourceMetrics or a ScopeMetrics: its own
+// resource or scope (field 1), at most once, which it returns (nil if none),
+// its children (field 2) and schema URL (field 3), all length-delimited; a
+// field numbered refuse refuses it.
+func header(b []byte, refuse uint64) ([]byte, error) {
+	var one []byte
 	seen := false
-	for r := b; len(r) > 0; {
-		num, wt, _, p, rest, err := next(r)
+	for len(b) > 0 {
+		num, wt, _, p, rest, err := next(b)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		r = rest
+		b = rest
 		switch num {
-		case 1: // resource
+		case 1, 2, 3:
 			if err := want(wt, wtLen); err != nil {
-				return err
+				return nil, err
 			}
-			if seen {
-				return errRefused // pdata would merge the two
+			if num == 1 {
+				if seen {
+					return nil, errRefused // pdata would merge the two
+				}
+				one, seen = p, true
 			}
-			res, seen = p, true
-		case 2: // scope_metrics
-			if err := want(wt, wtLen); err != nil {
-				return err
-			}
-		case 3: // schema_url
-			if err := want(wt, wtLen); err != nil {
-				return err
-			}
-		case 1000: // deprecated_scope_metrics: for pdata
-			return errRefused
+		case refuse:
+			return nil, errRefused
 		}
+	}
+	return one, nil
+}
+
+// children calls fn with each child (field 2) of a message header checked.
+func children(b []byte, fn func([]byte) error) error {
+	for len(b) > 0 {
+		num, _, _, p, rest, _ := next(b)
+		b = rest
+		if num == 2 {
+			if err := fn(p); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *walker) resourceMetrics(b []byte) error {
+	res, err := header(b, 1000) // 1000: deprecated_scope_metrics, for pdata
+	if err != nil {
+		return err
 	}
 	service, err := w.resource(res)
 	if err != nil {
@@ -362,14 +381,8 @@ func (w *walker) resourceMetrics(b []byte) error {
 	}
 	w.notes.parts = append(w.notes.parts, part{kind: partResource, raw: res})
 	before := w.points
-	for len(b) > 0 {
-		num, _, _, p, rest, _ := next(b)
-		b = rest
-		if num == 2 {
-			if err := w.scopeMetrics(p); err != nil {
-				return err
-			}
-		}
+	if err := children(b, w.scopeMetrics); err != nil {
+		return err
 	}
 	w.per[service] += uint64(w.points - before)
 	return nil
@@ -417,43 +430,16 @@ func (w *walker) resource(b []byte) (string, error) {
 }
 
 func (w *walker) scopeMetrics(b []byte) error {
-	var name, version []byte
-	seen := false
-	for r := b; len(r) > 0; {
-		num, wt, _, p, rest, err := next(r)
-		if err != nil {
-			return err
-		}
-		r = rest
-		switch num {
-		case 1: // scope
-			if err := want(wt, wtLen); err != nil {
-				return err
-			}
-			if seen {
-				return errRefused
-			}
-			seen = true
-			if name, version, err = w.scope(p); err != nil {
-				return err
-			}
-		case 2, 3: // metrics, schema_url
-			if err := want(wt, wtLen); err != nil {
-				return err
-			}
-		}
+	sc, err := header(b, 0)
+	if err != nil {
+		return err
+	}
+	name, version, err := w.scope(sc)
+	if err != nil {
+		return err
 	}
 	w.notes.parts = append(w.notes.parts, part{kind: partScope, name: name, version: version})
-	for len(b) > 0 {
-		num, _, _, p, rest, _ := next(b)
-		b = rest
-		if num == 2 {
-			if err := w.metric(p); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return children(b, w.metric)
 }
 
 func (w *walker) scope(b []byte) (name, version []byte, err error) {

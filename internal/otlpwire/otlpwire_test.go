@@ -336,15 +336,23 @@ func TestWalkMatchesPdata(t *testing.T) {
 	if m.Points != 13 {
 		t.Errorf("points %d, want 13", m.Points)
 	}
+	walkMatches(t, m)
+}
+
+// walkMatches checks that Walk shows m as pdata decodes it, and returns what
+// it showed.
+func walkMatches(t *testing.T, m *Metrics) string {
+	t.Helper()
 	var r recorder
 	Walk(m, &r)
-	md, err := decode(body)
+	md, err := decode(m.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := r.b.String(), pdataRecord(md); got != want {
 		t.Errorf("Walk showed\n%s\npdata decodes\n%s", got, want)
 	}
+	return r.b.String()
 }
 
 // TestAttributesApart: a point whose attribute fields have other fields
@@ -371,17 +379,8 @@ func TestAttributesApart(t *testing.T) {
 		if !ok {
 			t.Fatal("refused")
 		}
-		var r recorder
-		Walk(m, &r)
-		md, err := decode(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, want := r.b.String(), pdataRecord(md); got != want {
-			t.Errorf("Walk showed\n%s\npdata decodes\n%s", got, want)
-		}
-		if !strings.Contains(r.b.String(), "a=1,b=2,a=3,") {
-			t.Errorf("attributes not in order, or lost: %s", r.b.String())
+		if shown := walkMatches(t, m); !strings.Contains(shown, "a=1,b=2,a=3,") {
+			t.Errorf("attributes not in order, or lost: %s", shown)
 		}
 		m.Release()
 	}
