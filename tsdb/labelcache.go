@@ -39,6 +39,19 @@ type scopeCache struct {
 	// order is the series of the scope's latest request on the wire, in the
 	// order of its points (see scopeOrder).
 	order atomic.Pointer[scopeOrder]
+	// families holds the scope's metrics on the wire by their header as sent.
+	families map[string]*family
+}
+
+// family is what a metric's header as sent (its kind, name, unit and
+// description) maps to: its Prometheus name and metadata, which are the DB's
+// metadata for that name as of generation gen (see metaStore.gen). A request
+// that finds the generation unchanged need neither map the name again nor set
+// the metadata.
+type family struct {
+	name string
+	md   Metadata
+	gen  atomic.Uint64
 }
 
 // scopeOrder is the sequence of series of one request's points in a scope,
@@ -90,11 +103,24 @@ func (c *labelCache) scope(scopeKey []byte) *scopeCache {
 		c.n.Store(0)
 	}
 	if sc = c.scopes[string(scopeKey)]; sc == nil {
-		sc = &scopeCache{c: c, m: map[string]*cachedLabels{}, wire: map[string]*cachedLabels{}}
+		sc = &scopeCache{c: c, m: map[string]*cachedLabels{}, wire: map[string]*cachedLabels{}, families: map[string]*family{}}
 		c.scopes[string(scopeKey)] = sc
 		c.n.Add(1)
 	}
 	return sc
+}
+
+// putFamily adds f under key, unless the key has a family already, which it
+// returns then.
+func (sc *scopeCache) putFamily(key []byte, f *family) *family {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if old := sc.families[string(key)]; old != nil {
+		return old
+	}
+	sc.families[string(key)] = f
+	sc.c.n.Add(1)
+	return f
 }
 
 // put adds e under sig to m, one of sc's maps.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 
 	"outpost/internal/atomicfile"
 )
@@ -22,14 +23,20 @@ type Metadata struct {
 type metaStore struct {
 	mu sync.RWMutex
 	m  map[string]Metadata
+	// gen counts the changes of m, made under mu's write lock: who set an
+	// entry as of generation g knows it is still in place while gen is g.
+	gen atomic.Uint64
 }
 
-func (s *metaStore) set(name string, md Metadata) {
+// set makes md the metadata of the metric name; it returns the generation as
+// of which it is.
+func (s *metaStore) set(name string, md Metadata) uint64 {
 	s.mu.RLock()
 	old, ok := s.m[name]
+	gen := s.gen.Load()
 	s.mu.RUnlock()
 	if ok && old == md {
-		return // the usual case: every request repeats the metadata
+		return gen // the usual case: every request repeats the metadata
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -37,6 +44,7 @@ func (s *metaStore) set(name string, md Metadata) {
 		s.m = map[string]Metadata{}
 	}
 	s.m[name] = md
+	return s.gen.Add(1)
 }
 
 // Metadata returns the metadata of every metric family seen, by metric name.
@@ -64,6 +72,7 @@ func (s *metaStore) load(path string) error {
 	}
 	s.mu.Lock()
 	s.m = m
+	s.gen.Add(1)
 	s.mu.Unlock()
 	return nil
 }

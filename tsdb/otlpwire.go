@@ -110,14 +110,35 @@ func (w *wireTranslator) entry() *cachedLabels {
 }
 
 func (w *wireTranslator) Metric(m *otlpwire.Metric) {
-	kind, typ := KindGauge, "gauge"
-	if m.Kind == otlpwire.Sum && m.Monotonic {
-		kind, typ = KindCounter, "counter"
-	}
-	unit := string(m.Unit)
-	w.name = MetricName(string(m.Name), unit, kind)
+	tr := w.tr
+	counter := m.Kind == otlpwire.Sum && m.Monotonic
 	w.sum, w.delta = m.Kind == otlpwire.Sum, m.Kind == otlpwire.Sum && m.Delta
-	w.tr.db.meta.set(w.name, Metadata{Type: typ, Help: string(m.Description), Unit: unit})
+	// tr.scope.mu is read-locked (enterScope).
+	tr.sig = append(appendSignature(tr.sig[:0], m.Name, string(m.Unit), string(m.Description), ""), byte(m.Kind), boolByte(counter))
+	f := tr.scope.families[string(tr.sig)]
+	if f == nil {
+		kind, typ := KindGauge, "gauge"
+		if counter {
+			kind, typ = KindCounter, "counter"
+		}
+		unit := string(m.Unit)
+		f = &family{name: MetricName(string(m.Name), unit, kind), md: Metadata{Type: typ, Help: string(m.Description), Unit: unit}}
+		tr.scope.mu.RUnlock()
+		f = tr.scope.putFamily(tr.sig, f)
+		tr.scope.mu.RLock()
+	}
+	meta := &tr.db.meta
+	if g := f.gen.Load(); g == 0 || g != meta.gen.Load() {
+		f.gen.Store(meta.set(f.name, f.md))
+	}
+	w.name = f.name
+}
+
+func boolByte(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func (w *wireTranslator) Decoded(m pmetric.Metric) {

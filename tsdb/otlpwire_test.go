@@ -308,3 +308,35 @@ func duplicateKeys(body []byte) ([]byte, bool) {
 	out := bytes.ReplaceAll(body, []byte("\x0a\x05route"), []byte("\x0a\x05shard"))
 	return out, !bytes.Equal(out, body)
 }
+
+// TestWireMetadataFollowsLatest: a metric's metadata is the latest request's
+// on the wire too, when two sources send it with different descriptions by
+// turns (each source's metric header is remembered, see family).
+func TestWireMetadataFollowsLatest(t *testing.T) {
+	db, _ := openTest(t, &Options{OutOfOrderWindow: time.Hour})
+	send := func(host, help string, sec int) {
+		md := pmetric.NewMetrics()
+		m := newResource(md, map[string]string{"service.name": "api", "host.name": host}).AppendEmpty()
+		m.SetName("queue.depth")
+		m.SetDescription(help)
+		dp := m.SetEmptyGauge().DataPoints().AppendEmpty()
+		dp.SetTimestamp(ts(sec))
+		dp.SetIntValue(1)
+		body, _ := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+		w, ok := otlpwire.Scan(body, 128)
+		if !ok {
+			t.Fatal("Scan refused the request")
+		}
+		if _, _, err := db.WriteMetricsWire(t.Context(), w); err != nil {
+			t.Fatal(err)
+		}
+		if got := db.Metadata()["queue_depth"].Help; got != help {
+			t.Fatalf("after %s's request: help %q, want %q", host, got, help)
+		}
+	}
+	send("a", "items waiting", 1)
+	send("b", "queued items", 2)
+	send("a", "items waiting", 3)
+	send("a", "items waiting", 4)
+	send("b", "queued items", 5)
+}
