@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
-	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -26,7 +25,7 @@ func (r *Receiver) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.UnaryInterceptor(r.unaryInterceptor),
 	}, opts...)
 	s := grpc.NewServer(opts...)
-	pmetricotlp.RegisterGRPCServer(s, &grpcMetrics{r: r})
+	s.RegisterService(&metricsServiceDesc, &grpcMetrics{r: r})
 	plogotlp.RegisterGRPCServer(s, &grpcLogs{r: r})
 	ptraceotlp.RegisterGRPCServer(s, &grpcTraces{r: r})
 	return s
@@ -105,22 +104,65 @@ func grpcError(e *requestError) error {
 	return st.Err()
 }
 
-type grpcMetrics struct {
-	pmetricotlp.UnimplementedGRPCServer
-	r *Receiver
+// The metrics service is registered by hand, not with pmetricotlp, so that a
+// request reaches decodeMetrics as bytes and is read on the wire as over
+// HTTP. pdata registers gRPC's "proto" codec for any message with the methods
+// of wireMessage, which wireMessage has: the codec hands it the request's
+// bytes and takes the response's.
+var metricsServiceDesc = grpc.ServiceDesc{
+	ServiceName: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+	HandlerType: (*metricsExporter)(nil),
+	Methods:     []grpc.MethodDesc{{MethodName: "Export", Handler: exportMetricsHandler}},
+	Metadata:    "opentelemetry/proto/collector/metrics/v1/metrics_service.proto",
 }
 
-func (g *grpcMetrics) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
-	resp := pmetricotlp.NewExportResponse()
-	n, msg, err := g.r.export(ctx, metricsBatch{req.Metrics()})
+type metricsExporter interface {
+	export(ctx context.Context, req *wireMessage) (*wireMessage, error)
+}
+
+// wireMessage is a protobuf message kept encoded: a request as it came (a copy:
+// the codec reuses its buffer) or a response as it goes.
+type wireMessage struct{ b []byte }
+
+func (m *wireMessage) UnmarshalProto(b []byte) error {
+	m.b = append(m.b[:0], b...)
+	return nil
+}
+func (m *wireMessage) SizeProto() int              { return len(m.b) }
+func (m *wireMessage) MarshalProto(buf []byte) int { return copy(buf, m.b) }
+
+const exportMetricsMethod = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
+
+func exportMetricsHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := &wireMessage{}
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	handler := func(ctx context.Context, req any) (any, error) {
+		return srv.(metricsExporter).export(ctx, req.(*wireMessage))
+	}
+	if interceptor == nil {
+		return handler(ctx, in)
+	}
+	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: exportMetricsMethod}, handler)
+}
+
+type grpcMetrics struct{ r *Receiver }
+
+func (g *grpcMetrics) export(ctx context.Context, req *wireMessage) (*wireMessage, error) {
+	d, err := g.r.decodeMetrics(req.b, false)
 	if err != nil {
-		return resp, grpcError(err)
+		return nil, grpcError(errorf(kindMalformed, "cannot decode protobuf metrics request: %v", err))
 	}
-	if n > 0 {
-		resp.PartialSuccess().SetRejectedDataPoints(n)
-		resp.PartialSuccess().SetErrorMessage(msg)
+	n, msg, rerr := g.r.export(ctx, d.batch)
+	if rerr != nil {
+		return nil, grpcError(rerr)
 	}
-	return resp, nil
+	b, err := d.respond(n, msg, false)
+	if err != nil {
+		return nil, grpcError(errorf(kindUnavailable, "cannot encode response: %v", err))
+	}
+	return &wireMessage{b: b}, nil
 }
 
 type grpcLogs struct {

@@ -574,3 +574,31 @@ func TestMetricsOnTheWire(t *testing.T) {
 		t.Errorf("malformed body: status %d, want 400", resp.StatusCode)
 	}
 }
+
+// TestGRPCMetricsOnTheWire: over gRPC too, a request within the limits goes
+// to the consumer undecoded, one the limits cut is decoded and answered with
+// partial success, and a malformed one gets InvalidArgument.
+func TestGRPCMetricsOnTheWire(t *testing.T) {
+	rec := &routeRecorder{}
+	conn := dialGRPC(t, NewReceiver(rec, &Options{MaxAttributes: 3}), nil)
+	ctx := context.Background()
+	client := pmetricotlp.NewGRPCClient(conn)
+	if _, err := client.Export(ctx, pmetricotlp.NewExportRequestFromMetrics(testMetrics(4)), grpc.UseCompressor("gzip")); err != nil {
+		t.Fatal(err)
+	}
+	wide := testMetrics(2)
+	for i := range 3 {
+		wide.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().At(0).Gauge().DataPoints().At(1).Attributes().PutInt(fmt.Sprint(i), 1)
+	}
+	resp, err := client.Export(ctx, pmetricotlp.NewExportRequestFromMetrics(wide))
+	if err != nil || resp.PartialSuccess().RejectedDataPoints() != 1 || !strings.Contains(resp.PartialSuccess().ErrorMessage(), "more than 3 attributes") {
+		t.Errorf("a point over the attribute limit: %v, rejected %d (%q), want 1", err, resp.PartialSuccess().RejectedDataPoints(), resp.PartialSuccess().ErrorMessage())
+	}
+	if got, want := strings.Join(rec.routes, ", "), "wire 4, decoded 1"; got != want {
+		t.Errorf("routes %s, want %s", got, want)
+	}
+	err = conn.Invoke(ctx, exportMetricsMethod, &wireMessage{b: []byte{0x0a, 0x05, 0x12}}, &wireMessage{})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("malformed request: %v, want InvalidArgument", err)
+	}
+}
