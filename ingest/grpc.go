@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/plog/plogotlp"
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,9 +23,12 @@ func (r *Receiver) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 		grpc.UnaryInterceptor(r.unaryInterceptor),
 	}, opts...)
 	s := grpc.NewServer(opts...)
-	s.RegisterService(&metricsServiceDesc, &grpcMetrics{r: r})
-	plogotlp.RegisterGRPCServer(s, &grpcLogs{r: r})
-	ptraceotlp.RegisterGRPCServer(s, &grpcTraces{r: r})
+	s.RegisterService(otlpService("opentelemetry.proto.collector.metrics.v1.MetricsService", "opentelemetry/proto/collector/metrics/v1/metrics_service.proto"),
+		&grpcSignal{r, "metrics", r.decodeMetrics})
+	s.RegisterService(otlpService("opentelemetry.proto.collector.logs.v1.LogsService", "opentelemetry/proto/collector/logs/v1/logs_service.proto"),
+		&grpcSignal{r, "logs", decodeLogs})
+	s.RegisterService(otlpService("opentelemetry.proto.collector.trace.v1.TraceService", "opentelemetry/proto/collector/trace/v1/trace_service.proto"),
+		&grpcSignal{r, "traces", decodeTraces})
 	return s
 }
 
@@ -104,19 +105,37 @@ func grpcError(e *requestError) error {
 	return st.Err()
 }
 
-// The metrics service is registered by hand, not with pmetricotlp, so that a
-// request reaches decodeMetrics as bytes and is read on the wire as over
-// HTTP. pdata registers gRPC's "proto" codec for any message with the methods
-// of wireMessage, which wireMessage has: the codec hands it the request's
-// bytes and takes the response's.
-var metricsServiceDesc = grpc.ServiceDesc{
-	ServiceName: "opentelemetry.proto.collector.metrics.v1.MetricsService",
-	HandlerType: (*metricsExporter)(nil),
-	Methods:     []grpc.MethodDesc{{MethodName: "Export", Handler: exportMetricsHandler}},
-	Metadata:    "opentelemetry/proto/collector/metrics/v1/metrics_service.proto",
+// The three services are registered by hand, not with pdata's helpers, so
+// that a request reaches the same decoding as over HTTP as bytes: a metrics
+// request is then read on the wire (see decodeMetrics), and a malformed one of
+// any signal gets InvalidArgument (gRPC's own decoding answers Internal).
+// pdata registers gRPC's "proto" codec for any message with the methods of
+// wireMessage, which hands it the request's bytes and takes the response's.
+
+// otlpService describes the OTLP service name, whose one method is Export.
+func otlpService(name, file string) *grpc.ServiceDesc {
+	method := "/" + name + "/Export"
+	return &grpc.ServiceDesc{
+		ServiceName: name,
+		HandlerType: (*grpcExporter)(nil),
+		Methods: []grpc.MethodDesc{{MethodName: "Export", Handler: func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+			in := &wireMessage{}
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			handler := func(ctx context.Context, req any) (any, error) {
+				return srv.(grpcExporter).export(ctx, req.(*wireMessage))
+			}
+			if interceptor == nil {
+				return handler(ctx, in)
+			}
+			return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: method}, handler)
+		}}},
+		Metadata: file,
+	}
 }
 
-type metricsExporter interface {
+type grpcExporter interface {
 	export(ctx context.Context, req *wireMessage) (*wireMessage, error)
 }
 
@@ -131,28 +150,18 @@ func (m *wireMessage) UnmarshalProto(b []byte) error {
 func (m *wireMessage) SizeProto() int              { return len(m.b) }
 func (m *wireMessage) MarshalProto(buf []byte) int { return copy(buf, m.b) }
 
-const exportMetricsMethod = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export"
-
-func exportMetricsHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := &wireMessage{}
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	handler := func(ctx context.Context, req any) (any, error) {
-		return srv.(metricsExporter).export(ctx, req.(*wireMessage))
-	}
-	if interceptor == nil {
-		return handler(ctx, in)
-	}
-	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: exportMetricsMethod}, handler)
+// grpcSignal serves the Export method of one signal's service with decode,
+// the signal's HTTP decoding of protobuf.
+type grpcSignal struct {
+	r      *Receiver
+	name   string
+	decode func(body []byte, json bool) (decoded, error)
 }
 
-type grpcMetrics struct{ r *Receiver }
-
-func (g *grpcMetrics) export(ctx context.Context, req *wireMessage) (*wireMessage, error) {
-	d, err := g.r.decodeMetrics(req.b, false)
+func (g *grpcSignal) export(ctx context.Context, req *wireMessage) (*wireMessage, error) {
+	d, err := g.decode(req.b, false)
 	if err != nil {
-		return nil, grpcError(errorf(kindMalformed, "cannot decode protobuf metrics request: %v", err))
+		return nil, grpcError(errorf(kindMalformed, "cannot decode protobuf %s request: %v", g.name, err))
 	}
 	n, msg, rerr := g.r.export(ctx, d.batch)
 	if rerr != nil {
@@ -163,40 +172,4 @@ func (g *grpcMetrics) export(ctx context.Context, req *wireMessage) (*wireMessag
 		return nil, grpcError(errorf(kindUnavailable, "cannot encode response: %v", err))
 	}
 	return &wireMessage{b: b}, nil
-}
-
-type grpcLogs struct {
-	plogotlp.UnimplementedGRPCServer
-	r *Receiver
-}
-
-func (g *grpcLogs) Export(ctx context.Context, req plogotlp.ExportRequest) (plogotlp.ExportResponse, error) {
-	resp := plogotlp.NewExportResponse()
-	n, msg, err := g.r.export(ctx, logsBatch{req.Logs()})
-	if err != nil {
-		return resp, grpcError(err)
-	}
-	if n > 0 {
-		resp.PartialSuccess().SetRejectedLogRecords(n)
-		resp.PartialSuccess().SetErrorMessage(msg)
-	}
-	return resp, nil
-}
-
-type grpcTraces struct {
-	ptraceotlp.UnimplementedGRPCServer
-	r *Receiver
-}
-
-func (g *grpcTraces) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	resp := ptraceotlp.NewExportResponse()
-	n, msg, err := g.r.export(ctx, tracesBatch{req.Traces()})
-	if err != nil {
-		return resp, grpcError(err)
-	}
-	if n > 0 {
-		resp.PartialSuccess().SetRejectedSpans(n)
-		resp.PartialSuccess().SetErrorMessage(msg)
-	}
-	return resp, nil
 }

@@ -577,7 +577,7 @@ func TestMetricsOnTheWire(t *testing.T) {
 
 // TestGRPCMetricsOnTheWire: over gRPC too, a request within the limits goes
 // to the consumer undecoded, one the limits cut is decoded and answered with
-// partial success, and a malformed one gets InvalidArgument.
+// partial success; a malformed request of any signal gets InvalidArgument.
 func TestGRPCMetricsOnTheWire(t *testing.T) {
 	rec := &routeRecorder{}
 	conn := dialGRPC(t, NewReceiver(rec, &Options{MaxAttributes: 3}), nil)
@@ -597,8 +597,10 @@ func TestGRPCMetricsOnTheWire(t *testing.T) {
 	if got, want := strings.Join(rec.routes, ", "), "wire 4, decoded 1"; got != want {
 		t.Errorf("routes %s, want %s", got, want)
 	}
-	err = conn.Invoke(ctx, exportMetricsMethod, &wireMessage{b: []byte{0x0a, 0x05, 0x12}}, &wireMessage{})
-	if status.Code(err) != codes.InvalidArgument {
-		t.Errorf("malformed request: %v, want InvalidArgument", err)
+	for _, service := range []string{"metrics.v1.MetricsService", "logs.v1.LogsService", "trace.v1.TraceService"} {
+		err = conn.Invoke(ctx, "/opentelemetry.proto.collector."+service+"/Export", &wireMessage{b: []byte{0x0a, 0x05, 0x12}}, &wireMessage{})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: malformed request: %v, want InvalidArgument", service, err)
+		}
 	}
 }
