@@ -118,6 +118,7 @@ type Live struct {
 	once   sync.Once
 
 	dropped, processed, scoredN, written, writeErrs atomic.Int64
+	refusedSkips                                    atomic.Int64 // samples of refused series not offered to the Set again
 
 	// own is the engine's own write while it is being committed, nil
 	// otherwise: the TSDB shows it to Observe like any other batch.
@@ -134,7 +135,12 @@ type Live struct {
 	round     uint64
 	now       int64 // newest sample time seen, Unix ms
 	lastEvict int64
-	warnedCap bool             // the cap was reached, and said so in the log
+	warnedCap bool // the cap was reached, and said so in the log
+	// refused holds the refs of series the full Set refused, marked in index
+	// with refusedEntry, so that their samples are skipped without asking the
+	// Set again until retryAt (sample time, Unix ms), when the marks go.
+	refused   []uint64
+	retryAt   int64
 	pending   []tsdb.RefSample // Ref zero: by Labels
 	resolve   []pendingRef     // pending samples whose ref AppendRefs will tell
 	notes     []liveNote       // verdicts for the anomaly list, applied once pending is written
@@ -381,7 +387,7 @@ func (l *Live) Stats() LiveStats {
 	return LiveStats{
 		Tracked: l.set.Len(), Queued: l.queued.Load(), Dropped: l.dropped.Load(),
 		Processed: l.processed.Load(), Scored: l.scoredN.Load(), Written: l.written.Load(), WriteErrors: l.writeErrs.Load(),
-		Untracked: int64(l.set.Refused()), Anomalies: n,
+		Untracked: int64(l.set.Refused()) + l.refusedSkips.Load(), Anomalies: n,
 	}
 }
 
@@ -473,10 +479,21 @@ func (l *Live) handle(it liveItem) int {
 	return n0
 }
 
+// refusedEntry marks in Live.index a series the Set refused.
+var refusedEntry = &setEntry{}
+
 // sample takes one sample in; it reports false for the engine's own output,
 // which is skipped.
 func (l *Live) sample(s *tsdb.ObservedSample) bool {
 	e := l.index.get(s.Ref)
+	if e == refusedEntry {
+		if s.T < l.retryAt {
+			l.refusedSkips.Add(1)
+			return false
+		}
+		l.forgetRefused()
+		e = nil
+	}
 	if e == nil {
 		name := s.Labels.Get(labels.MetricName)
 		if isOutputName(name) {
@@ -485,6 +502,10 @@ func (l *Live) sample(s *tsdb.ObservedSample) bool {
 		// Whether the series is a counter is worked out once, when it is new.
 		e = l.set.entry(s.Ref, s.T*int64(time.Millisecond), func() Options { return Options{Counter: l.isCounter(name)} })
 		if e == nil { // the cap is reached and every watched series is active
+			// Not asked again before the Set looks for stale series again.
+			l.index.put(s.Ref, refusedEntry)
+			l.refused = append(l.refused, s.Ref)
+			l.retryAt = max(l.retryAt, s.T+rescanEvery.Milliseconds())
 			if !l.warnedCap {
 				l.warnedCap = true
 				l.opts.Logger.Warn("anomaly detector is watching as many series as it may; new series are not watched until others go quiet",
@@ -697,11 +718,26 @@ func worse(a, b *Anomaly) bool {
 	return a.Score < b.Score
 }
 
+// forgetRefused removes the marks of refused series: their next samples ask
+// the Set again.
+func (l *Live) forgetRefused() {
+	for _, ref := range l.refused {
+		if l.index.get(ref) == refusedEntry {
+			l.index.remove(ref)
+		}
+	}
+	clear(l.refused)
+	l.refused = l.refused[:0]
+	l.retryAt = 0
+}
+
 // evict drops idle series and anomalies that ended long enough ago.
 func (l *Live) evict() {
 	l.lastEvict = l.now
 	now := time.UnixMilli(l.now)
-	l.set.Evict(now)
+	if l.set.Evict(now) > 0 {
+		l.forgetRefused() // there is room now
+	}
 	old := now.Add(-l.opts.RecentFor)
 	l.mu.Lock()
 	for id, a := range l.anomalies {

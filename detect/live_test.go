@@ -277,7 +277,8 @@ outpost_detect_dropped_samples_total 11
 	}
 }
 
-// The number of series watched is capped, idle ones are dropped, and samples
+// The number of series watched is capped, the samples of series refused are
+// counted, idle ones are dropped and make room for the refused, and samples
 // observed after Close are ignored.
 func TestLiveCapAndIdle(t *testing.T) {
 	db, l := openLive(t, LiveOptions{MaxSeries: 3, IdleAfter: 10 * time.Minute})
@@ -287,10 +288,11 @@ func TestLiveCapAndIdle(t *testing.T) {
 	}
 	appendSeries(t, db, series, 5, func(s, i int) float64 { return float64(s + i) })
 	syncLive(t, l)
-	if n := l.Stats().Tracked; n != 3 {
-		t.Errorf("tracked %d series, want the cap of 3", n)
+	if st := l.Stats(); st.Tracked != 3 || st.Untracked != 10 {
+		t.Errorf("tracked %d series, %d samples untracked; want the cap of 3, and 10", st.Tracked, st.Untracked)
 	}
-	// An hour later only one series still sends: the others go idle.
+	// An hour later only one series still sends, one refused before: the
+	// others go idle.
 	app := db.Appender(context.Background())
 	app.Append(0, series[4], liveStart.Add(time.Hour).UnixMilli(), 1)
 	if err := app.Commit(); err != nil {
@@ -300,9 +302,19 @@ func TestLiveCapAndIdle(t *testing.T) {
 	if n := l.Stats().Tracked; n != 1 {
 		t.Errorf("tracked %d series after the others went idle, want 1", n)
 	}
+	// Another refused before has room now.
+	app = db.Appender(context.Background())
+	app.Append(0, series[3], liveStart.Add(time.Hour+time.Second).UnixMilli(), 1)
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	syncLive(t, l)
+	if st := l.Stats(); st.Tracked != 2 || st.Untracked != 10 {
+		t.Errorf("tracked %d series, %d samples untracked; want 2 and 10", st.Tracked, st.Untracked)
+	}
 	l.Close()
 	l.Observe([]tsdb.ObservedSample{{Labels: series[0], T: liveStart.Add(2 * time.Hour).UnixMilli(), V: 1}})
-	if st := l.Stats(); st.Queued != 0 || st.Tracked != 1 {
+	if st := l.Stats(); st.Queued != 0 || st.Tracked != 2 {
 		t.Errorf("after Close: %+v", st)
 	}
 }
