@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -10,6 +11,9 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"outpost/internal/otlpwire"
 )
 
 // Examples from the OpenTelemetry "Prometheus and OpenMetrics Compatibility"
@@ -295,6 +299,15 @@ func TestExponentialHistogramAndStaleness(t *testing.T) {
 // write lock while the others read under its read lock), and checks that every
 // point is stored.
 func TestConcurrentWritersShareScope(t *testing.T) {
+	for _, wire := range []bool{false, true} {
+		t.Run(map[bool]string{false: "decoded", true: "wire"}[wire], func(t *testing.T) { concurrentWritersShareScope(t, wire) })
+	}
+}
+
+// concurrentWritersShareScope has writers send points of one scope at once,
+// decoded or on the wire (where they also replace the scope's order of series
+// and share its metric families).
+func concurrentWritersShareScope(t *testing.T, wire bool) {
 	db, _ := openTest(t, &Options{OutOfOrderWindow: -1})
 	const writers, rounds, perRound = 4, 30, 50
 	base := time.Now().Add(-time.Hour)
@@ -318,7 +331,20 @@ func TestConcurrentWritersShareScope(t *testing.T) {
 					dp.SetTimestamp(pcommon.NewTimestampFromTime(base.Add(time.Duration(r) * time.Second)))
 					dp.SetDoubleValue(float64(r))
 				}
-				if _, _, err := db.WriteMetrics(t.Context(), md); err != nil {
+				var err error
+				if wire {
+					body, _ := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+					m, ok := otlpwire.Scan(body, 128)
+					if !ok {
+						errs <- fmt.Errorf("Scan refused round %d", r)
+						return
+					}
+					_, _, err = db.WriteMetricsWire(t.Context(), m)
+					m.Release()
+				} else {
+					_, _, err = db.WriteMetrics(t.Context(), md)
+				}
+				if err != nil {
 					errs <- err
 					return
 				}
