@@ -648,6 +648,23 @@ func (w *walker) point(b []byte) (exemplar bool, err error) {
 	var first, last []byte // the first attribute field, and what follows the last
 	apart := false         // whether another field came between two attribute fields
 	for len(b) > 0 {
+		if len(b) >= 9 { // the times and the value, read without next
+			v := binary.LittleEndian.Uint64(b[1:])
+			switch b[0] {
+			case 2<<3 | wtFixed64:
+				pt.Start, b = v, b[9:]
+				continue
+			case 3<<3 | wtFixed64:
+				pt.Time, b = v, b[9:]
+				continue
+			case 4<<3 | wtFixed64:
+				pt.Int, pt.Double, b = false, math.Float64frombits(v), b[9:]
+				continue
+			case 6<<3 | wtFixed64:
+				pt.Int, pt.IntVal, b = true, int64(v), b[9:]
+				continue
+			}
+		}
 		num, wt, v, p, rest, err := next(b)
 		if err != nil {
 			return false, err
