@@ -527,7 +527,14 @@ func (w *walker) metric(b []byte) error {
 			kinds++
 			data = p
 			m.Kind = 0
-			attrField = map[uint64]uint64{9: 9, 10: 1, 11: 7}[num]
+			switch num {
+			case 9: // HistogramDataPoint.attributes
+				attrField = 9
+			case 10: // ExponentialHistogramDataPoint.attributes
+				attrField = 1
+			default: // SummaryDataPoint.attributes
+				attrField = 7
+			}
 		case 12: // metadata
 			if err := want(wt, wtLen); err != nil {
 				return err
