@@ -27,7 +27,7 @@ type labelCache struct {
 }
 
 // scopeCache holds the entries of one scope. A translator reads m holding mu
-// read-locked for all of a scope's points; put takes the write lock.
+// read-locked for all of a scope's points; putHeld takes the write lock.
 type scopeCache struct {
 	c  *labelCache
 	mu sync.RWMutex
@@ -73,6 +73,16 @@ func (o *scopeOrder) key(i int) []byte {
 	return o.keys[start:o.ends[i]]
 }
 
+// prefix is the order of o's first n series. It shares o's memory, which is
+// never changed once stored: appending to the prefix copies.
+func (o *scopeOrder) prefix(n int) *scopeOrder {
+	if o == nil || n == 0 {
+		return &scopeOrder{}
+	}
+	end := o.ends[n-1]
+	return &scopeOrder{keys: o.keys[:end:end], ends: o.ends[:n:n], entries: o.entries[:n:n]}
+}
+
 func (o *scopeOrder) add(key []byte, e *cachedLabels) {
 	o.keys = append(o.keys, key...)
 	o.ends = append(o.ends, int32(len(o.keys)))
@@ -110,27 +120,22 @@ func (c *labelCache) scope(scopeKey []byte) *scopeCache {
 	return sc
 }
 
-// putFamily adds f under key, unless the key has a family already, which it
-// returns then.
-func (sc *scopeCache) putFamily(key []byte, f *family) *family {
+// putHeld adds v under key to m, one of sc's maps, unless the key has an
+// entry already, and returns the entry m holds. The caller holds sc.mu
+// read-locked, as a translator does for a whole scope: putHeld lets it go for
+// the write and takes it again.
+func putHeld[T any](sc *scopeCache, m map[string]*T, key []byte, v *T) *T {
+	sc.mu.RUnlock()
 	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	if old := sc.families[string(key)]; old != nil {
-		return old
-	}
-	sc.families[string(key)] = f
-	sc.c.n.Add(1)
-	return f
-}
-
-// put adds e under sig to m, one of sc's maps.
-func (sc *scopeCache) put(m map[string]*cachedLabels, sig []byte, e *cachedLabels) {
-	sc.mu.Lock()
-	if _, ok := m[string(sig)]; !ok {
-		m[string(sig)] = e
+	if old := m[string(key)]; old != nil {
+		v = old
+	} else {
+		m[string(key)] = v
 		sc.c.n.Add(1)
 	}
 	sc.mu.Unlock()
+	sc.mu.RLock()
+	return v
 }
 
 // appendSignature appends the identity of a series inside its scope, as sent:

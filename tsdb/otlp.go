@@ -384,8 +384,7 @@ func (tr *translator) translate(md pmetric.Metrics) {
 					latest = t
 				}
 			}
-			tr.scope.mu.RUnlock()
-			tr.scope = nil
+			tr.leaveScope()
 		}
 		if !info.IsEmpty() && latest != math.MinInt64 {
 			tr.add(info, sample{t: latest, v: 1})
@@ -395,7 +394,7 @@ func (tr *translator) translate(md pmetric.Metrics) {
 
 // enterScope returns the labels of a scope of the resource whose labels are
 // base, and makes it the scope being translated: its label cache is read
-// locked until the translator lets it go (tr.scope.mu.RUnlock; tr.scope = nil).
+// locked until leaveScope.
 func (tr *translator) enterScope(base labels.Labels, name, version string) labels.Labels {
 	scope := base
 	if name != "" {
@@ -412,6 +411,12 @@ func (tr *translator) enterScope(base labels.Labels, name, version string) label
 	// not one per point (see cachedLabels).
 	tr.scope.mu.RLock()
 	return scope
+}
+
+// leaveScope lets go of the scope enterScope made the one being translated.
+func (tr *translator) leaveScope() {
+	tr.scope.mu.RUnlock()
+	tr.scope = nil
 }
 
 // point makes attrs the attributes of the data point being translated, for
@@ -432,16 +437,11 @@ func (tr *translator) seriesLabels(name string, scope labels.Labels, extraName, 
 // carries the series' ref once known.
 func (tr *translator) cachedLabels(name string, scope labels.Labels, extraName, extraValue string) *cachedLabels {
 	tr.sig = appendSignature(tr.sig[:0], tr.attrsSig, name, extraName, extraValue)
-	// tr.scope.mu is read-locked (translate): a new entry is put with the
-	// lock let go for the while.
+	// tr.scope.mu is read-locked (enterScope).
 	if e := tr.scope.m[string(tr.sig)]; e != nil {
 		return e
 	}
-	e := &cachedLabels{lset: tr.buildLabels(name, scope, tr.attrs, extraName, extraValue)}
-	tr.scope.mu.RUnlock()
-	tr.scope.put(tr.scope.m, tr.sig, e)
-	tr.scope.mu.RLock()
-	return e
+	return putHeld(tr.scope, tr.scope.m, tr.sig, &cachedLabels{lset: tr.buildLabels(name, scope, tr.attrs, extraName, extraValue)})
 }
 
 // addPoint adds a sample to the series the current point's identity maps to.

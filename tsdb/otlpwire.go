@@ -66,18 +66,12 @@ func (w *wireTranslator) endScope() {
 	if sc == nil {
 		return
 	}
-	sc.mu.RUnlock()
-	w.tr.scope = nil
+	w.tr.leaveScope()
 	switch {
 	case w.differ != nil:
 		sc.order.Store(w.differ)
 	case w.prev != nil && w.at < len(w.prev.entries):
-		// Fewer points than last time: the order is a prefix.
-		o := &scopeOrder{}
-		for i := range w.at {
-			o.add(w.prev.key(i), w.prev.entries[i])
-		}
-		sc.order.Store(o)
+		sc.order.Store(w.prev.prefix(w.at)) // fewer points than last time
 	}
 	w.prev, w.at, w.differ = nil, 0, nil
 }
@@ -100,10 +94,7 @@ func (w *wireTranslator) entry() *cachedLabels {
 	}
 	if w.differ == nil {
 		// The first point not as before: the order from here on is new.
-		w.differ = &scopeOrder{}
-		for j := range i {
-			w.differ.add(w.prev.key(j), w.prev.entries[j])
-		}
+		w.differ = w.prev.prefix(i)
 	}
 	return tr.scope.wire[string(tr.sig)]
 }
@@ -121,10 +112,8 @@ func (w *wireTranslator) Metric(m *otlpwire.Metric) {
 			kind, typ = KindCounter, "counter"
 		}
 		unit := string(m.Unit)
-		f = &family{name: MetricName(string(m.Name), unit, kind), md: Metadata{Type: typ, Help: string(m.Description), Unit: unit}}
-		tr.scope.mu.RUnlock()
-		f = tr.scope.putFamily(tr.sig, f)
-		tr.scope.mu.RLock()
+		f = putHeld(tr.scope, tr.scope.families, tr.sig,
+			&family{name: MetricName(string(m.Name), unit, kind), md: Metadata{Type: typ, Help: string(m.Description), Unit: unit}})
 	}
 	meta := &tr.db.meta
 	if g := f.gen.Load(); g == 0 || g != meta.gen.Load() {
@@ -149,8 +138,7 @@ func (w *wireTranslator) Point(p *otlpwire.Point) {
 	tr.points++
 	t := int64(p.Time) / 1e6
 	w.latest = max(w.latest, t)
-	// tr.scope.mu is read-locked (enterScope): a new entry is put with the
-	// lock let go for the while, as in cachedLabels.
+	// tr.scope.mu is read-locked (enterScope).
 	tr.sig = appendSignature(tr.sig[:0], p.Attrs, w.name, "", "")
 	e := w.entry()
 	if e == nil {
@@ -159,10 +147,7 @@ func (w *wireTranslator) Point(p *otlpwire.Point) {
 			tr.reject(1, "malformed data point: "+err.Error())
 			return
 		}
-		e = &cachedLabels{lset: tr.buildLabels(w.name, w.scope, attrs, "", "")}
-		tr.scope.mu.RUnlock()
-		tr.scope.put(tr.scope.wire, tr.sig, e)
-		tr.scope.mu.RLock()
+		e = putHeld(tr.scope, tr.scope.wire, tr.sig, &cachedLabels{lset: tr.buildLabels(w.name, w.scope, attrs, "", "")})
 	}
 	if w.differ != nil {
 		w.differ.add(tr.sig, e)
