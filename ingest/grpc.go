@@ -24,11 +24,11 @@ func (r *Receiver) NewGRPCServer(opts ...grpc.ServerOption) *grpc.Server {
 	}, opts...)
 	s := grpc.NewServer(opts...)
 	s.RegisterService(otlpService("opentelemetry.proto.collector.metrics.v1.MetricsService", "opentelemetry/proto/collector/metrics/v1/metrics_service.proto"),
-		&grpcSignal{r, "metrics", r.decodeMetrics})
+		&grpcSignal{r, r.decodeMetrics})
 	s.RegisterService(otlpService("opentelemetry.proto.collector.logs.v1.LogsService", "opentelemetry/proto/collector/logs/v1/logs_service.proto"),
-		&grpcSignal{r, "logs", decodeLogs})
+		&grpcSignal{r, decodeLogs})
 	s.RegisterService(otlpService("opentelemetry.proto.collector.trace.v1.TraceService", "opentelemetry/proto/collector/trace/v1/trace_service.proto"),
-		&grpcSignal{r, "traces", decodeTraces})
+		&grpcSignal{r, decodeTraces})
 	return s
 }
 
@@ -154,14 +154,13 @@ func (m *wireMessage) MarshalProto(buf []byte) int { return copy(buf, m.b) }
 // the signal's HTTP decoding of protobuf.
 type grpcSignal struct {
 	r      *Receiver
-	name   string
 	decode func(body []byte, json bool) (decoded, error)
 }
 
 func (g *grpcSignal) export(ctx context.Context, req *wireMessage) (*wireMessage, error) {
 	d, err := g.decode(req.b, false)
 	if err != nil {
-		return nil, grpcError(errorf(kindMalformed, "cannot decode protobuf %s request: %v", g.name, err))
+		return nil, grpcError(d.malformed(false, err))
 	}
 	n, msg, rerr := g.r.export(ctx, d.batch)
 	if rerr != nil {

@@ -64,6 +64,15 @@ func (r *Receiver) decodeMetrics(body []byte, json bool) (decoded, error) {
 	return decoded{metricsBatch{req.Metrics()}, respondMetrics}, err
 }
 
+// malformed is the error for a request decode could not decode.
+func (d decoded) malformed(json bool, err error) *requestError {
+	format := "protobuf"
+	if json {
+		format = "JSON"
+	}
+	return errorf(kindMalformed, "cannot decode %s %s request: %v", format, d.signal(), err)
+}
+
 func respondMetrics(n int64, msg string, json bool) ([]byte, error) {
 	resp := pmetricotlp.NewExportResponse()
 	if n > 0 {
@@ -173,11 +182,7 @@ func (r *Receiver) serveHTTP(w http.ResponseWriter, req *http.Request, decode fu
 	}
 	d, err := decode(buf.Bytes(), json)
 	if err != nil {
-		format := "protobuf"
-		if json {
-			format = "JSON"
-		}
-		return fail(errorf(kindMalformed, "cannot decode %s %s request: %v", format, d.signal(), err))
+		return fail(d.malformed(json, err))
 	}
 	rejected, msg, rerr := r.export(req.Context(), d.batch)
 	if rerr != nil {
