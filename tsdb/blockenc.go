@@ -41,15 +41,9 @@ type blockEncoder struct {
 	backF   []float64 // values decoded back from decimals, to check them
 }
 
-// appendFloatBlock appends the encoding of the samples ts, sts, vs (equal lengths,
-// 1..maxBlockSamples, ts non-decreasing) to dst. sts may be nil when no sample has
-// a start timestamp.
-func appendFloatBlock(dst []byte, ts, sts []int64, vs []float64) []byte {
-	var e blockEncoder
-	return e.appendFloatBlock(dst, ts, sts, vs, false)
-}
-
-// appendFloatBlock appends the block of ts, sts, vs to dst; with plain, no
+// appendFloatBlock appends the block of ts, sts, vs to dst (equal lengths,
+// 1..maxBlockSamples, ts non-decreasing; sts nil when no sample has a start
+// timestamp). With plain, no
 // column is compressed by VictoriaMetrics' own zstd pass (its ZSTD marshal types
 // are stored as the plain types they wrap). The partition's frame compression
 // then does that work for all columns of the frame together: a float block of a
@@ -272,12 +266,6 @@ func (r *blockReader) u64() uint64 {
 	return binary.LittleEndian.Uint64(s)
 }
 
-// decodeFloatBlock decodes one float block from b and appends its samples to dst.
-func decodeFloatBlock(dst []sample, b []byte) ([]sample, error) {
-	var d blockDecoder
-	return d.decodeFloatBlock(dst, b)
-}
-
 // blockDecoder is the working memory of block decoding (the columns before they
 // become samples), reused from one block and series to the next of a read.
 type blockDecoder struct {
@@ -285,7 +273,8 @@ type blockDecoder struct {
 	vs            []float64
 }
 
-// decodeFloatBlock is decodeFloatBlock with d's working memory.
+// decodeFloatBlock decodes one float block from b and appends its samples to
+// dst.
 func (d *blockDecoder) decodeFloatBlock(dst []sample, b []byte) ([]sample, error) {
 	r := &blockReader{b: b}
 	flags := r.byte()

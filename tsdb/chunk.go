@@ -42,16 +42,11 @@ const (
 	floatRunMinSamples = 120
 )
 
-// appendSeriesChunk appends the runs encoding samples ss (sorted by t, unique t).
-func appendSeriesChunk(dst []byte, ss []sample) []byte {
-	var e blockEncoder
-	return e.appendSeriesChunk(dst, ss)
-}
-
 // chunkRun is a run of samples of one kind, ss[i:j].
 type chunkRun struct{ i, j int }
 
-// appendSeriesChunk is appendSeriesChunk with e's working memory.
+// appendSeriesChunk appends the runs encoding samples ss (sorted by t, unique
+// t) to dst.
 func (e *blockEncoder) appendSeriesChunk(dst []byte, ss []sample) []byte {
 	runs := e.runs[:0]
 	for i := 0; i < len(ss); {
