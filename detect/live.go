@@ -505,7 +505,7 @@ func (l *Live) sample(s *tsdb.ObservedSample) bool {
 			// Not asked again before the Set looks for stale series again.
 			l.index.put(s.Ref, refusedEntry)
 			l.refused = append(l.refused, s.Ref)
-			l.retryAt = max(l.retryAt, s.T+rescanEvery.Milliseconds())
+			l.retryAt = max(l.retryAt, l.set.noRoomBefore()/int64(time.Millisecond))
 			if !l.warnedCap {
 				l.warnedCap = true
 				l.opts.Logger.Warn("anomaly detector is watching as many series as it may; new series are not watched until others go quiet",

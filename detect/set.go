@@ -129,6 +129,14 @@ func (s *Set) makeRoom(now int64) bool {
 	return false
 }
 
+// noRoomBefore is the sample time (Unix nanoseconds) before which the full Set
+// refuses a new series without looking for stale ones again.
+func (s *Set) noRoomBefore() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextScan
+}
+
 // dropIf removes the entries for which drop is true and counts them.
 func (s *Set) dropIf(drop func(*setEntry) bool) int {
 	n := 0
