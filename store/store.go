@@ -227,10 +227,7 @@ func (s *Store) ConsumeMetrics(ctx context.Context, md pmetric.Metrics) (Result,
 func (s *Store) ConsumeMetricsWire(ctx context.Context, m *otlpwire.Metrics) (Result, error) {
 	per := make(map[string]uint64, len(m.PerService))
 	for svc, n := range m.PerService {
-		if svc == "" {
-			svc = UnknownService
-		}
-		per[svc] += n
+		per[orUnknown(svc)] += n
 	}
 	var md pmetric.Metrics
 	decoded := false
@@ -416,10 +413,18 @@ func (s *Store) closeBackends() error {
 
 // serviceName is the resource's service.name, or UnknownService.
 func serviceName(r pcommon.Resource) string {
-	if v, ok := r.Attributes().Get("service.name"); ok && v.Str() != "" {
-		return v.Str()
+	if v, ok := r.Attributes().Get("service.name"); ok {
+		return orUnknown(v.Str())
 	}
 	return UnknownService
+}
+
+// orUnknown is a service name, UnknownService for none.
+func orUnknown(name string) string {
+	if name == "" {
+		return UnknownService
+	}
+	return name
 }
 
 // PointCount counts the OTLP data points of one metric (a histogram point is one).
