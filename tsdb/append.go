@@ -79,11 +79,12 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 		nf, nh         uint64
 		ooo, old       int64
 		accepted       int64
-		seriesRec      = db.serBuf[:0]
-		wasEmpty       = db.headSamples == 0
-		ab             = appliedPool.Get().(*appliedBufs)
-		applied        = ab.series[:0]
-		appliedSamples = ab.samples[:0]
+		from           int64 = math.MaxInt64 // the earliest sample accepted
+		seriesRec            = db.serBuf[:0]
+		wasEmpty             = db.headSamples == 0
+		ab                   = appliedPool.Get().(*appliedBufs)
+		applied              = ab.series[:0]
+		appliedSamples       = ab.samples[:0]
 	)
 	for i := range batch {
 		b := &batch[i]
@@ -134,6 +135,7 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 			ms.walSeg = seg
 		}
 		for _, s := range ok {
+			from = min(from, s.t)
 			if s.fh == nil {
 				fl = binary.AppendUvarint(fl, uint64(ms.id))
 				fl = binary.AppendVarint(fl, s.t)
@@ -191,6 +193,9 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 		db.walBuf = nil
 	}
 	db.mu.Unlock()
+	if accepted > 0 {
+		db.change(from)
+	}
 
 	db.stats.oooRejected.Add(ooo)
 	db.stats.tooOld.Add(old)

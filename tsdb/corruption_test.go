@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -113,8 +114,13 @@ func TestCorruption(t *testing.T) {
 				t.Fatalf("open after damage must not fail: %v", err)
 			}
 			defer db.Close()
+			var changes []int64
+			db.OnChange(func(from int64) { changes = append(changes, from) })
 			res, err := db.selectSeries(t.Context(), math.MinInt64, math.MaxInt64, nil)
 			if tc.wantReadErr {
+				if !slices.Equal(changes, []int64{math.MinInt64}) {
+					t.Fatalf("changes reported on quarantine %v, want one from the beginning of time", changes)
+				}
 				if !errors.Is(err, ErrCorrupt) {
 					t.Fatalf("read error %v, want a corruption error", err)
 				}

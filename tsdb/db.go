@@ -51,6 +51,9 @@ type DB struct {
 	stats  stats
 	// observer, if set, sees each committed batch's float samples (SetObserver).
 	observer atomic.Pointer[Observer]
+	// changed hear of each change to what queries read (OnChange).
+	changed  atomic.Pointer[[]func(from int64)]
+	changeMu sync.Mutex // serialises OnChange
 	stop     chan struct{}
 	// flushDue wakes the maintenance goroutine when the head reaches
 	// HeadMaxSamples, so that the head does not grow past it by a whole

@@ -235,6 +235,9 @@ func (db *DB) applyRetention() error {
 	}
 	db.parts = keep
 	db.mu.Unlock()
+	if len(drop) > 0 {
+		db.change(math.MinInt64)
+	}
 	for _, p := range drop {
 		p.f.Close()
 		if err := os.Remove(p.path); err != nil {
@@ -370,6 +373,7 @@ func (db *DB) dropPartition(bad *partition, cause error) {
 	}
 	db.mu.Unlock()
 	if found {
+		db.change(math.MinInt64)
 		bad.f.Close()
 		db.quarantine(bad.path, cause)
 	}

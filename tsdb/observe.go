@@ -60,6 +60,33 @@ func (db *DB) SetObserver(fn Observer) {
 	db.observer.Store(&fn)
 }
 
+// OnChange adds fn to the functions called after each change to what queries
+// read, with the earliest time (Unix milliseconds) at which samples may have
+// changed: once a batch's samples are visible to queries, with its earliest
+// sample's time; once a partition is removed (retention, quarantine), with
+// math.MinInt64. A query that reads after fn has returned sees the change. fn
+// runs on the writer's goroutine and must be quick and not call the DB.
+func (db *DB) OnChange(fn func(from int64)) {
+	db.changeMu.Lock()
+	defer db.changeMu.Unlock()
+	var fns []func(int64)
+	if p := db.changed.Load(); p != nil {
+		fns = append(fns, *p...)
+	}
+	fns = append(fns, fn)
+	db.changed.Store(&fns)
+}
+
+// change tells the OnChange functions that samples from from on may have
+// changed.
+func (db *DB) change(from int64) {
+	if p := db.changed.Load(); p != nil {
+		for _, fn := range *p {
+			fn(from)
+		}
+	}
+}
+
 // observe hands the committed float samples of a batch to the observer, if any.
 func (db *DB) observe(applied []*memSeries, samples [][]sample, n int64) {
 	p := db.observer.Load()
