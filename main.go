@@ -126,6 +126,15 @@ func buildVersion() string {
 	return v
 }
 
+// cacheBytes maps --query-cache-bytes to PromOptions.CacheBytes, where zero
+// means the default and a negative size no cache.
+func cacheBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
 type config struct {
 	data, httpAddr, grpcAddr, otlpHTTPAddr string
 	logLevel, logFormat                    string
@@ -142,6 +151,7 @@ type config struct {
 	demo                                   bool         // outpost demo
 	settings                               []ui.Setting // every flag's value and where it came from
 	detectMaxSeries                        int
+	queryCacheBytes                        int64
 }
 
 // days is a duration flag that also takes days ("15d"), as Prometheus' retention does.
@@ -189,6 +199,7 @@ func parseFlags(name string, args []string) (*config, error) {
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&c.ingest.Token, "ingest-token", "", "if set, OTLP clients must send Authorization: Bearer <token>")
+	fs.Int64Var(&c.queryCacheBytes, "query-cache-bytes", 32<<20, "memory for range-query answers kept to answer the same query again (a dashboard's refresh) from the steps already evaluated; 0 turns the cache off")
 	fs.Int64Var(&c.ingest.MaxRequestBytes, "max-request-bytes", 8<<20, "largest OTLP request body as sent (compressed)")
 	fs.Int64Var(&c.ingest.MaxDecompressedBytes, "max-decompressed-bytes", 32<<20, "largest OTLP request body after decompression")
 	fs.IntVar(&c.ingest.MaxConcurrentRequests, "max-concurrent-requests", 32, "OTLP requests processed at once; more are told to retry")
@@ -318,7 +329,7 @@ func serve(args []string, withDemo bool) error {
 			return err
 		}
 		reg.MustRegister(db.Collectors()...)
-		api.NewPrometheus(db, api.PromOptions{Version: ver, Logger: log, Registerer: reg}).Register(apiH.Handle)
+		api.NewPrometheus(db, api.PromOptions{Version: ver, Logger: log, Registerer: reg, CacheBytes: cacheBytes(c.queryCacheBytes)}).Register(apiH.Handle)
 		uiH.Handle("GET /graph", ui.NewMetricsPage(uiH, db))
 		spanAgg.Start(func(ctx context.Context, md pmetric.Metrics) error {
 			_, _, err := db.WriteMetrics(ctx, md)

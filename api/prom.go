@@ -74,6 +74,11 @@ type PromOptions struct {
 	// --query.max-concurrency); more wait for a slot within their timeout.
 	// Zero: 20.
 	MaxConcurrent int
+	// CacheBytes bounds the memory of the range-query cache, which answers a
+	// range query asked again (a dashboard's refresh) from the steps already
+	// answered; it is used when the MetricsDB is a ChangeFeed. Zero: 32 MiB.
+	// Negative: no cache.
+	CacheBytes int64
 }
 
 // Prometheus serves the Prometheus HTTP API. Mount its routes with Register.
@@ -82,6 +87,7 @@ type Prometheus struct {
 	opts   PromOptions
 	engine *promql.Engine
 	parser parser.Parser
+	cache  *rangeCache // nil: range queries are not cached
 }
 
 // NewPrometheus returns the Prometheus API over db.
@@ -113,7 +119,13 @@ func NewPrometheus(db MetricsDB, opts PromOptions) *Prometheus {
 	if opts.MaxConcurrent == 0 {
 		opts.MaxConcurrent = 20
 	}
+	if opts.CacheBytes == 0 {
+		opts.CacheBytes = 32 << 20
+	}
 	p := &Prometheus{db: db, opts: opts, parser: parser.NewParser(parser.Options{})}
+	if feed, ok := db.(ChangeFeed); ok && opts.CacheBytes > 0 {
+		p.cache = newRangeCache(feed, opts.CacheBytes, opts.Registerer)
+	}
 	p.engine = promql.NewEngine(promql.EngineOpts{
 		Logger:               opts.Logger.With("component", "promql"),
 		Reg:                  opts.Registerer,
@@ -330,6 +342,14 @@ func (p *Prometheus) queryRange(r *http.Request) result {
 		return res
 	}
 	qs := r.FormValue("query")
+	if p.cache != nil {
+		if expr, err := p.parser.ParseExpr(qs); err == nil && (expr.Type() == parser.ValueTypeVector || expr.Type() == parser.ValueTypeScalar) {
+			if cacheable(expr) {
+				return p.cachedResult(ctx, opts, qs, start, end, step, limit)
+			}
+			p.cache.results.WithLabelValues("uncacheable").Inc()
+		}
+	}
 	qry, err := p.engine.NewRangeQuery(ctx, p.limited(), opts, qs, start, end, step)
 	if err != nil {
 		return p.constructionError(err)
@@ -480,6 +500,25 @@ func (p *Prometheus) exec(ctx context.Context, qry promql.Query, qs string, limi
 		query:    qs,
 		close:    qry.Close,
 	}
+}
+
+// cachedResult answers a range query through the cache.
+func (p *Prometheus) cachedResult(ctx context.Context, opts promql.QueryOpts, qs string, start, end time.Time, step time.Duration, limit int) result {
+	from, st := timestamp.FromTime(start), step.Milliseconds()
+	last := from + (timestamp.FromTime(end)-from)/st*st
+	mat, warnings, err := p.cachedRange(ctx, opts, qs, from, last, st)
+	if err != nil {
+		var ce constructionError
+		if errors.As(err, &ce) {
+			return p.constructionError(ce.err)
+		}
+		return result{err: p.execError(err), warnings: warnings, query: qs}
+	}
+	if limit > 0 && len(mat) > limit {
+		mat = mat[:limit]
+		warnings = warnings.Add(errors.New("results truncated due to limit"))
+	}
+	return result{write: func(s *jsoniter.Stream) { writeQueryData(s, mat) }, warnings: warnings, query: qs}
 }
 
 // constructionError classifies an error of building a query: a timeout or a
