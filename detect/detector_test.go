@@ -16,6 +16,15 @@ func TestStateBytes(t *testing.T) {
 	}
 }
 
+// A Set entry (one watched series: its Detector and the Live engine's note) is
+// one allocation, which Go rounds up to a size class: up to 1152 bytes it takes
+// 1152, one byte more takes 1280.
+func TestEntryBytes(t *testing.T) {
+	if n := unsafe.Sizeof(setEntry{}); n > 1152 {
+		t.Fatalf("a Set entry is %d bytes, over its 1152-byte size class", n)
+	}
+}
+
 // TestNaNDoesNotPoison checks that NaN, ±Inf and out-of-order samples leave the
 // state exactly as if they had never arrived.
 func TestNaNDoesNotPoison(t *testing.T) {

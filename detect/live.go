@@ -212,11 +212,11 @@ type refAppender interface {
 }
 
 // liveSeries is the engine's note on one watched series, kept in its Set entry
-// beside its Detector. The labels come first (see setEntry).
+// beside its Detector. The pointer comes first (see setEntry).
 type liveSeries struct {
 	// The output series (score, lower, upper): their refs with AppendRefs, else
-	// their labels.
-	out       [3]labels.Labels
+	// their labels, allocated at the first write (a *tsdb.DB never needs them).
+	out       *[3]labels.Labels
 	refs      [3]tsdb.SeriesRef
 	lastWrite int64     // latest written score, Unix ms
 	held      outSample // the latest score not written, while holding
@@ -615,13 +615,19 @@ func (l *Live) write(st *liveSeries, lset labels.Labels, k int, t int64, v float
 		l.pending = append(l.pending, tsdb.RefSample{Ref: st.refs[k], T: t, V: v})
 		return
 	}
-	out := st.out[k]
+	var out labels.Labels
+	if st.out != nil {
+		out = st.out[k]
+	}
 	if out.IsEmpty() {
 		l.lb.Reset(lset)
 		l.lb.Set(MetricLabel, lset.Get(labels.MetricName))
 		l.lb.Set(labels.MetricName, [3]string{ScoreMetric, LowerMetric, UpperMetric}[k])
 		out = l.lb.Labels()
 		if l.refs == nil { // written by labels every time: keep them
+			if st.out == nil {
+				st.out = new([3]labels.Labels)
+			}
 			st.out[k] = out
 		}
 	}
