@@ -316,7 +316,7 @@ func NewLive(opts LiveOptions) (*Live, error) {
 		anomalies: map[uint64]*Anomaly{},
 	}
 	l.res = resolutionMillis(opts.Resolution)
-	l.set.dropped = func(e *setEntry) { l.index.remove(e.id) }
+	l.set.dropped = l.index.remove
 	l.refs, _ = opts.Storage.(refAppender)
 	go l.run()
 	return l, nil
@@ -529,7 +529,7 @@ func (l *Live) sample(s *tsdb.ObservedSample) bool {
 
 // score runs the detector of e on v at t (Unix ms), writes the score and band
 // when due and notes the verdict for the anomaly list; s is a sample of the
-// series, for its labels.
+// series, for its ref (the Set's id) and labels.
 func (l *Live) score(e *setEntry, s *tsdb.ObservedSample, t int64, v float64) {
 	// The detector's days are UTC days; so are the explanation's times.
 	r := e.d.Observe(time.UnixMilli(t).UTC(), v)
@@ -544,8 +544,8 @@ func (l *Live) score(e *setEntry, s *tsdb.ObservedSample, t int64, v float64) {
 		l.keep(&e.note, s.Labels, outSample{t, r.Score, r.Lower, r.Upper}, r.Score >= AlertScore || !r.Since.IsZero())
 	}
 	// Only this goroutine changes l.anomalies, so it may read it unlocked.
-	if r.Score >= AlertScore || len(l.anomalies) > 0 && l.anomalies[e.id] != nil {
-		l.notes = append(l.notes, liveNote{e.id, s.Labels, s.Labels.Get(labels.MetricName), e.d.counter, r})
+	if r.Score >= AlertScore || len(l.anomalies) > 0 && l.anomalies[s.Ref] != nil {
+		l.notes = append(l.notes, liveNote{s.Ref, s.Labels, s.Labels.Get(labels.MetricName), e.d.counter, r})
 	}
 }
 

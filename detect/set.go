@@ -44,16 +44,16 @@ type Set struct {
 	nextScan int64 // while full: no stale series before this sample time (ns)
 	evicted  uint64
 	refused  uint64
-	dropped  func(*setEntry) // called for each entry removed, under mu (Live's index)
+	dropped  func(id uint64) // called for each series removed, under mu (Live's index)
 }
 
 // setEntry is one series. The fields holding pointers come first: the garbage
 // collector scans an object only up to its last pointer, so the Detector's
-// ~1 KiB of floats after them is never scanned.
+// ~1 KiB of floats after them is never scanned. The series id is the entry's
+// key in Set.series, not kept in it.
 type setEntry struct {
 	note liveSeries // the Live engine's state beside d; dropped with it
-	id   uint64
-	last int64 // timestamp of the latest sample, Unix nanoseconds
+	last int64      // timestamp of the latest sample, Unix nanoseconds
 	d    Detector
 }
 
@@ -110,7 +110,7 @@ func (s *Set) entryLocked(id uint64, now int64, opts func() Options) *setEntry {
 		s.refused++
 		return nil
 	}
-	e = &setEntry{id: id, d: Detector{counter: opts().Counter}}
+	e = &setEntry{d: Detector{counter: opts().Counter}}
 	s.series[id] = e
 	return e
 }
@@ -145,7 +145,7 @@ func (s *Set) dropIf(drop func(*setEntry) bool) int {
 			delete(s.series, id)
 			n++
 			if s.dropped != nil {
-				s.dropped(e)
+				s.dropped(id)
 			}
 		}
 	}
