@@ -16,15 +16,16 @@ import (
 // the series' latest interval says its next sample will fall in a later bucket:
 // a series sampled once a minute or less often is scored on each sample without
 // delay, one sampled every 15 s on every fourth. A sample that then still falls
-// in the scored bucket (the interval shrank) is not scored.
+// in the scored bucket (the interval shrank) is not scored, nor is one before
+// the Unix epoch.
 type liveAgg struct {
 	lastT  int64   // the latest sample taken, Unix ms (valid when started)
 	gap    int64   // the interval before it, ms; zero while unknown
-	bucket int64   // the open bucket, t / Resolution (while n > 0)
-	done   int64   // the latest bucket scored, plus one; zero: none yet
+	bucket int64   // the latest bucket opened, t / Resolution: open while n > 0
 	sum    float64 // gauges: the sum of the open bucket's values; counters: the latest value
 	n      int32   // samples in the open bucket
 	start  bool    // lastT is set
+	closed bool    // bucket was scored (then n is zero, and lastT is in bucket)
 }
 
 // add takes sample s of the series of e into its bucket, scoring the buckets
@@ -38,16 +39,16 @@ func (l *Live) add(e *setEntry, s *tsdb.ObservedSample, res int64) {
 	b := floorDiv(t, res)
 	if a.n > 0 && b > a.bucket {
 		l.score(e, s, a.lastT, a.value(e))
-		a.done, a.n, a.sum = a.bucket+1, 0, 0
+		a.n, a.sum, a.closed = 0, 0, true
 	}
 	if a.start {
 		a.gap = t - a.lastT
 	}
 	a.lastT, a.start = t, true
-	if b < a.done {
-		return // its bucket was scored already
+	if a.closed && b <= a.bucket || b < 0 {
+		return // its bucket was scored already, or is before the Unix epoch
 	}
-	a.bucket = b
+	a.bucket, a.closed = b, false
 	a.n++
 	if e.d.counter {
 		a.sum = v
@@ -56,7 +57,7 @@ func (l *Live) add(e *setEntry, s *tsdb.ObservedSample, res int64) {
 	}
 	if a.gap > 0 && t+a.gap >= (b+1)*res {
 		l.score(e, s, t, a.value(e))
-		a.done, a.n, a.sum = b+1, 0, 0
+		a.n, a.sum, a.closed = 0, 0, true
 	}
 }
 

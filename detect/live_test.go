@@ -598,6 +598,58 @@ func TestLiveResolution(t *testing.T) {
 	}
 }
 
+// A bucket is scored once: when a sample of a later bucket comes, or at once
+// when the latest interval says the next sample will be in a later one; a
+// sample that then still falls in it is not scored. Buckets before the Unix
+// epoch are never scored.
+func TestLiveAggBuckets(t *testing.T) {
+	const res = 60000 // ms
+	type step struct {
+		t, v       float64 // seconds, value
+		wantScored int64   // detector runs so far
+		wantAt     float64 // seconds: the time of the latest run
+	}
+	for _, c := range []struct {
+		name   string
+		firstV float64 // the value of the first run: the mean of its bucket
+		steps  []step
+	}{
+		{"scored once per bucket", 3, []step{
+			{10, 1, 0, 0},
+			{25, 2, 0, 0},    // the next sample, 15 s later, is still in this minute
+			{50, 6, 1, 50},   // the next one, 25 s later, is not: scored now
+			{55, 9, 1, 50},   // the interval shrank: this minute is scored already
+			{70, 1, 1, 50},   // 15 s apart again
+			{130, 1, 3, 130}, // a later minute: 70 s is scored, then 130 s at once
+			{135, 1, 3, 130}, // in a scored minute
+			{300, 1, 4, 300}, // 165 s later: at once
+			{301, 1, 4, 300}, // scored minute
+			{361, 1, 5, 361}, // a minute after 301: at once
+		}},
+		{"before the epoch", 2, []step{
+			{-30, 5, 0, 0},
+			{-10, 5, 0, 0}, // the next one is in a later minute, but this one is before 1970
+			{20, 1, 0, 0},  // 30 s apart: the next one is in this minute
+			{50, 3, 1, 50}, // 80 s is not: scored now
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			l, e := &Live{}, &setEntry{}
+			for i, st := range c.steps {
+				ms := int64(st.t * 1000)
+				l.add(e, &tsdb.ObservedSample{T: ms, V: st.v}, res)
+				if l.scored != st.wantScored || st.wantScored > 0 && e.d.last != int64(st.wantAt*1e9) {
+					t.Fatalf("after sample %d at %vs: %d runs, the latest at %vs; want %d, at %vs",
+						i, st.t, l.scored, float64(e.d.last)/1e9, st.wantScored, st.wantAt)
+				}
+				if l.scored == 1 && e.d.mean != c.firstV { // the first value seen is the mean's start
+					t.Fatalf("first run on %v, want %v", e.d.mean, c.firstV)
+				}
+			}
+		})
+	}
+}
+
 // The band is written rounded outward to a short decimal, at most 1% of its
 // width from the detector's.
 func TestRoundBand(t *testing.T) {
