@@ -447,7 +447,8 @@ func FuzzPromQuery(f *testing.F) {
 }
 
 // BenchmarkPromQueryRange measures a range query over 1,000 series × 1 h at 15 s
-// through the HTTP handler, encoding included.
+// through the HTTP handler, encoding included: by the engine alone, through the
+// cache when it holds nothing, and through the cache asked again.
 func BenchmarkPromQueryRange(b *testing.B) {
 	db, err := tsdb.Open(b.TempDir(), &tsdb.Options{Retention: -1, OutOfOrderWindow: 1 << 62, MaintenanceInterval: -1})
 	if err != nil {
@@ -466,22 +467,35 @@ func BenchmarkPromQueryRange(b *testing.B) {
 	if err := app.Commit(); err != nil {
 		b.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	NewPrometheus(db, PromOptions{}).Register(mux.Handle)
+	plain, cached := http.NewServeMux(), http.NewServeMux()
+	NewPrometheus(db, PromOptions{CacheBytes: -1}).Register(plain.Handle)
+	p := NewPrometheus(db, PromOptions{})
+	p.Register(cached.Handle)
 	for _, c := range []struct{ name, query string }{
 		{"raw", "node_cpu_seconds_total"},
 		{"sum_rate", "sum by (instance) (rate(node_cpu_seconds_total[5m]))"},
 	} {
-		b.Run(c.name, func(b *testing.B) {
-			form := url.Values{"query": {c.query}, "start": {"1767225600"}, "end": {"1767229200"}, "step": {"15"}}.Encode()
-			for b.Loop() {
-				rec := httptest.NewRecorder()
-				mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/query_range?"+form, nil))
-				if rec.Code != 200 {
-					b.Fatalf("%d %s", rec.Code, rec.Body)
+		form := url.Values{"query": {c.query}, "start": {"1767225600"}, "end": {"1767229200"}, "step": {"15"}}.Encode()
+		// engine: without the cache; first: asked for the first time (split
+		// across the cores); again: asked again (from the cache).
+		for _, v := range []struct {
+			name  string
+			mux   *http.ServeMux
+			empty bool
+		}{{"engine", plain, false}, {"first", cached, true}, {"again", cached, false}} {
+			b.Run(c.name+"/"+v.name, func(b *testing.B) {
+				for b.Loop() {
+					if v.empty {
+						p.cache.changed(math.MinInt64)
+					}
+					rec := httptest.NewRecorder()
+					v.mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/query_range?"+form, nil))
+					if rec.Code != 200 {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
 

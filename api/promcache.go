@@ -4,6 +4,8 @@ import (
 	"container/list"
 	"context"
 	"math"
+	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -256,52 +258,56 @@ func matrixBytes(mat promql.Matrix) int64 {
 	return n
 }
 
-// copyMatrix copies mat out of the engine's pooled memory.
-func copyMatrix(mat promql.Matrix) promql.Matrix {
-	out := make(promql.Matrix, len(mat))
-	for i, s := range mat {
-		out[i] = promql.Series{Metric: s.Metric}
-		if len(s.Floats) > 0 {
-			out[i].Floats = append([]promql.FPoint(nil), s.Floats...)
-		}
-		if len(s.Histograms) > 0 {
-			out[i].Histograms = make([]promql.HPoint, len(s.Histograms))
-			for j, h := range s.Histograms {
-				out[i].Histograms[j] = promql.HPoint{T: h.T, H: h.H.Copy()}
-			}
-		}
-	}
-	return out
-}
-
-// merge joins matrices of disjoint step ranges, given in time order, into one
-// sorted by labels.
+// merge joins answers of disjoint step ranges, each sorted by labels and given
+// in time order, into one sorted by labels. The points are copied (histograms
+// too): the parts may be in the engine's pooled memory.
 func merge(parts ...promql.Matrix) promql.Matrix {
-	n := 0
-	for _, m := range parts {
-		n += len(m)
-	}
-	if n == 0 {
-		return promql.Matrix{}
-	}
-	byLabels := make(map[string]int, n)
-	out := make(promql.Matrix, 0, len(parts[0]))
-	var buf []byte
-	for _, m := range parts {
-		for _, s := range m {
-			buf = s.Metric.Bytes(buf)
-			i, ok := byLabels[string(buf)]
-			if !ok {
-				i = len(out)
-				byLabels[string(buf)] = i
-				out = append(out, promql.Series{Metric: s.Metric})
+	next := make([]int, len(parts)) // the next series of each part
+	var out promql.Matrix
+	same := make([]int, 0, len(parts))
+	for {
+		// The parts whose next series has the least labels.
+		same = same[:0]
+		for k, m := range parts {
+			if next[k] == len(m) {
+				continue
 			}
-			out[i].Floats = append(out[i].Floats, s.Floats...)
-			out[i].Histograms = append(out[i].Histograms, s.Histograms...)
+			if len(same) > 0 {
+				c := labels.Compare(m[next[k]].Metric, parts[same[0]][next[same[0]]].Metric)
+				if c > 0 {
+					continue
+				}
+				if c < 0 {
+					same = same[:0]
+				}
+			}
+			same = append(same, k)
 		}
+		if len(same) == 0 {
+			return out
+		}
+		var nf, nh int
+		for _, k := range same {
+			nf += len(parts[k][next[k]].Floats)
+			nh += len(parts[k][next[k]].Histograms)
+		}
+		s := promql.Series{Metric: parts[same[0]][next[same[0]]].Metric}
+		if nf > 0 {
+			s.Floats = make([]promql.FPoint, 0, nf)
+		}
+		if nh > 0 {
+			s.Histograms = make([]promql.HPoint, 0, nh)
+		}
+		for _, k := range same {
+			in := parts[k][next[k]]
+			s.Floats = append(s.Floats, in.Floats...)
+			for _, h := range in.Histograms {
+				s.Histograms = append(s.Histograms, promql.HPoint{T: h.T, H: h.H.Copy()})
+			}
+			next[k]++
+		}
+		out = append(out, s)
 	}
-	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].Metric, out[j].Metric) < 0 })
-	return out
 }
 
 // cachedRange answers a range query through the cache: it evaluates with the
@@ -330,18 +336,19 @@ func (p *Prometheus) cachedRange(ctx context.Context, opts promql.QueryOpts, qs 
 		c.results.WithLabelValues("partial").Inc()
 	}
 	var (
-		before, after promql.Matrix
+		before, after []promql.Matrix
 		annos         annotations.Annotations
 	)
 	for _, pc := range pieces {
-		m, a, err := p.evalRange(ctx, opts, qs, pc[0], pc[1], step)
+		m, a, done, err := p.evalSplit(ctx, opts, qs, pc[0], pc[1], step)
+		defer done() // once merged out of the engine's memory
 		annos.Merge(a)
 		if err != nil {
 			c.finish(f, key, nil, 0, 0, false)
 			return nil, annos, err
 		}
 		c.evaluated.Add((pc[1]-pc[0])/step + 1)
-		if pc[0] < ca {
+		if ca <= cb && pc[0] < ca {
 			before = m
 		} else {
 			after = m
@@ -349,7 +356,10 @@ func (p *Prometheus) cachedRange(ctx context.Context, opts promql.QueryOpts, qs 
 	}
 	mat := cached
 	if len(pieces) > 0 {
-		mat = merge(before, cached, after)
+		mat = merge(slices.Concat(before, []promql.Matrix{cached}, after)...)
+		if mat == nil {
+			mat = promql.Matrix{}
+		}
 	}
 	// Annotations speak of the whole range evaluated; an answer with some is
 	// not kept, so that a later answer never shows them for steps they did not
@@ -358,18 +368,67 @@ func (p *Prometheus) cachedRange(ctx context.Context, opts promql.QueryOpts, qs 
 	return mat, annos, nil
 }
 
-// evalRange evaluates qs at the steps start … last with the engine.
-func (p *Prometheus) evalRange(ctx context.Context, opts promql.QueryOpts, qs string, start, last, step int64) (promql.Matrix, annotations.Annotations, error) {
+// splitSteps is the fewest steps a part of a range query split across cores
+// has: fewer, and the part's fixed cost (reading each series' samples from
+// before its first step, for its ranges and the lookback) outweighs the gain.
+const splitSteps = 60
+
+// evalSplit evaluates qs at the steps start … last, in parts evaluated at once
+// on the cores there are, and returns the parts' answers in time order. A new
+// range query's wait is then about its evaluation's CPU divided by the cores.
+func (p *Prometheus) evalSplit(ctx context.Context, opts promql.QueryOpts, qs string, start, last, step int64) (_ []promql.Matrix, _ annotations.Annotations, done func(), _ error) {
+	steps := (last-start)/step + 1
+	n := min(int64(runtime.GOMAXPROCS(0)), steps/splitSteps, 8)
+	if n <= 1 {
+		m, a, done, err := p.evalRange(ctx, opts, qs, start, last, step)
+		return []promql.Matrix{m}, a, done, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		mats     = make([]promql.Matrix, n)
+		annos    = make([]annotations.Annotations, n)
+		dones    = make([]func(), n)
+		failOnce sync.Once
+		failed   error // the first part's error; the others are then cancelled
+	)
+	for i := range n {
+		from := start + steps*i/n*step
+		to := start + (steps*(i+1)/n-1)*step
+		wg.Go(func() {
+			var err error
+			mats[i], annos[i], dones[i], err = p.evalRange(ctx, opts, qs, from, to, step)
+			if err != nil {
+				failOnce.Do(func() { failed = err; cancel() })
+			}
+		})
+	}
+	wg.Wait()
+	var all annotations.Annotations
+	for _, a := range annos {
+		all.Merge(a)
+	}
+	return mats, all, func() {
+		for _, d := range dones {
+			d()
+		}
+	}, failed
+}
+
+// evalRange evaluates qs at the steps start … last with the engine. The
+// answer is in the engine's pooled memory until done is called.
+func (p *Prometheus) evalRange(ctx context.Context, opts promql.QueryOpts, qs string, start, last, step int64) (_ promql.Matrix, _ annotations.Annotations, done func(), _ error) {
 	qry, err := p.engine.NewRangeQuery(ctx, p.limited(), opts, qs, time.UnixMilli(start), time.UnixMilli(last), time.Duration(step)*time.Millisecond)
 	if err != nil {
-		return nil, nil, constructionError{err}
+		return nil, nil, func() {}, constructionError{err}
 	}
-	defer qry.Close()
 	res := qry.Exec(ctx)
 	if res.Err != nil {
-		return nil, res.Warnings, res.Err
+		qry.Close()
+		return nil, res.Warnings, func() {}, res.Err
 	}
-	return copyMatrix(res.Value.(promql.Matrix)), res.Warnings, nil
+	return res.Value.(promql.Matrix), res.Warnings, qry.Close, nil
 }
 
 // constructionError is an error of building a query, not of running it.
