@@ -50,6 +50,10 @@ type rangeKey struct {
 	lookback time.Duration
 }
 
+// maxEntries bounds the entries, which a change may have to walk: a few
+// dashboards' panels, many times over.
+const maxEntries = 1024
+
 // rangeEntry is a cached answer: the steps first, first+step, … last.
 type rangeEntry struct {
 	key         rangeKey
@@ -75,9 +79,10 @@ type rangeCache struct {
 	entries map[rangeKey]*rangeEntry
 	lru     list.List // of *rangeEntry, most recently used first
 	flights map[*flight]struct{}
-	// horizon is at least the latest step any entry or flight holds: changes
-	// from after it concern none, and do not take the lock.
-	horizon atomic.Int64
+	// horizon and flightHorizon are at least the latest step of any entry and
+	// of any flight: changes from after both concern none, and do not take the
+	// lock; changes from after horizon do not look at the entries.
+	horizon, flightHorizon atomic.Int64
 
 	results *prometheus.CounterVec
 	size    prometheus.GaugeFunc
@@ -89,6 +94,7 @@ type rangeCache struct {
 func newRangeCache(feed ChangeFeed, max int64, reg prometheus.Registerer) *rangeCache {
 	c := &rangeCache{max: max, entries: map[rangeKey]*rangeEntry{}, flights: map[*flight]struct{}{}}
 	c.horizon.Store(math.MinInt64)
+	c.flightHorizon.Store(math.MinInt64)
 	c.results = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "outpost_query_range_cache_requests_total",
 		Help: "Range queries by how the cache answered them: hit (every step cached), partial, miss, or uncacheable (negative offset, @ modifier).",
@@ -126,16 +132,21 @@ func cacheable(expr parser.Expr) bool {
 
 // changed forgets what the change from from on may have made wrong.
 func (c *rangeCache) changed(from int64) {
-	if from > c.horizon.Load() {
+	if from > c.horizon.Load() && from > c.flightHorizon.Load() {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h := int64(math.MinInt64)
+	fh := int64(math.MinInt64)
 	for f := range c.flights {
 		f.from = min(f.from, from)
-		h = max(h, f.last)
+		fh = max(fh, f.last)
 	}
+	c.flightHorizon.Store(fh)
+	if from > c.horizon.Load() {
+		return
+	}
+	h := int64(math.MinInt64)
 	for _, e := range c.entries {
 		if e.last >= from {
 			c.trimLocked(e, from)
@@ -172,8 +183,8 @@ func (c *rangeCache) begin(last int64) *flight {
 	f := &flight{from: math.MaxInt64, last: last}
 	c.mu.Lock()
 	c.flights[f] = struct{}{}
-	if last > c.horizon.Load() {
-		c.horizon.Store(last)
+	if last > c.flightHorizon.Load() {
+		c.flightHorizon.Store(last)
 	}
 	c.mu.Unlock()
 	return f
@@ -220,7 +231,7 @@ func (c *rangeCache) finish(f *flight, key rangeKey, mat promql.Matrix, start, l
 	e.elem = c.lru.PushFront(e)
 	c.entries[key] = e
 	c.bytes += e.bytes
-	for c.bytes > c.max {
+	for c.bytes > c.max || len(c.entries) > maxEntries {
 		c.removeLocked(c.lru.Back().Value.(*rangeEntry))
 	}
 	if last > c.horizon.Load() {
