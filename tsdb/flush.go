@@ -315,17 +315,20 @@ func (db *DB) mergeParts(parts []*partition) error {
 	var bad *partition
 	var badErr error
 	caches := make([]frameCache, len(parts)) // series come in label order, as in each part
+	// Each series' samples are encoded before the next is read, so the buffers
+	// serve every series in turn.
+	lists := make([][]sample, len(parts))
+	var m sampleMerger
 	np, err := writePartition(db.partDir, seq, len(ids), func(i int) (partSeries, error) {
-		var lists [][]sample
 		for k, p := range parts {
-			ss, err := p.readChunk(nil, ids[i].id, math.MinInt64, math.MaxInt64, &caches[k])
+			ss, err := p.readChunk(lists[k][:0], ids[i].id, math.MinInt64, math.MaxInt64, &caches[k])
 			if err != nil {
 				bad, badErr = p, err
 				return partSeries{}, err
 			}
-			lists = append(lists, ss)
+			lists[k] = ss
 		}
-		return partSeries{lset: ids[i].lset, id: ids[i].id, samples: mergeSamples(lists)}, nil
+		return partSeries{lset: ids[i].lset, id: ids[i].id, samples: m.merge(lists)}, nil
 	})
 	if err != nil {
 		if bad != nil {
@@ -380,24 +383,49 @@ func (db *DB) dropPartition(bad *partition, cause error) {
 }
 
 // mergeSamples merges sorted sample lists; on equal timestamps the later list wins.
-func mergeSamples(lists [][]sample) []sample {
-	var nonEmpty [][]sample
-	total := 0
+func mergeSamples(lists [][]sample) []sample { return new(sampleMerger).merge(lists) }
+
+// sampleMerger merges sample lists in a buffer it keeps for the next call.
+type sampleMerger struct{ buf []sample }
+
+// merge is mergeSamples. When more than one list is not empty it merges them
+// in m's buffer, and the answer is valid until the next call; otherwise it
+// returns the one list. Lists that follow one another in time, as partitions
+// of consecutive ranges do, are joined without sorting.
+func (m *sampleMerger) merge(lists [][]sample) []sample {
+	var (
+		nonEmpty, total int
+		only            []sample
+		ordered         = true // each list starts after the one before ends
+		lastT           = int64(math.MinInt64)
+	)
 	for _, l := range lists {
-		if len(l) > 0 {
-			nonEmpty = append(nonEmpty, l)
-			total += len(l)
+		if len(l) == 0 {
+			continue
 		}
+		if nonEmpty > 0 && l[0].t <= lastT {
+			ordered = false
+		}
+		nonEmpty++
+		total += len(l)
+		only, lastT = l, l[len(l)-1].t
 	}
-	switch len(nonEmpty) {
+	switch nonEmpty {
 	case 0:
 		return nil
 	case 1:
-		return nonEmpty[0]
+		return only
 	}
-	out := make([]sample, 0, total)
-	for _, l := range nonEmpty {
+	out := m.buf[:0]
+	if cap(out) < total {
+		out = make([]sample, 0, total)
+	}
+	for _, l := range lists {
 		out = append(out, l...)
+	}
+	m.buf = out[:0]
+	if ordered {
+		return out
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].t < out[j].t })
 	w := 0

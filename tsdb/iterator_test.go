@@ -2,6 +2,7 @@ package tsdb
 
 import (
 	"math/rand/v2"
+	"sort"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/histogram"
@@ -87,6 +88,52 @@ func TestSampleIteratorMatchesList(t *testing.T) {
 				if wh != gh || copied != into || copied.Sum != wh.Sum || gt != want.AtT() {
 					t.Fatalf("round %d step %d: histogram differs", round, step)
 				}
+			}
+		}
+	}
+}
+
+// TestSampleMergerMatchesSort: merging lists (in time order or not, sharing
+// timestamps or not, some empty) gives what sorting them all and keeping the
+// later list's sample on equal timestamps gives, also with the merger's buffer
+// reused from call to call.
+func TestSampleMergerMatchesSort(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 9))
+	var m sampleMerger
+	for round := range 2000 {
+		lists := make([][]sample, rng.IntN(4))
+		at := int64(rng.IntN(50))
+		for k := range lists {
+			if rng.IntN(3) == 0 {
+				at = int64(rng.IntN(50)) // may overlap the lists before
+			}
+			for range rng.IntN(6) {
+				at += int64(1 + rng.IntN(3))
+				lists[k] = append(lists[k], sample{t: at, v: float64(k)})
+			}
+		}
+		var want []sample
+		for _, l := range lists {
+			want = append(want, l...)
+		}
+		sort.SliceStable(want, func(i, j int) bool { return want[i].t < want[j].t })
+		w := 0
+		for i := range want {
+			if w > 0 && want[w-1].t == want[i].t {
+				want[w-1] = want[i]
+				continue
+			}
+			want[w] = want[i]
+			w++
+		}
+		want = want[:w]
+		got := m.merge(lists)
+		if len(got) != len(want) {
+			t.Fatalf("round %d: %d samples, want %d", round, len(got), len(want))
+		}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Fatalf("round %d: sample %d is %+v, want %+v", round, i, got[i], want[i])
 			}
 		}
 	}
