@@ -197,9 +197,8 @@ func Walk(m *Metrics, v Visitor) {
 // Resource decodes a Resource message with pdata.
 func Resource(raw []byte) (pcommon.Resource, error) {
 	// ExportMetricsServiceRequest{resource_metrics: {resource: raw}}
-	rm := appendLen(nil, 1, raw)
 	req := pmetricotlp.NewExportRequest()
-	if err := req.UnmarshalProto(appendLen(nil, 1, rm)); err != nil {
+	if err := req.UnmarshalProto(nest(raw, 1, 1)); err != nil {
 		return pcommon.NewResource(), err
 	}
 	return req.Metrics().ResourceMetrics().At(0).Resource(), nil
@@ -235,6 +234,31 @@ var errRefused = errors.New("otlpwire: not for the wire path")
 // maxDepth bounds the nesting of attribute values Scan follows: well inside
 // pdata's recursion limit, which counts three levels for each of these.
 const maxDepth = 16
+
+// nest returns p as the payload of length-delimited fields nums, the first
+// outermost, built in one allocation.
+func nest(p []byte, nums ...uint64) []byte {
+	sizes := make([]int, len(nums)) // each field's payload size
+	n := len(p)
+	for i := len(nums) - 1; i >= 0; i-- {
+		sizes[i] = n
+		n += uvarintLen(nums[i]<<3|wtLen) + uvarintLen(uint64(n))
+	}
+	b := make([]byte, 0, n)
+	for i, num := range nums {
+		b = binary.AppendUvarint(b, num<<3|wtLen)
+		b = binary.AppendUvarint(b, uint64(sizes[i]))
+	}
+	return append(b, p...)
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
 
 func appendLen(b []byte, num uint64, p []byte) []byte {
 	b = binary.AppendUvarint(b, num<<3|wtLen)
@@ -634,7 +658,7 @@ func (w *walker) decode(b, data []byte, attrField uint64) error {
 	}
 	// ExportMetricsServiceRequest{resource_metrics: {scope_metrics: {metrics: b}}}
 	req := pmetricotlp.NewExportRequest()
-	if err := req.UnmarshalProto(appendLen(nil, 1, appendLen(nil, 2, appendLen(nil, 2, b)))); err != nil {
+	if err := req.UnmarshalProto(nest(b, 1, 2, 2)); err != nil {
 		return errRefused
 	}
 	md := req.Metrics()

@@ -1,6 +1,7 @@
 package otlpwire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"strings"
@@ -411,4 +412,18 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("Walk showed\n%s\npdata decodes\n%s", got, want)
 		}
 	})
+}
+
+// nest builds what appendLen builds field by field.
+func TestNest(t *testing.T) {
+	for _, n := range []int{0, 1, 127, 128, 300, 20000} {
+		p := bytes.Repeat([]byte{7}, n)
+		want := appendLen(nil, 1, appendLen(nil, 2, appendLen(nil, 2, p)))
+		if got := nest(p, 1, 2, 2); !bytes.Equal(got, want) {
+			t.Fatalf("%d bytes: nest differs from appendLen", n)
+		}
+		if got := nest(p); !bytes.Equal(got, p) {
+			t.Fatalf("%d bytes: nest without fields changed the payload", n)
+		}
+	}
 }
