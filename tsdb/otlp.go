@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -170,11 +171,13 @@ type translator struct {
 	rejected int64
 	reasons  []string
 	b        labels.Builder
-	scopeKey []byte      // labels of the scope being translated, as bytes
-	scope    *scopeCache // its label cache
-	attrs    pcommon.Map // attributes of the point being translated (see point)
-	attrsSig []byte      // their signature
-	sig      []byte      // scratch for series signatures
+	scopeKey []byte            // labels of the scope being translated, as bytes
+	scope    *scopeCache       // its label cache
+	attrs    pcommon.Map       // attributes of the point being translated (see point)
+	attrsSig []byte            // their signature
+	sig      []byte            // scratch for series signatures
+	cum      []float64         // scratch for a histogram's cumulative bucket counts
+	les      map[uint64]string // le values by the bits of their bound (le)
 }
 
 func (tr *translator) reject(n int64, why string) {
@@ -667,17 +670,17 @@ func (tr *translator) accumulateHistogram(lset labels.Labels, st int64, fh *hist
 func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pmetric.HistogramDataPoint, t int64, delta bool) {
 	st := nsToMs(dp.StartTimestamp())
 	stale := dp.Flags().NoRecordedValue()
-	bounds := dp.ExplicitBounds().AsRaw()
-	counts := dp.BucketCounts().AsRaw()
-	if len(counts) != 0 && len(counts) != len(bounds)+1 {
-		tr.reject(1, fmt.Sprintf("histogram %q has %d bucket counts for %d bounds", name, len(counts), len(bounds)))
+	bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
+	if counts.Len() != 0 && counts.Len() != bounds.Len()+1 {
+		tr.reject(1, fmt.Sprintf("histogram %q has %d bucket counts for %d bounds", name, counts.Len(), bounds.Len()))
 		return
 	}
-	cum := make([]float64, len(bounds)+1)
+	cum := slices.Grow(tr.cum[:0], bounds.Len()+1)[:bounds.Len()+1]
+	tr.cum = cum
 	var c float64
 	for i := range cum {
-		if i < len(counts) {
-			c += float64(counts[i])
+		if i < counts.Len() {
+			c += float64(counts.At(i))
 		}
 		cum[i] = c
 	}
@@ -688,11 +691,11 @@ func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pme
 		// The running totals are kept per set of bounds, so that new bounds
 		// start afresh; after a restart each continues from its stored series.
 		base := tr.seriesLabels(name, scope, "", "")
-		key := fmt.Sprint(bounds)
+		key := fmt.Sprint(bounds.AsRaw())
 		for i := range cum {
 			le := "+Inf"
-			if i < len(bounds) {
-				le = formatFloat(bounds[i])
+			if i < bounds.Len() {
+				le = tr.le(bounds.At(i))
 			}
 			_, cum[i] = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", strconv.Itoa(i)).Labels(),
 				tr.seriesLabels(name+"_bucket", scope, "le", le), st, cum[i])
@@ -708,12 +711,13 @@ func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pme
 		}
 		return v
 	}
+	bucket := name + "_bucket"
 	for i := range cum {
 		le := "+Inf"
-		if i < len(bounds) {
-			le = formatFloat(bounds[i])
+		if i < bounds.Len() {
+			le = tr.le(bounds.At(i))
 		}
-		tr.addPoint(name+"_bucket", scope, "le", le, sample{t: t, st: st, v: val(cum[i])})
+		tr.addPoint(bucket, scope, "le", le, sample{t: t, st: st, v: val(cum[i])})
 	}
 	if dp.HasSum() {
 		tr.addPoint(name+"_sum", scope, "", "", sample{t: t, st: st, v: val(sum)})
@@ -780,6 +784,19 @@ func expBuckets(b pmetric.ExponentialHistogramDataPointBuckets, down uint) ([]hi
 		next = idx + 1
 	}
 	return spans, buckets
+}
+
+// le returns the le label value of bucket bound b, formatted once per request.
+func (tr *translator) le(b float64) string {
+	if tr.les == nil {
+		tr.les = map[uint64]string{}
+	}
+	v, ok := tr.les[math.Float64bits(b)]
+	if !ok {
+		v = formatFloat(b)
+		tr.les[math.Float64bits(b)] = v
+	}
+	return v
 }
 
 func formatFloat(f float64) string {
