@@ -93,11 +93,10 @@ func TestSampleIteratorMatchesList(t *testing.T) {
 	}
 }
 
-// TestSampleMergerMatchesSort: merging lists (in time order or not, sharing
-// timestamps or not, some empty) gives what sorting them all and keeping the
-// later list's sample on equal timestamps gives, also with the merger's buffer
-// reused from call to call.
-func TestSampleMergerMatchesSort(t *testing.T) {
+// TestSampleMerger: merging lists (in time order or not, sharing timestamps or
+// not, some empty) gives each time's sample from the last list that has one, in
+// time order, also with the merger's buffer reused from call to call.
+func TestSampleMerger(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 9))
 	var m sampleMerger
 	for round := range 2000 {
@@ -112,21 +111,18 @@ func TestSampleMergerMatchesSort(t *testing.T) {
 				lists[k] = append(lists[k], sample{t: at, v: float64(k)})
 			}
 		}
-		var want []sample
+		// What it should be: the last list's sample at each time, by time.
+		latest := map[int64]sample{}
 		for _, l := range lists {
-			want = append(want, l...)
-		}
-		sort.SliceStable(want, func(i, j int) bool { return want[i].t < want[j].t })
-		w := 0
-		for i := range want {
-			if w > 0 && want[w-1].t == want[i].t {
-				want[w-1] = want[i]
-				continue
+			for _, s := range l {
+				latest[s.t] = s
 			}
-			want[w] = want[i]
-			w++
 		}
-		want = want[:w]
+		var want []sample
+		for _, s := range latest {
+			want = append(want, s)
+		}
+		sort.Slice(want, func(i, j int) bool { return want[i].t < want[j].t })
 		got := m.merge(lists)
 		if len(got) != len(want) {
 			t.Fatalf("round %d: %d samples, want %d", round, len(got), len(want))
