@@ -236,20 +236,20 @@ var errRefused = errors.New("otlpwire: not for the wire path")
 const maxDepth = 16
 
 // nest returns p as the payload of length-delimited fields nums, the first
-// outermost, built in one allocation.
+// outermost, built in one allocation (back to front, innermost header first).
 func nest(p []byte, nums ...uint64) []byte {
-	sizes := make([]int, len(nums)) // each field's payload size
 	n := len(p)
 	for i := len(nums) - 1; i >= 0; i-- {
-		sizes[i] = n
 		n += uvarintLen(nums[i]<<3|wtLen) + uvarintLen(uint64(n))
 	}
-	b := make([]byte, 0, n)
-	for i, num := range nums {
-		b = binary.AppendUvarint(b, num<<3|wtLen)
-		b = binary.AppendUvarint(b, uint64(sizes[i]))
+	b := make([]byte, n)
+	at := n - copy(b[n-len(p):], p)
+	for i := len(nums) - 1; i >= 0; i-- {
+		var h [2 * binary.MaxVarintLen64]byte
+		hdr := binary.AppendUvarint(binary.AppendUvarint(h[:0], nums[i]<<3|wtLen), uint64(n-at))
+		at -= copy(b[at-len(hdr):], hdr)
 	}
-	return append(b, p...)
+	return b
 }
 
 func uvarintLen(v uint64) int {
