@@ -177,7 +177,7 @@ type translator struct {
 	attrsSig []byte            // their signature
 	sig      []byte            // scratch for series signatures
 	cum      []float64         // scratch for a histogram's cumulative bucket counts
-	les      map[uint64]string // le values by the bits of their bound (le)
+	les      map[uint64]string // le values by the bits of their bound (see le)
 }
 
 func (tr *translator) reject(n int64, why string) {
@@ -686,6 +686,7 @@ func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pme
 	}
 	count, sum := float64(dp.Count()), dp.Sum()
 	tr.point(dp.Attributes())
+	bucket := name + "_bucket"
 	if delta && !stale {
 		// Accumulate every bucket, the sum and the count as separate counters.
 		// The running totals are kept per set of bounds, so that new bounds
@@ -693,12 +694,8 @@ func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pme
 		base := tr.seriesLabels(name, scope, "", "")
 		key := fmt.Sprint(bounds.AsRaw())
 		for i := range cum {
-			le := "+Inf"
-			if i < bounds.Len() {
-				le = tr.le(bounds.At(i))
-			}
 			_, cum[i] = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", strconv.Itoa(i)).Labels(),
-				tr.seriesLabels(name+"_bucket", scope, "le", le), st, cum[i])
+				tr.seriesLabels(bucket, scope, "le", tr.le(bounds, i)), st, cum[i])
 		}
 		st, count = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", "count").Labels(),
 			tr.seriesLabels(name+"_count", scope, "", ""), st, count)
@@ -711,13 +708,8 @@ func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pme
 		}
 		return v
 	}
-	bucket := name + "_bucket"
 	for i := range cum {
-		le := "+Inf"
-		if i < bounds.Len() {
-			le = tr.le(bounds.At(i))
-		}
-		tr.addPoint(bucket, scope, "le", le, sample{t: t, st: st, v: val(cum[i])})
+		tr.addPoint(bucket, scope, "le", tr.le(bounds, i), sample{t: t, st: st, v: val(cum[i])})
 	}
 	if dp.HasSum() {
 		tr.addPoint(name+"_sum", scope, "", "", sample{t: t, st: st, v: val(sum)})
@@ -786,8 +778,13 @@ func expBuckets(b pmetric.ExponentialHistogramDataPointBuckets, down uint) ([]hi
 	return spans, buckets
 }
 
-// le returns the le label value of bucket bound b, formatted once per request.
-func (tr *translator) le(b float64) string {
+// le returns the le label value of bucket i of bounds: its bound, formatted
+// once per request, or +Inf for the last bucket.
+func (tr *translator) le(bounds pcommon.Float64Slice, i int) string {
+	if i >= bounds.Len() {
+		return "+Inf"
+	}
+	b := bounds.At(i)
 	if tr.les == nil {
 		tr.les = map[uint64]string{}
 	}
