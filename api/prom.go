@@ -87,7 +87,12 @@ type Prometheus struct {
 	opts   PromOptions
 	engine *promql.Engine
 	parser parser.Parser
+	gate   queryGate   // bounds the queries of both engines
 	cache  *rangeCache // nil: range queries are not cached
+	// partEngine evaluates the parts of a range query split across the cores,
+	// at most parts of them, each with MaxSamples/parts (nil: no split).
+	partEngine *promql.Engine
+	parts      int
 }
 
 // NewPrometheus returns the Prometheus API over db.
@@ -126,21 +131,41 @@ func NewPrometheus(db MetricsDB, opts PromOptions) *Prometheus {
 	if feed, ok := db.(ChangeFeed); ok && opts.CacheBytes > 0 {
 		p.cache = newRangeCache(feed, opts.CacheBytes, opts.Registerer)
 	}
-	p.engine = promql.NewEngine(promql.EngineOpts{
-		Logger:               opts.Logger.With("component", "promql"),
-		Reg:                  opts.Registerer,
-		MaxSamples:           opts.MaxSamples,
-		Timeout:              opts.Timeout,
-		LookbackDelta:        opts.LookbackDelta,
+	p.gate = queryGate{make(chan struct{}, opts.MaxConcurrent)}
+	p.engine = p.newEngine(opts.MaxSamples, opts.Registerer)
+	if p.cache != nil {
+		p.splitInto(min(runtime.GOMAXPROCS(0), 8))
+	}
+	return p
+}
+
+// newEngine returns a PromQL engine with the API's options, holding at most
+// maxSamples samples per query, with its metrics registered with reg if not
+// nil.
+func (p *Prometheus) newEngine(maxSamples int, reg prometheus.Registerer) *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		Logger:               p.opts.Logger.With("component", "promql"),
+		Reg:                  reg,
+		MaxSamples:           maxSamples,
+		Timeout:              p.opts.Timeout,
+		LookbackDelta:        p.opts.LookbackDelta,
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
-		ActiveQueryTracker:   queryGate{make(chan struct{}, opts.MaxConcurrent)},
+		ActiveQueryTracker:   p.gate,
 		NoStepSubqueryIntervalFn: func(int64) int64 {
 			return time.Minute.Milliseconds()
 		},
 		Parser: p.parser,
 	})
-	return p
+}
+
+// splitInto lets range queries the cache does not answer be split into at
+// most n parts evaluated at once. The parts share MaxSamples, so that together
+// they hold no more than the query would whole.
+func (p *Prometheus) splitInto(n int) {
+	if n > 1 {
+		p.parts, p.partEngine = n, p.newEngine(max(p.opts.MaxSamples/n, 1), nil)
+	}
 }
 
 // Register mounts the API's routes with handle (for example (*API).Handle). Every

@@ -3,8 +3,8 @@ package api
 import (
 	"container/list"
 	"context"
+	"errors"
 	"math"
-	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -389,11 +389,27 @@ const splitSteps = 60
 // range query's wait is then about its evaluation's CPU divided by the cores.
 func (p *Prometheus) evalSplit(ctx context.Context, opts promql.QueryOpts, qs string, start, last, step int64) (_ []promql.Matrix, _ annotations.Annotations, done func(), _ error) {
 	steps := (last-start)/step + 1
-	n := min(int64(runtime.GOMAXPROCS(0)), steps/splitSteps, 8)
-	if n <= 1 {
-		m, a, done, err := p.evalRange(ctx, opts, qs, start, last, step)
+	n := min(int64(p.parts), steps/splitSteps)
+	if p.partEngine == nil || n <= 1 {
+		m, a, done, err := p.evalRange(ctx, p.engine, opts, qs, start, last, step)
 		return []promql.Matrix{m}, a, done, err
 	}
+	mats, annos, done, err := p.evalParts(ctx, opts, qs, start, last, step, n)
+	var tooMany promql.ErrTooManySamples
+	if errors.As(err, &tooMany) {
+		// A part needed more than its share of MaxSamples: the query whole
+		// may still fit.
+		done()
+		m, a, done, err := p.evalRange(ctx, p.engine, opts, qs, start, last, step)
+		return []promql.Matrix{m}, a, done, err
+	}
+	return mats, annos, done, err
+}
+
+// evalParts evaluates qs at the steps start … last in n parts at once, with
+// the part engine.
+func (p *Prometheus) evalParts(ctx context.Context, opts promql.QueryOpts, qs string, start, last, step, n int64) (_ []promql.Matrix, _ annotations.Annotations, done func(), _ error) {
+	steps := (last-start)/step + 1
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -409,7 +425,7 @@ func (p *Prometheus) evalSplit(ctx context.Context, opts promql.QueryOpts, qs st
 		to := start + (steps*(i+1)/n-1)*step
 		wg.Go(func() {
 			var err error
-			mats[i], annos[i], dones[i], err = p.evalRange(ctx, opts, qs, from, to, step)
+			mats[i], annos[i], dones[i], err = p.evalRange(ctx, p.partEngine, opts, qs, from, to, step)
 			if err != nil {
 				failOnce.Do(func() { failed = err; cancel() })
 			}
@@ -427,10 +443,10 @@ func (p *Prometheus) evalSplit(ctx context.Context, opts promql.QueryOpts, qs st
 	}, failed
 }
 
-// evalRange evaluates qs at the steps start … last with the engine. The
+// evalRange evaluates qs at the steps start … last with engine. The
 // answer is in the engine's pooled memory until done is called.
-func (p *Prometheus) evalRange(ctx context.Context, opts promql.QueryOpts, qs string, start, last, step int64) (_ promql.Matrix, _ annotations.Annotations, done func(), _ error) {
-	qry, err := p.engine.NewRangeQuery(ctx, p.limited(), opts, qs, time.UnixMilli(start), time.UnixMilli(last), time.Duration(step)*time.Millisecond)
+func (p *Prometheus) evalRange(ctx context.Context, engine *promql.Engine, opts promql.QueryOpts, qs string, start, last, step int64) (_ promql.Matrix, _ annotations.Annotations, done func(), _ error) {
+	qry, err := engine.NewRangeQuery(ctx, p.limited(), opts, qs, time.UnixMilli(start), time.UnixMilli(last), time.Duration(step)*time.Millisecond)
 	if err != nil {
 		return nil, nil, func() {}, constructionError{err}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -298,4 +299,59 @@ func TestRangeCacheUnderConcurrentWrites(t *testing.T) {
 			t.Fatalf("%v after concurrent writes:\ncached: %.400s\nengine: %.400s", f, got, want)
 		}
 	}
+}
+
+// The parts of a range query split across cores share MaxSamples: a query the
+// engine refuses whole for holding too many samples is refused split too, and
+// one it answers whole is answered (a part over its share is evaluated whole
+// instead).
+func TestRangeCacheSplitKeepsMaxSamples(t *testing.T) {
+	db := openDB(t)
+	app := db.Appender(context.Background())
+	for i := range 240 {
+		for inst := range 60 {
+			ls := labels.FromStrings("__name__", "reqs_total", "instance", fmt.Sprint("h", inst))
+			if _, err := app.Append(0, ls, ms(time.Duration(i)*15*time.Second), float64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		query string
+		max   int
+		code  int
+	}{
+		// 240 steps × 60 series: 14,400 samples in the answer, half in each part.
+		{"reqs_total", 10_000, 422},
+		{"reqs_total", 20_000, 200},
+		// The whole needs 14,520, each half 7,320 (measured): a part is over
+		// its share of 14,600, and the query is evaluated whole.
+		{"sum(max_over_time(reqs_total[30m]))", 14_600, 200},
+		{"sum(max_over_time(reqs_total[30m]))", 14_500, 422},
+	} {
+		form := url.Values{"query": {c.query}, "step": {"15"},
+			"start": {fmt.Sprint(base.Unix())}, "end": {fmt.Sprint(base.Unix() + 239*15)}}
+		split, whole := http.NewServeMux(), http.NewServeMux()
+		p := NewPrometheus(db, PromOptions{MaxSamples: c.max})
+		p.splitInto(2)
+		p.Register(split.Handle)
+		NewPrometheus(db, PromOptions{MaxSamples: c.max, CacheBytes: -1}).Register(whole.Handle)
+		got, want := rangeGet(split, form), rangeGet(whole, form)
+		if !strings.HasPrefix(want, fmt.Sprint(c.code)) {
+			t.Fatalf("%s, MaxSamples %d, whole: %.200s; want %d", c.query, c.max, want, c.code)
+		}
+		if got != want {
+			t.Fatalf("%s, MaxSamples %d: split %.200s\nwhole %.200s", c.query, c.max, got, want)
+		}
+	}
+}
+
+// rangeGet asks h for a range query and returns the status code and body.
+func rangeGet(h http.Handler, form url.Values) string {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/query_range?"+form.Encode(), nil))
+	return fmt.Sprint(rec.Code, " ", rec.Body.String())
 }
