@@ -533,9 +533,9 @@ func (p *Prometheus) cachedResult(ctx context.Context, opts promql.QueryOpts, qs
 	last := from + (timestamp.FromTime(end)-from)/st*st
 	mat, warnings, err := p.cachedRange(ctx, opts, qs, from, last, st)
 	if err != nil {
-		var ce constructionError
-		if errors.As(err, &ce) {
-			return p.constructionError(ce.err)
+		var be buildError
+		if errors.As(err, &be) {
+			return p.constructionError(be.err)
 		}
 		return result{err: p.execError(err), warnings: warnings, query: qs}
 	}

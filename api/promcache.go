@@ -448,7 +448,7 @@ func (p *Prometheus) evalParts(ctx context.Context, opts promql.QueryOpts, qs st
 func (p *Prometheus) evalRange(ctx context.Context, engine *promql.Engine, opts promql.QueryOpts, qs string, start, last, step int64) (_ promql.Matrix, _ annotations.Annotations, done func(), _ error) {
 	qry, err := engine.NewRangeQuery(ctx, p.limited(), opts, qs, time.UnixMilli(start), time.UnixMilli(last), time.Duration(step)*time.Millisecond)
 	if err != nil {
-		return nil, nil, func() {}, constructionError{err}
+		return nil, nil, func() {}, buildError{err}
 	}
 	res := qry.Exec(ctx)
 	if res.Err != nil {
@@ -458,8 +458,9 @@ func (p *Prometheus) evalRange(ctx context.Context, engine *promql.Engine, opts 
 	return res.Value.(promql.Matrix), res.Warnings, qry.Close, nil
 }
 
-// constructionError is an error of building a query, not of running it.
-type constructionError struct{ err error }
+// buildError is an error of building a query, not of running it: it is
+// answered as Prometheus answers those (constructionError).
+type buildError struct{ err error }
 
-func (e constructionError) Error() string { return e.err.Error() }
-func (e constructionError) Unwrap() error { return e.err }
+func (e buildError) Error() string { return e.err.Error() }
+func (e buildError) Unwrap() error { return e.err }

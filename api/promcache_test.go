@@ -81,11 +81,6 @@ func TestRangeCacheMatchesEngine(t *testing.T) {
 	pc := NewPrometheus(db, PromOptions{})
 	pc.Register(cached.Handle)
 	NewPrometheus(db, PromOptions{CacheBytes: -1}).Register(plain.Handle)
-	get := func(h http.Handler, form url.Values) string {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/query_range?"+form.Encode(), nil))
-		return fmt.Sprint(rec.Code, " ", rec.Body.String())
-	}
 
 	end := 240 // samples written so far, in 15 s steps
 	prev := map[string][3]int{}
@@ -138,7 +133,7 @@ func TestRangeCacheMatchesEngine(t *testing.T) {
 			}
 			for again := range 2 {
 				asked += int64((hi-lo)/step + 1)
-				if got, want := get(cached, form), get(plain, form); got != want {
+				if got, want := rangeGet(cached, form), rangeGet(plain, form); got != want {
 					t.Fatalf("round %d (%d), %v:\ncached: %.600s\nengine: %.600s", round, again, form, got, want)
 				}
 			}
@@ -167,11 +162,9 @@ func TestRangeCacheSkipsWhatItCannotKeep(t *testing.T) {
 		`histogram_quantile(0.9, http_requests_total)`, // a warning: no le label
 	} {
 		for range 2 {
-			rec := httptest.NewRecorder()
 			form := url.Values{"query": {q}, "start": {fmt.Sprint(base.Unix())}, "end": {fmt.Sprint(base.Unix() + 600)}, "step": {"60"}}
-			mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/query_range?"+form.Encode(), nil))
-			if rec.Code != 200 {
-				t.Fatalf("%s: %d %s", q, rec.Code, rec.Body)
+			if got := rangeGet(mux, form); !strings.HasPrefix(got, "200 ") {
+				t.Fatalf("%s: %s", q, got)
 			}
 		}
 		if n := len(p.cache.entries); n != 0 {
@@ -204,12 +197,8 @@ func TestRangeCacheForgetsRemovedPartitions(t *testing.T) {
 	cached, plain := http.NewServeMux(), http.NewServeMux()
 	NewPrometheus(db, PromOptions{}).Register(cached.Handle)
 	NewPrometheus(db, PromOptions{CacheBytes: -1}).Register(plain.Handle)
-	ask := func(h http.Handler) string {
-		rec := httptest.NewRecorder()
-		form := url.Values{"query": {"count_over_time(g[1h])"}, "start": {fmt.Sprint(base.Unix())}, "end": {fmt.Sprint(base.Add(3 * time.Hour).Unix())}, "step": {"600"}}
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/query_range?"+form.Encode(), nil))
-		return rec.Body.String()
-	}
+	form := url.Values{"query": {"count_over_time(g[1h])"}, "start": {fmt.Sprint(base.Unix())}, "end": {fmt.Sprint(base.Add(3 * time.Hour).Unix())}, "step": {"600"}}
+	ask := func(h http.Handler) string { return rangeGet(h, form) }
 	before := ask(cached)
 	now = base.Add(5 * time.Hour) // what ends before 3 h falls out of the retention
 	if err := db.Compact(); err != nil {
@@ -245,11 +234,6 @@ func TestRangeCacheUnderConcurrentWrites(t *testing.T) {
 	cached, plain := http.NewServeMux(), http.NewServeMux()
 	NewPrometheus(db, PromOptions{}).Register(cached.Handle)
 	NewPrometheus(db, PromOptions{CacheBytes: -1}).Register(plain.Handle)
-	get := func(h http.Handler, form url.Values) string {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/query_range?"+form.Encode(), nil))
-		return fmt.Sprint(rec.Code, " ", rec.Body.String())
-	}
 	var forms []url.Values
 	for _, q := range []string{`sum(rate(reqs_total[2m]))`, `max_over_time(reqs_total[5m])`, `count(reqs_total)`} {
 		for _, step := range []int{15, 60} {
@@ -287,7 +271,7 @@ func TestRangeCacheUnderConcurrentWrites(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, f := range forms {
-			get(cached, f)
+			rangeGet(cached, f)
 		}
 	}
 	close(stop)
@@ -295,7 +279,7 @@ func TestRangeCacheUnderConcurrentWrites(t *testing.T) {
 		t.Fatal("no sample was written while the queries ran")
 	}
 	for _, f := range forms {
-		if got, want := get(cached, f), get(plain, f); got != want {
+		if got, want := rangeGet(cached, f), rangeGet(plain, f); got != want {
 			t.Fatalf("%v after concurrent writes:\ncached: %.400s\nengine: %.400s", f, got, want)
 		}
 	}
