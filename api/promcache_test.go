@@ -220,18 +220,7 @@ func TestRangeCacheForgetsRemovedPartitions(t *testing.T) {
 // the engine's answer.
 func TestRangeCacheUnderConcurrentWrites(t *testing.T) {
 	db := openDB(t)
-	app := db.Appender(context.Background())
-	for i := range 240 {
-		for inst := range 20 {
-			ls := labels.FromStrings("__name__", "reqs_total", "instance", fmt.Sprint("h", inst))
-			if _, err := app.Append(0, ls, ms(time.Duration(i)*15*time.Second), float64(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	writeCounters(t, db, 20)
 	cached, plain := http.NewServeMux(), http.NewServeMux()
 	NewPrometheus(db, PromOptions{}).Register(cached.Handle)
 	NewPrometheus(db, PromOptions{CacheBytes: -1}).Register(plain.Handle)
@@ -292,18 +281,7 @@ func TestRangeCacheUnderConcurrentWrites(t *testing.T) {
 // instead).
 func TestRangeCacheSplitKeepsMaxSamples(t *testing.T) {
 	db := openDB(t)
-	app := db.Appender(context.Background())
-	for i := range 240 {
-		for inst := range 60 {
-			ls := labels.FromStrings("__name__", "reqs_total", "instance", fmt.Sprint("h", inst))
-			if _, err := app.Append(0, ls, ms(time.Duration(i)*15*time.Second), float64(i)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := app.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	writeCounters(t, db, 60)
 	for _, c := range []struct {
 		query string
 		max   int
@@ -339,4 +317,22 @@ func rangeGet(h http.Handler, form url.Values) string {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/query_range?"+form.Encode(), nil))
 	return fmt.Sprint(rec.Code, " ", rec.Body.String())
+}
+
+// writeCounters writes an hour of reqs_total{instance="h0"…} for n instances,
+// every 15 s, each sample the count of 15 s steps since the first.
+func writeCounters(t *testing.T, db *tsdb.DB, n int) {
+	t.Helper()
+	app := db.Appender(context.Background())
+	for i := range 240 {
+		for inst := range n {
+			ls := labels.FromStrings("__name__", "reqs_total", "instance", fmt.Sprint("h", inst))
+			if _, err := app.Append(0, ls, ms(time.Duration(i)*15*time.Second), float64(i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
 }
