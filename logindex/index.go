@@ -344,8 +344,12 @@ func (ix *Index) WriteLogs(ctx context.Context, ld plog.Logs) (rejected int64, r
 	now := ix.opts.Now()
 	recs := appendRecordsFromLogs(make([]Record, 0, n), ld, now)
 	minDay, maxTime := ix.writableRange(now)
-	byDay := make(map[int][]Record, 1)
+	// The records kept, split by day. Most requests hold one day's records:
+	// those are kept in place, not copied.
+	days := make([]int, 0, 1)
+	perDay := make(map[int]int, 1)
 	var tooOld, tooNew int64
+	kept := recs[:0]
 	for _, r := range recs {
 		d := dayOf(r.Time)
 		switch {
@@ -356,7 +360,24 @@ func (ix *Index) WriteLogs(ctx context.Context, ld plog.Logs) (rejected int64, r
 			tooNew++
 			continue
 		}
-		byDay[d] = append(byDay[d], r)
+		if perDay[d] == 0 {
+			days = append(days, d)
+		}
+		perDay[d]++
+		kept = append(kept, r)
+	}
+	sort.Ints(days)
+	byDay := map[int][]Record{}
+	if len(days) == 1 {
+		byDay[days[0]] = kept
+	} else {
+		for _, d := range days {
+			byDay[d] = make([]Record, 0, perDay[d])
+		}
+		for _, r := range kept {
+			d := dayOf(r.Time)
+			byDay[d] = append(byDay[d], r)
+		}
 	}
 	rejected = tooOld + tooNew
 	if tooOld > 0 {
@@ -368,27 +389,18 @@ func (ix *Index) WriteLogs(ctx context.Context, ld plog.Logs) (rejected int64, r
 		}
 		reason += fmt.Sprintf("%d log records more than %s in the future", tooNew, ix.opts.MaxFuture)
 	}
-	days := make([]int, 0, len(byDay))
-	for d := range byDay {
-		days = append(days, d)
-	}
-	sort.Ints(days)
+	wb := getWriteBuffers()
+	defer putWriteBuffers(wb)
 	stored := 0
 	for _, d := range days {
 		dr := byDay[d]
-		enc := make([][]byte, len(dr))
-		var buf []byte
-		for i := range dr {
-			start := len(buf)
-			buf = appendRecord(buf, &dr[i])
-			enc[i] = buf[start:len(buf):len(buf)]
-		}
+		wb.encode(dr)
 		p, err := ix.partition(d, true)
 		if err != nil {
 			return 0, "", err
 		}
 		ix.pending.Add(int64(len(dr)))
-		queued, err := p.append(dr, enc)
+		queued, err := p.append(dr, wb)
 		p.release()
 		ix.indexed(int64(len(dr) - queued)) // what the indexer will never see
 		if err != nil {

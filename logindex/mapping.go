@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/document"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
 	index "github.com/blevesearch/bleve_index_api"
@@ -118,7 +117,7 @@ func parseGranuleTerm(s string) (int64, string, bool) {
 
 // timeLevels are the coarser time fields a range is looked up through, coarsest
 // first, with their width in milliseconds. Finer than the last, the t field.
-var timeLevels = []struct {
+var timeLevels = [5]struct {
 	field string
 	ms    int64
 }{
@@ -179,60 +178,6 @@ func docIDFromBytes(s string) (docID, bool) {
 	return id, true
 }
 
-// buildDocument builds the Bleve document of r.
-func buildDocument(id docID, r *Record) *document.Document {
-	doc := document.NewDocument(string(id[:]))
-	kw := func(name, v string, opts index.FieldIndexingOptions) {
-		doc.AddField(newKWField(name, v, opts))
-	}
-	doc.AddField(&bodyField{text: r.Body})
-	kw(fieldService, r.Service, kwDVOpts)
-	kw(fieldSev, r.Severity, kwDVOpts)
-	kw(fieldSevNum, sevNumTerm(effectiveSeverity(r.SeverityNumber, r.SeverityText)), kwOpts)
-	if r.ScopeName != "" {
-		kw(fieldScope, r.ScopeName, kwOpts)
-	}
-	if r.TraceID != "" {
-		kw(fieldTrace, r.TraceID, idOpts)
-	}
-	if r.SpanID != "" {
-		kw(fieldSpan, r.SpanID, idOpts)
-	}
-	if r.EventName != "" {
-		kw(fieldEvent, r.EventName, kwOpts)
-	}
-	ms := r.Time.UnixMilli()
-	kw(fieldTime, timeTerm(ms), timeOpts)
-	for _, l := range timeLevels {
-		if l.field == fieldGranule {
-			kw(fieldGranule, granuleTerm(floorDiv(ms, granuleMs))+levelDigit(r.Severity), kwDVOpts)
-			continue
-		}
-		kw(l.field, levelTerm(floorDiv(ms, l.ms)), kwOpts)
-	}
-	addAttrs := func(as []Attr, skipService bool) {
-		for _, a := range as {
-			if skipService && a.Key == "service.name" {
-				continue
-			}
-			if a.Key == "" || len(a.Key) > MaxKeywordLen {
-				continue
-			}
-			kw(fieldKeys, a.Key, kwDVOpts)
-			if len(a.Value) <= MaxKeywordLen {
-				kw(attrPrefix+a.Key, a.Value, kwDVOpts)
-			}
-			if f, ok := attrNumber(a); ok {
-				doc.AddField(newNumField(numPrefix+a.Key, f))
-			}
-		}
-	}
-	addAttrs(r.Resource, true)
-	addAttrs(r.ScopeAttributes, false)
-	addAttrs(r.Attributes, false)
-	return doc
-}
-
 // attrNumber returns the attribute's value as a number when it is one: an Int or
 // Double value, or a string that parses as a finite number.
 func attrNumber(a Attr) (float64, bool) {
@@ -264,7 +209,7 @@ func floorDiv(a, b int64) int64 {
 }
 
 // indexMapping is the mapping every shard is created with. Documents are built by
-// buildDocument and queries are built already analyzed, so the mapping only has to
+// a docBuilder and queries are built already analyzed, so the mapping only has to
 // keep Bleve from indexing anything dynamically.
 func indexMapping() mapping.IndexMapping {
 	im := bleve.NewIndexMapping()

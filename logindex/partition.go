@@ -46,7 +46,8 @@ type partition struct {
 	stop   chan struct{}
 	done   chan struct{} // closed when every shard's indexer has returned
 
-	applied []int64 // per shard, owned by that shard's indexer goroutine
+	applied  []int64       // per shard, owned by that shard's indexer goroutine
+	builders []*docBuilder // per shard, owned by that shard's indexer goroutine
 
 	// secs is the span of the records' times in whole seconds, [lo, hi]; lo > hi
 	// while the partition is empty. A search whose time range covers it needs no
@@ -147,6 +148,7 @@ func openPartition(ix *Index, day int) (*partition, error) {
 		}
 		p.shards = append(p.shards, sh)
 		p.applied = append(p.applied, applied)
+		p.builders = append(p.builders, newDocBuilder())
 		if minApplied < 0 || applied < minApplied {
 			minApplied = applied
 		}
@@ -271,15 +273,16 @@ func (p *partition) acquire() bool {
 
 func (p *partition) release() { p.use.RUnlock() }
 
-// append writes recs as frames to the record log, assigns their ids, fsyncs and
-// queues them for indexing. recs[i].ID is set. It returns how many records it
+// append writes recs, encoded in wb (writeBuffers.encode), as frames to the
+// record log, assigns their ids, fsyncs and queues them for indexing. recs[i].ID
+// is set. It returns how many records it
 // queued for indexing (all of them unless it fails).
-func (p *partition) append(recs []Record, enc [][]byte) (queued int, err error) {
-	var buf, scratch []byte
+func (p *partition) append(recs []Record, wb *writeBuffers) (queued int, err error) {
+	enc := wb.enc
 	for len(recs) > 0 {
 		n := min(len(recs), maxFrameRecords)
-		buf, scratch = appendFrame(buf[:0], scratch, enc[:n])
-		end, err := p.appendFrame(buf, recs[:n])
+		wb.frame, wb.block = appendFrame(wb.frame[:0], wb.block, enc[:n])
+		end, err := p.appendFrame(wb.frame, recs[:n])
 		if err != nil {
 			return queued, err
 		}
@@ -558,6 +561,10 @@ func (p *partition) indexShard(k int, frames []*pendingFrame) error {
 		return nil
 	}
 	sh := p.shards[k]
+	// The documents are built for this batch only: once Batch returns, Bleve
+	// holds none of them, and the builder reuses their space.
+	docs := p.builders[k]
+	defer docs.reset()
 	b := sh.NewBatch()
 	for _, fr := range frames {
 		if fr.end <= p.applied[k] {
@@ -565,7 +572,7 @@ func (p *partition) indexShard(k int, frames []*pendingFrame) error {
 		}
 		for i := k; i < len(fr.recs); i += len(p.shards) {
 			id := makeDocID(p.day, fr.off, i)
-			if err := b.IndexAdvanced(buildDocument(id, &fr.recs[i])); err != nil {
+			if err := b.IndexAdvanced(docs.document(id, &fr.recs[i])); err != nil {
 				return fmt.Errorf("cannot index record %s: %w", id, err)
 			}
 		}
