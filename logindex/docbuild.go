@@ -293,10 +293,11 @@ func (f *termField) release() {
 		*f = termField{}
 		return
 	}
+	// The frequencies point only into the field's own buffers: they are
+	// overwritten before they are read again, so not cleared.
 	clear(f.tf)
 	clear(f.keys)
 	f.keys = f.keys[:0]
-	clear(f.freqs)
 	f.buf = f.buf[:0]
 }
 
@@ -421,13 +422,12 @@ func (f *bodyField) release() {
 		*f = bodyField{}
 		return
 	}
+	// The frequencies and locations point only into the field's own buffers:
+	// they are overwritten before they are read again, so not cleared.
 	f.text = ""
 	clear(f.tf)
-	clear(f.freqs)
 	f.freqs = f.freqs[:0]
 	f.buf = f.buf[:0]
-	clear(f.locs)
-	clear(f.lptrs)
 }
 
 func (f *bodyField) Name() string                                     { return fieldBody }
