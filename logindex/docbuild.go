@@ -2,6 +2,7 @@ package logindex
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/blevesearch/bleve/v2/document"
 	"github.com/blevesearch/bleve/v2/numeric"
@@ -12,21 +13,22 @@ import (
 //
 // Bleve reads a document's fields only while it indexes the batch: Batch analyses
 // the documents, builds an in-memory segment of bytes from them and keeps none of
-// them. So each shard's indexer keeps one docBuilder whose fields, term maps,
-// token frequencies and term bytes are reused from batch to batch. A record then
-// costs a few allocations (its document and the _id field Bleve adds, the body's
-// lower-cased words, a new millisecond's time term) instead of about one per
-// term; before, building and analysing documents allocated about 20 KB per
-// record, most of what log ingest allocated, and the collector's work grows with
-// that.
+// them. So a docBuilder's fields, term maps, token frequencies and term bytes are
+// reused from batch to batch. A record then costs a few allocations (its document
+// and the _id field Bleve adds, the body's lower-cased words, a new millisecond's
+// time term) instead of about one per term; before, building and analysing
+// documents allocated about 20 KB per record, about half of what log ingest
+// allocated, and the collector's work grows with that.
 //
 // The fields are analysed when they are built, by the indexer goroutine, so
 // their Analyze methods do nothing: Bleve calls them from its own analysis
 // workers, where the builder's scratch space could not be shared.
 
-// docBuilder builds the documents of one shard's batches. It is owned by that
-// shard's indexer goroutine; reset starts a batch and makes everything built for
-// the batch before unusable.
+// docBuilder builds the documents of one batch at a time; reset makes everything
+// built for the batch unusable and readies the builder for the next. Indexers
+// take builders from docBuilderPool, so the space kept is that of the batches
+// being indexed at once, and a builder left in the pool through two garbage
+// collections (indexing idle) is given back.
 type docBuilder struct {
 	terms  []*termField
 	nterms int
@@ -51,6 +53,8 @@ type docBuilder struct {
 	msKey    int64
 	msTerm   string
 }
+
+var docBuilderPool = sync.Pool{New: func() any { return newDocBuilder() }}
 
 // maxReusedTerms bounds what a reused field keeps between batches: a field that
 // held more terms (a huge body) gives its space back to the collector.

@@ -46,8 +46,7 @@ type partition struct {
 	stop   chan struct{}
 	done   chan struct{} // closed when every shard's indexer has returned
 
-	applied  []int64       // per shard, owned by that shard's indexer goroutine
-	builders []*docBuilder // per shard, owned by that shard's indexer goroutine
+	applied []int64 // per shard, owned by that shard's indexer goroutine
 
 	// secs is the span of the records' times in whole seconds, [lo, hi]; lo > hi
 	// while the partition is empty. A search whose time range covers it needs no
@@ -148,7 +147,6 @@ func openPartition(ix *Index, day int) (*partition, error) {
 		}
 		p.shards = append(p.shards, sh)
 		p.applied = append(p.applied, applied)
-		p.builders = append(p.builders, newDocBuilder())
 		if minApplied < 0 || applied < minApplied {
 			minApplied = applied
 		}
@@ -562,9 +560,13 @@ func (p *partition) indexShard(k int, frames []*pendingFrame) error {
 	}
 	sh := p.shards[k]
 	// The documents are built for this batch only: once Batch returns, Bleve
-	// holds none of them, and the builder reuses their space.
-	docs := p.builders[k]
-	defer docs.reset()
+	// holds none of them, and the builder's space is reused by the next batch
+	// of any shard.
+	docs := docBuilderPool.Get().(*docBuilder)
+	defer func() {
+		docs.reset()
+		docBuilderPool.Put(docs)
+	}()
 	b := sh.NewBatch()
 	for _, fr := range frames {
 		if fr.end <= p.applied[k] {
