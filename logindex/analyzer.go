@@ -50,11 +50,9 @@ func isTrailingPunct(r rune) bool {
 // token is one analyzed token: the term (lower-case), whether it is a word, and
 // its position (1-based; a whole token shares its first word's position).
 type token struct {
-	term  string
-	start int
-	end   int
-	pos   int
-	word  bool
+	term string
+	pos  int
+	word bool
 }
 
 // tokenize calls emit for every token of s, in order.
@@ -83,14 +81,12 @@ func tokenize(s string, emit func(t token)) {
 			}
 			end -= n
 		}
-		pos = tokenizeChunk(s, start, end, pos, emit)
+		pos = tokenizeChunk(s[start:end], pos, emit)
 	}
 }
 
-// tokenizeChunk emits the tokens of the chunk s[start:end] and returns the last
-// position used.
-func tokenizeChunk(s string, start, end, pos int, emit func(t token)) int {
-	chunk := s[start:end]
+// tokenizeChunk emits the tokens of chunk and returns the last position used.
+func tokenizeChunk(chunk string, pos int, emit func(t token)) int {
 	words := 0
 	firstPos := pos + 1
 	sep := -1 // offset of the first '=' or ':' after a word
@@ -115,22 +111,22 @@ func tokenizeChunk(s string, start, end, pos int, emit func(t token)) int {
 		words++
 		pos++
 		if j-ws <= maxTokenLen {
-			emit(token{term: lower(chunk[ws:j]), start: start + ws, end: start + j, pos: pos, word: true})
+			emit(token{term: lower(chunk[ws:j]), pos: pos, word: true})
 		}
 	}
 	if words == 0 {
 		return pos
 	}
 	if (words > 1 || !onlyWord(chunk)) && len(chunk) <= maxTokenLen {
-		emit(token{term: lower(chunk), start: start, end: end, pos: firstPos})
+		emit(token{term: lower(chunk), pos: firstPos})
 	}
 	if sep > 0 && sep+1 < len(chunk) {
 		if k := chunk[:sep]; countWords(k) > 1 {
-			emit(token{term: lower(k), start: start, end: start + sep, pos: firstPos})
+			emit(token{term: lower(k), pos: firstPos})
 		}
 		v := chunk[sep+1:]
 		if countWords(v) > 1 && len(v) <= maxTokenLen {
-			emit(token{term: lower(v), start: start + sep + 1, end: end, pos: firstPos + countWords(chunk[:sep])})
+			emit(token{term: lower(v), pos: firstPos + countWords(chunk[:sep])})
 		}
 	}
 	return pos

@@ -325,7 +325,7 @@ func (f *termField) Value() []byte {
 }
 
 // bodyField is the body, analysed by tokenize straight into term frequencies.
-// Words carry their locations, which phrases need, and no frequency (the field
+// Words carry their positions, which phrases need, and no frequency (the field
 // skips frequencies and norms: results are never scored). Whole chunks (IPs,
 // paths, key=value...), which no phrase matches, carry a frequency and no
 // locations: zap then writes 1-2 bytes per record for a common chunk instead of
@@ -413,7 +413,9 @@ func (b *docBuilder) body(text string) *bodyField {
 			continue
 		}
 		tf := &f.freqs[b.tokTerm[i]]
-		f.locs[l] = index.TokenLocation{Start: t.start, End: t.end, Position: t.pos}
+		// Phrases need the position only; the byte offsets (for highlighting,
+		// which results do not use) would cost 2–4 bytes per word on disk.
+		f.locs[l] = index.TokenLocation{Position: t.pos}
 		tf.Locations = append(tf.Locations, &f.locs[l])
 		l++
 	}

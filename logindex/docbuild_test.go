@@ -291,7 +291,7 @@ func (f *refBodyField) Analyze() {
 			cur.SetFrequency(cur.Frequency() + 1)
 			continue
 		}
-		cur.Locations = append(cur.Locations, &index.TokenLocation{Start: t.start, End: t.end, Position: t.pos})
+		cur.Locations = append(cur.Locations, &index.TokenLocation{Position: t.pos})
 	}
 	f.tf = tf
 }
