@@ -273,8 +273,8 @@ func (p *partition) release() { p.use.RUnlock() }
 
 // append writes recs, encoded in wb (writeBuffers.encode), as frames to the
 // record log, assigns their ids, fsyncs and queues them for indexing. recs[i].ID
-// is set. It returns how many records it
-// queued for indexing (all of them unless it fails).
+// is set. It returns how many records it queued for indexing (all of them unless
+// it fails).
 func (p *partition) append(recs []Record, wb *writeBuffers) (queued int, err error) {
 	enc := wb.enc
 	for len(recs) > 0 {
