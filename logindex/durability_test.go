@@ -266,3 +266,63 @@ func flipByte(t *testing.T, path string, off int64) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriteSplitsRequestByDay sends one request whose records, interleaved,
+// fall on three days, with some too old and some too far in the future: each
+// kept record must be stored once, in its own day's partition, and found.
+func TestWriteSplitsRequestByDay(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	ix, dir := openTest(t, &Options{Retention: 72 * time.Hour, Now: func() time.Time { return now }})
+	var recs []genRecord
+	want := map[string]int{}
+	for i := range 300 {
+		d := i % 3 // Mar 8, 9, 10
+		ts := time.Date(2026, 3, 8+d, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second)
+		recs = append(recs, genRecord{t: ts, service: "s", sev: plog.SeverityNumberInfo, body: fmt.Sprintf("day%d rec%d", d, i)})
+		want[fmt.Sprintf("day%d", d)]++
+		if i%50 == 0 {
+			recs = append(recs,
+				genRecord{t: now.Add(-5 * 24 * time.Hour), service: "s", body: "tooold"},
+				genRecord{t: now.Add(48 * time.Hour), service: "s", body: "toonew"})
+		}
+	}
+	rej, reason, err := ix.WriteLogs(context.Background(), makeLogs(recs))
+	if err != nil || rej != 12 {
+		t.Fatalf("rejected %d (%s), %v; want 12", rej, reason, err)
+	}
+	flush(t, ix)
+	all := func(q string) uint64 { return count(t, ix, q, now.Add(-5*24*time.Hour), now.Add(3*24*time.Hour)) }
+	for q, n := range want {
+		if got := all(q); got != uint64(n) {
+			t.Errorf("%s: %d records, want %d", q, got, n)
+		}
+	}
+	for _, q := range []string{"tooold", "toonew"} {
+		if got := all(q); got != 0 {
+			t.Errorf("%s: %d records, want 0", q, got)
+		}
+	}
+	for d, name := range []string{"20260308", "20260309", "20260310"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("partition %s: %v", name, err)
+		}
+		res, err := ix.Search(context.Background(), SearchRequest{Query: fmt.Sprintf("day%d", d), Start: now.Add(-5 * 24 * time.Hour), End: now.Add(time.Hour), Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDay := dayOf(time.Date(2026, 3, 8+d, 0, 0, 0, 0, time.UTC))
+		if len(res.Records) != 100 || res.Total != 100 {
+			t.Errorf("day%d: %d records of %d, want 100", d, len(res.Records), res.Total)
+		}
+		for _, r := range res.Records {
+			id, err := parseDocID(r.ID)
+			if err != nil || id.day() != wantDay {
+				t.Fatalf("record %s (%q) is in the partition of day %d, want %d (%v)", r.ID, r.Body, id.day(), wantDay, err)
+			}
+			got, err := ix.Get(r.ID)
+			if err != nil || got.Body != r.Body || dayOf(got.Time) != wantDay {
+				t.Fatalf("record %s: %q at %v, %v; want day%d", r.ID, got.Body, got.Time, err, d)
+			}
+		}
+	}
+}
