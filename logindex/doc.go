@@ -42,7 +42,9 @@
 //   - Retention drops whole days: a partition goes when its last day ends before the
 //     retention horizon.
 //   - Memory: up to Options.MaxPendingRecords acknowledged records wait in memory
-//     for indexing (about 1 KB each), plus Bleve's in-memory segments. Bleve's
+//     for indexing (about 1 KB each), plus Bleve's in-memory segments, plus the
+//     fields of the batches being indexed at once (docbuild.go: about 8 KB per
+//     record of a batch, kept in a pool between batches). Bleve's
 //     persisted segments are read through memory maps; their pages are given back
 //     every two seconds (release.go), so they do not add up in resident memory as
 //     the day's index grows. A smaller MaxPendingRecords saves memory but turns
