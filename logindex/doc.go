@@ -43,8 +43,9 @@
 //     retention horizon.
 //   - Memory: up to Options.MaxPendingRecords acknowledged records wait in memory
 //     for indexing (about 1 KB each), plus Bleve's in-memory segments, plus the
-//     fields of the batches being indexed at once (docbuild.go: about 8 KB per
-//     record of a batch, kept in a pool between batches). Bleve's
+//     fields of the batches being indexed at once (docbuild.go: about 13 KB per
+//     record of a batch of Loghub lines, as much as building them without reuse
+//     held; kept in a pool between batches). Bleve's
 //     persisted segments are read through memory maps; their pages are given back
 //     every two seconds (release.go), so they do not add up in resident memory as
 //     the day's index grows. A smaller MaxPendingRecords saves memory but turns
