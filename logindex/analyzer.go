@@ -28,16 +28,46 @@ import (
 const maxTokenLen = 256
 
 func isWordRune(r rune) bool {
-	return r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r)
+	if r < utf8.RuneSelf {
+		return asciiClass[r]&asciiWord != 0
+	}
+	return isWordNonASCII(r)
 }
 
+func isWordNonASCII(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
 func isChunkDelim(r rune) bool {
-	switch r {
-	case '"', '\'', '`', '(', ')', '[', ']', '{', '}', '<', '>', ',', ';', '|':
-		return true
+	if r < utf8.RuneSelf {
+		return asciiClass[r]&asciiDelim != 0
 	}
-	return unicode.IsSpace(r) || unicode.IsControl(r)
+	return isDelimNonASCII(r)
 }
+
+func isDelimNonASCII(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }
+
+// asciiClass says, for each ASCII character, whether it is a word character
+// and whether it delimits chunks: most of a log line is ASCII, and looking it up
+// is several times faster than asking package unicode.
+var asciiClass = func() (t [utf8.RuneSelf]byte) {
+	for c := range rune(utf8.RuneSelf) {
+		if c == '_' || unicode.IsLetter(c) || unicode.IsDigit(c) {
+			t[c] |= asciiWord
+		}
+		switch c {
+		case '"', '\'', '`', '(', ')', '[', ']', '{', '}', '<', '>', ',', ';', '|':
+			t[c] |= asciiDelim
+		}
+		if unicode.IsSpace(c) || unicode.IsControl(c) {
+			t[c] |= asciiDelim
+		}
+	}
+	return t
+}()
+
+const (
+	asciiWord  = 1 << iota // a letter, a digit or '_'
+	asciiDelim             // delimits chunks
+)
 
 func isTrailingPunct(r rune) bool {
 	switch r {
@@ -60,14 +90,20 @@ func tokenize(s string, emit func(t token)) {
 	pos := 0
 	i := 0
 	for i < len(s) {
-		r, n := utf8.DecodeRuneInString(s[i:])
+		r, n := rune(s[i]), 1 // ASCII without a call
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRuneInString(s[i:])
+		}
 		if isChunkDelim(r) {
 			i += n
 			continue
 		}
 		start := i
 		for i < len(s) {
-			r, n := utf8.DecodeRuneInString(s[i:])
+			r, n := rune(s[i]), 1 // ASCII without a call
+			if r >= utf8.RuneSelf {
+				r, n = utf8.DecodeRuneInString(s[i:])
+			}
 			if isChunkDelim(r) {
 				break
 			}
@@ -92,7 +128,10 @@ func tokenizeChunk(chunk string, pos int, emit func(t token)) int {
 	sep := -1 // offset of the first '=' or ':' after a word
 	j := 0
 	for j < len(chunk) {
-		r, n := utf8.DecodeRuneInString(chunk[j:])
+		r, n := rune(chunk[j]), 1 // ASCII without a call
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRuneInString(chunk[j:])
+		}
 		if !isWordRune(r) {
 			if sep < 0 && words > 0 && (r == '=' || r == ':') {
 				sep = j
@@ -102,7 +141,10 @@ func tokenizeChunk(chunk string, pos int, emit func(t token)) int {
 		}
 		ws := j
 		for j < len(chunk) {
-			r, n := utf8.DecodeRuneInString(chunk[j:])
+			r, n := rune(chunk[j]), 1 // ASCII without a call
+			if r >= utf8.RuneSelf {
+				r, n = utf8.DecodeRuneInString(chunk[j:])
+			}
 			if !isWordRune(r) {
 				break
 			}
@@ -166,6 +208,22 @@ func lower(s string) string {
 }
 
 func toLowerSlow(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		b := []byte(s)
+		for i, c := range b {
+			if 'A' <= c && c <= 'Z' {
+				b[i] = c + 'a' - 'A'
+			}
+		}
+		return string(b)
+	}
 	b := make([]byte, 0, len(s))
 	for _, r := range s {
 		b = utf8.AppendRune(b, unicode.ToLower(r))
