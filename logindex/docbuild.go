@@ -48,8 +48,8 @@ type docBuilder struct {
 
 	// The time terms of the last record at each level: records come roughly in
 	// time order, so most records share them with the record before.
-	timeKey  [5]int64
-	timeTerm [5]string
+	timeKey  [len(timeLevels)]int64
+	timeTerm [len(timeLevels)]string
 	msKey    int64
 	msTerm   string
 }
@@ -64,12 +64,7 @@ const maxReusedTerms = 1024
 const maxNames = 4096
 
 func newDocBuilder() *docBuilder {
-	b := &docBuilder{names: map[string][2]string{}, termIdx: map[string]int32{}}
-	for i := range b.timeKey {
-		b.timeKey[i] = -1
-	}
-	b.msKey = -1
-	return b
+	return &docBuilder{names: map[string][2]string{}, termIdx: map[string]int32{}}
 }
 
 // reset starts a new batch.
@@ -220,19 +215,20 @@ func (b *docBuilder) document(id docID, r *Record) *document.Document {
 func (b *docBuilder) number(name string, v float64) *termField {
 	f := b.termField(name, numOpts, 'n')
 	i := numeric.Float64ToInt64(v)
-	start := len(f.buf)
-	for shift := uint(0); shift < 64; shift += numPrecisionStep {
+	var ends [64 / numPrecisionStep]int
+	for k := range ends {
+		shift := uint(k) * numPrecisionStep
 		n := len(f.buf)
 		f.buf = append(f.buf, make([]byte, ((63-shift)/7)+2)...)
 		numeric.MustNewPrefixCodedInt64Prealloc(i, shift, f.buf[n:])
+		ends[k] = len(f.buf)
 	}
 	// One string for the eight map keys.
-	s := string(f.buf[start:])
-	off := 0
-	for shift := uint(0); shift < 64; shift += numPrecisionStep {
-		n := int((63-shift)/7) + 2
-		f.keys = append(f.keys, s[off:off+n])
-		off += n
+	s := string(f.buf)
+	start := 0
+	for _, end := range ends {
+		f.keys = append(f.keys, s[start:end])
+		start = end
 	}
 	f.finish()
 	return f

@@ -297,7 +297,6 @@ func putWriteBuffers(wb *writeBuffers) {
 // encode encodes recs into wb.recs and wb.enc.
 func (wb *writeBuffers) encode(recs []Record) {
 	wb.recs = wb.recs[:0]
-	clear(wb.enc)
 	wb.enc = slices.Grow(wb.enc[:0], len(recs))[:len(recs)]
 	for i := range recs {
 		start := len(wb.recs)
