@@ -1,0 +1,211 @@
+package logindex
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/blevesearch/bleve/v2/document"
+	index "github.com/blevesearch/bleve_index_api"
+)
+
+// TestFrameBlocks checks the grouping of a frame's records into blocks: every
+// record in exactly one block, in frame order; a block's records share service
+// and level; no block over blockRecords; groups in the order they first appear,
+// each group's blocks full but for its last; the same blocks for the same
+// records, whatever the splitter held before.
+func TestFrameBlocks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	var g, fresh frameBlocks
+	for round := range 200 {
+		n := 1 + rng.IntN(1200)
+		if round%10 == 0 {
+			n = 1 + rng.IntN(3)
+		}
+		services := 1 + rng.IntN(6)
+		recs := make([]Record, n)
+		for i := range recs {
+			recs[i].Service = fmt.Sprintf("svc-%d", rng.IntN(services))
+			recs[i].Severity = levelNames[rng.IntN(3)]
+		}
+		blocks := g.split(recs)
+		seen := make([]bool, n)
+		var order [][2]string
+		pos := map[[2]string]int{}
+		for bi, blk := range blocks {
+			if len(blk) == 0 || len(blk) > blockRecords {
+				t.Fatalf("round %d: block %d has %d records", round, bi, len(blk))
+			}
+			key := [2]string{recs[blk[0]].Service, recs[blk[0]].Severity}
+			if _, ok := pos[key]; !ok {
+				pos[key] = len(order)
+				order = append(order, key)
+			} else if order[len(order)-1] != key {
+				t.Fatalf("round %d: blocks of group %v not together", round, key)
+			}
+			for j, i := range blk {
+				if j > 0 && i <= blk[j-1] {
+					t.Fatalf("round %d: block %d not in frame order: %v", round, bi, blk)
+				}
+				if seen[i] {
+					t.Fatalf("round %d: record %d in two blocks", round, i)
+				}
+				seen[i] = true
+				if k := [2]string{recs[i].Service, recs[i].Severity}; k != key {
+					t.Fatalf("round %d: block %d mixes %v and %v", round, bi, key, k)
+				}
+			}
+			if bi+1 < len(blocks) && len(blk) < blockRecords {
+				if next := blocks[bi+1]; recs[next[0]].Service == key[0] && recs[next[0]].Severity == key[1] {
+					t.Fatalf("round %d: block %d of %d records is followed by one of its group", round, bi, len(blk))
+				}
+			}
+		}
+		for i, ok := range seen {
+			if !ok {
+				t.Fatalf("round %d: record %d in no block", round, i)
+			}
+		}
+		// Groups in order of first appearance.
+		first := map[[2]string]int{}
+		for i := range recs {
+			k := [2]string{recs[i].Service, recs[i].Severity}
+			if _, ok := first[k]; !ok {
+				first[k] = i
+			}
+		}
+		for i := 1; i < len(order); i++ {
+			if first[order[i-1]] > first[order[i]] {
+				t.Fatalf("round %d: group %v before %v", round, order[i-1], order[i])
+			}
+		}
+		fresh = frameBlocks{}
+		if want := fresh.split(recs); !reflect.DeepEqual(blocks, want) {
+			t.Fatalf("round %d: a reused splitter gave other blocks than a new one", round)
+		}
+	}
+}
+
+// TestBlockDocumentCountsRecords builds the block documents of random frames
+// through one long-lived blockBuilder and checks every field against the
+// documents of the block's records built one by one the way format 2 indexes a
+// record (refDocument): a block has each term its records have, with the number
+// of its records that have it as frequency, and nothing else. The time fields
+// differ by design: the block has its first and last time (t0, t) instead of
+// each record's, no seconds (ts), and granules without the level digit. Nothing
+// of an earlier block or batch may leak into a later one.
+func TestBlockDocumentCountsRecords(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 19))
+	b := newBlockBuilder()
+	var g frameBlocks
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for batch := range 40 {
+		var docs []*document.Document
+		var want []map[string]map[string]int
+		for frame := range 1 + rng.IntN(3) {
+			recs := make([]Record, 1+rng.IntN(700))
+			for i := range recs {
+				recs[i] = randomRecord(rng, base)
+			}
+			for k, members := range g.split(recs) {
+				id := makeDocID(20000, int64(batch*10+frame), k)
+				docs = append(docs, b.document(id, recs, members))
+				want = append(want, refBlockTerms(recs, members))
+			}
+		}
+		for i, d := range docs {
+			got := map[string]map[string]int{}
+			d.VisitFields(func(f index.Field) {
+				wantOpts := blockOpts
+				switch f.Name() {
+				case fieldService, fieldSev, fieldTime, fieldTimeFirst:
+					wantOpts = blockDVOpts
+				}
+				if f.Options() != wantOpts {
+					t.Fatalf("batch %d block %d: field %s has options %v, want %v", batch, i, f.Name(), f.Options(), wantOpts)
+				}
+				if got[f.Name()] != nil {
+					t.Fatalf("batch %d block %d: field %s twice", batch, i, f.Name())
+				}
+				m := map[string]int{}
+				for term, tf := range f.AnalyzedTokenFrequencies() {
+					if string(tf.Term) != term {
+						t.Fatalf("field %s: term %q has bytes %q", f.Name(), term, tf.Term)
+					}
+					if len(tf.Locations) != 0 {
+						t.Fatalf("field %s: term %q has locations", f.Name(), term)
+					}
+					m[term] = tf.Frequency()
+				}
+				got[f.Name()] = m
+			})
+			if !reflect.DeepEqual(got, want[i]) {
+				for f := range want[i] {
+					if !reflect.DeepEqual(got[f], want[i][f]) {
+						t.Errorf("batch %d block %d field %s:\n got %v\nwant %v", batch, i, f, got[f], want[i][f])
+					}
+				}
+				for f := range got {
+					if _, ok := want[i][f]; !ok {
+						t.Errorf("batch %d block %d: field %s not expected", batch, i, f)
+					}
+				}
+				t.FailNow()
+			}
+		}
+		for _, d := range docs {
+			d.AddIDField()
+		}
+		b.reset()
+	}
+}
+
+// refBlockTerms is what the block of recs' members should hold, from each
+// member's format-2 document.
+func refBlockTerms(recs []Record, members []int32) map[string]map[string]int {
+	out := map[string]map[string]int{}
+	add := func(field, term string, n int) {
+		m := out[field]
+		if m == nil {
+			m = map[string]int{}
+			out[field] = m
+		}
+		m[term] += n
+	}
+	lo, hi := recs[members[0]].Time.UnixMilli(), recs[members[0]].Time.UnixMilli()
+	for _, i := range members {
+		r := &recs[i]
+		lo, hi = min(lo, r.Time.UnixMilli()), max(hi, r.Time.UnixMilli())
+		terms := map[string]map[string]bool{}
+		refDocument(makeDocID(1, 0, 0), r).VisitFields(func(f index.Field) {
+			f.Analyze()
+			name := f.Name()
+			switch name {
+			case fieldTime, "ts", fieldService, fieldSev:
+				return
+			}
+			for term := range f.AnalyzedTokenFrequencies() {
+				if name == fieldGranule {
+					term = term[:len(term)-1]
+				}
+				if terms[name] == nil {
+					terms[name] = map[string]bool{}
+				}
+				terms[name][term] = true
+			}
+		})
+		for f, ts := range terms {
+			for term := range ts {
+				add(f, term, 1)
+			}
+		}
+	}
+	first := &recs[members[0]]
+	add(fieldService, first.Service, len(members))
+	add(fieldSev, first.Severity, len(members))
+	add(fieldTimeFirst, timeTerm(lo), 1)
+	add(fieldTime, timeTerm(hi), 1)
+	return out
+}
