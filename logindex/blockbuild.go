@@ -19,10 +19,9 @@ import (
 // that may hold matches, counts what the frequencies decide, and reads the
 // records of the other blocks from the record log to match them one by one.
 //
-// One document per record (format 2) cost about 390 bytes of index and 76 µs of
-// CPU per Loghub record, most of it the postings of the body's words; a block of
-// Loghub lines has about 4.5 distinct terms per record against 25 tokens, so its
-// index is about 55 bytes per record.
+// One document per record (format 2) cost about 390 bytes of index and 70–90 µs
+// of CPU per Loghub record, most of it the postings of the body's words; blocks
+// of Loghub lines have about 4.5 distinct terms per record against 25 tokens.
 
 // blockRecords is the most records a block holds.
 const blockRecords = 256
@@ -81,16 +80,24 @@ func blockShard(off int64, b, shards int) int {
 }
 
 // blockBuilder builds the documents of the blocks of one Bleve batch at a time;
-// reset makes everything built unusable and readies it for the next batch. It
-// reuses its fields from batch to batch, as docBuilder does.
+// reset makes everything built unusable and readies it for the next batch.
+// Bleve reads a document's fields only while it indexes the batch (it builds an
+// in-memory segment of bytes from them and keeps none), so the fields, their
+// term maps and bytes are reused from batch to batch. Indexers take builders
+// from blockBuilderPool: the space kept is that of the batches being indexed at
+// once, and a builder left in the pool through two garbage collections is given
+// back.
 type blockBuilder struct {
+	frameBlocks // splits the frames of the batch
+
 	fields  []*countField
 	nfields int
 	attrs   map[string]*[2]*countField // attribute key → its a. and n. fields, in the current block
 	names   map[string][2]string       // attribute key → {"a." + key, "n." + key}
 	num     []byte                     // prefix-coded number scratch
 
-	// The time terms of the last record at each level, as docBuilder keeps them.
+	// The time terms of the last record at each level: records come roughly in
+	// time order, so most records share them with the record before.
 	timeKey  [len(blockTimeLevels)]int64
 	timeTerm [len(blockTimeLevels)]string
 }
@@ -297,6 +304,14 @@ func (b *blockBuilder) timeLevelTerm(i int, ms int64) string {
 	return b.timeTerm[i]
 }
 
+var sevNumTerms = func() [25]string {
+	var t [25]string
+	for i := range t {
+		t[i] = sevNumTerm(int32(i))
+	}
+	return t
+}()
+
 // countField is a field of a block: its distinct terms, each with the number of
 // the block's records that have it as its frequency.
 type countField struct {
@@ -376,6 +391,9 @@ func (f *countField) finish() {
 		f.tf[t] = tf
 	}
 }
+
+// maxNames bounds the builder's cache of attribute field names.
+const maxNames = 4096
 
 // maxReusedBlockTerms bounds what a reused block field keeps between batches.
 const maxReusedBlockTerms = 8192

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/blevesearch/bleve/v2/document"
+	"github.com/blevesearch/bleve/v2/numeric"
 	index "github.com/blevesearch/bleve_index_api"
 )
 
@@ -163,7 +165,7 @@ func TestBlockDocumentCountsRecords(t *testing.T) {
 }
 
 // refBlockTerms is what the block of recs' members should hold, from each
-// member's format-2 document.
+// member's terms (refRecordTerms).
 func refBlockTerms(recs []Record, members []int32) map[string]map[string]int {
 	out := map[string]map[string]int{}
 	add := func(field, term string, n int) {
@@ -178,25 +180,7 @@ func refBlockTerms(recs []Record, members []int32) map[string]map[string]int {
 	for _, i := range members {
 		r := &recs[i]
 		lo, hi = min(lo, r.Time.UnixMilli()), max(hi, r.Time.UnixMilli())
-		terms := map[string]map[string]bool{}
-		refDocument(makeDocID(1, 0, 0), r).VisitFields(func(f index.Field) {
-			f.Analyze()
-			name := f.Name()
-			switch name {
-			case fieldTime, "ts", fieldService, fieldSev:
-				return
-			}
-			for term := range f.AnalyzedTokenFrequencies() {
-				if name == fieldGranule {
-					term = term[:len(term)-1]
-				}
-				if terms[name] == nil {
-					terms[name] = map[string]bool{}
-				}
-				terms[name][term] = true
-			}
-		})
-		for f, ts := range terms {
+		for f, ts := range refRecordTerms(r) {
 			for term := range ts {
 				add(f, term, 1)
 			}
@@ -208,4 +192,113 @@ func refBlockTerms(recs []Record, members []int32) map[string]map[string]int {
 	add(fieldTimeFirst, timeTerm(lo), 1)
 	add(fieldTime, timeTerm(hi), 1)
 	return out
+}
+
+// refRecordTerms is every term of one record by field, but the block-level
+// fields (service, level, time bounds), worked out plainly from FORMAT.md.
+func refRecordTerms(r *Record) map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	add := func(field, term string) {
+		if out[field] == nil {
+			out[field] = map[string]bool{}
+		}
+		out[field][term] = true
+	}
+	tokenize(r.Body, func(t token) { add(fieldBody, t.term) })
+	add(fieldSevNum, fmt.Sprintf("%02d", effectiveSeverity(r.SeverityNumber, r.SeverityText)))
+	for field, v := range map[string]string{fieldScope: r.ScopeName, fieldTrace: r.TraceID, fieldSpan: r.SpanID, fieldEvent: r.EventName} {
+		if v != "" {
+			add(field, v)
+		}
+	}
+	ms := r.Time.UnixMilli()
+	add("td", fmt.Sprintf("%010x", ms/86_400_000))
+	add("th", fmt.Sprintf("%010x", ms/3_600_000))
+	add("t5", fmt.Sprintf("%010x", ms/300_000))
+	add("tg", fmt.Sprintf("%010x", ms/10_000))
+	attrs := func(as []Attr, skipService bool) {
+		for _, a := range as {
+			if skipService && a.Key == "service.name" || a.Key == "" || len(a.Key) > MaxKeywordLen {
+				continue
+			}
+			add(fieldKeys, a.Key)
+			if len(a.Value) <= MaxKeywordLen {
+				add("a."+a.Key, a.Value)
+			}
+			if v, ok := attrNumber(a); ok {
+				for shift := uint(0); shift < 64; shift += 8 {
+					add("n."+a.Key, string(numeric.MustNewPrefixCodedInt64(numeric.Float64ToInt64(v), shift)))
+				}
+			}
+		}
+	}
+	attrs(r.Resource, true)
+	attrs(r.ScopeAttributes, false)
+	attrs(r.Attributes, false)
+	return out
+}
+
+var randomWords = []string{
+	"error", "Connection", "refused", "from", "10.0.0.1:22", "user=alice", "/var/log/syslog",
+	"ÄRGER", "İstanbul", "x", "id=7f3a-09", "GET", "/api/v1/items?id=3", "took", "12ms",
+	"[main]", "\"quoted value\"", "a.b.c", "key:value", "ERR-1042", "Ünïcödé", "", "the", "the",
+}
+
+func randomRecord(rng *rand.Rand, base time.Time) Record {
+	var body strings.Builder
+	words := rng.IntN(30)
+	if rng.IntN(20) == 0 {
+		words = maxReusedBlockTerms + rng.IntN(500) // a huge body
+	}
+	for i := range words {
+		if i > 0 {
+			body.WriteByte(" ,;"[rng.IntN(3)])
+		}
+		body.WriteString(randomWords[rng.IntN(len(randomWords))])
+	}
+	sev := levelNames[rng.IntN(len(levelNames))]
+	r := Record{
+		Time:           base.Add(time.Duration(rng.IntN(3*3600*1000)) * time.Millisecond),
+		SeverityNumber: int32(rng.IntN(25)),
+		Severity:       sev,
+		Body:           body.String(),
+		Service:        fmt.Sprintf("svc-%d", rng.IntN(3)),
+	}
+	if rng.IntN(3) == 0 {
+		r.SeverityNumber = 0
+		r.SeverityText = []string{"warn", "Error", "bogus", ""}[rng.IntN(4)]
+	}
+	if rng.IntN(2) == 0 {
+		r.TraceID = fmt.Sprintf("%032x", rng.Uint64())
+		r.SpanID = fmt.Sprintf("%016x", rng.Uint64())
+	}
+	if rng.IntN(3) == 0 {
+		r.ScopeName = "scope." + randomWords[rng.IntN(len(randomWords))]
+	}
+	if rng.IntN(4) == 0 {
+		r.EventName = "event" + fmt.Sprint(rng.IntN(3))
+	}
+	attrs := func() []Attr {
+		var as []Attr
+		for range rng.IntN(6) {
+			k := []string{"host.name", "thread.id", "service.name", "", "http.status", "latency", "k.long", "é"}[rng.IntN(8)]
+			a := Attr{Key: k, Type: "Str"}
+			switch rng.IntN(5) {
+			case 0:
+				a.Value, a.Type = fmt.Sprint(rng.IntN(1000)-500), "Int"
+			case 1:
+				a.Value, a.Type = fmt.Sprint(rng.NormFloat64()*1e6), "Double"
+			case 2:
+				a.Value = strings.Repeat("v", MaxKeywordLen+rng.IntN(3)-1)
+			case 3:
+				a.Value = fmt.Sprintf("%.3f", rng.Float64())
+			default:
+				a.Value = randomWords[rng.IntN(len(randomWords))]
+			}
+			as = append(as, a)
+		}
+		return as
+	}
+	r.Resource, r.ScopeAttributes, r.Attributes = attrs(), attrs(), attrs()
+	return r
 }

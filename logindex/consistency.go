@@ -3,11 +3,13 @@ package logindex
 import (
 	"context"
 	"fmt"
+
+	"github.com/blevesearch/bleve/v2"
 )
 
-// checkConsistency checks, after waiting for indexing, that every shard has
-// applied its partition's whole record log and that every partition's documents
-// equal its records in number. Tests run it before closing.
+// checkConsistency checks, after waiting for indexing, that every partition's
+// documents are its blocks and that the blocks hold its records, in number.
+// Tests run it before closing.
 func (ix *Index) checkConsistency() error {
 	if err := ix.Flush(context.Background()); err != nil {
 		return err
@@ -18,7 +20,7 @@ func (ix *Index) checkConsistency() error {
 		if !p.acquire() {
 			continue
 		}
-		var docs uint64
+		var docs, indexed uint64
 		for k, sh := range p.shards {
 			n, err := sh.DocCount()
 			if err != nil {
@@ -26,30 +28,65 @@ func (ix *Index) checkConsistency() error {
 				return fmt.Errorf("cannot count documents of shard %d of %s: %w", k, dayDirName(day), err)
 			}
 			docs += n
+			// Every block has one service term, counting its records.
+			m, err := fieldTotal(sh, fieldService)
+			if err != nil {
+				p.release()
+				return fmt.Errorf("cannot count records of shard %d of %s: %w", k, dayDirName(day), err)
+			}
+			indexed += m
 		}
-		recs, err := p.countRecords()
+		blocks, recs, err := p.countRecords()
 		p.release()
 		if err != nil {
 			return err
 		}
-		if docs != recs {
-			return fmt.Errorf("partition %s: %d documents in the shards, %d records in the record log", dayDirName(day), docs, recs)
+		if docs != blocks || indexed != recs {
+			return fmt.Errorf("partition %s: %d documents in the shards holding %d records, %d blocks of %d records in the record log", dayDirName(day), docs, indexed, blocks, recs)
 		}
 	}
 	return nil
 }
 
-// countRecords counts the records of the record log by reading every frame.
-func (p *partition) countRecords() (uint64, error) {
+// countRecords counts the blocks and records of the record log by reading every
+// frame.
+func (p *partition) countRecords() (blocks, recs uint64, err error) {
 	size := p.size.Load()
-	var n uint64
 	for off := int64(headerSize); off < size; {
 		fr, err := readFrame(p.f, p.path, off, size)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
-		n += uint64(len(fr.recs))
+		bl, err := fr.blockList()
+		if err != nil {
+			return 0, 0, err
+		}
+		blocks += uint64(len(bl))
+		recs += uint64(len(fr.recs))
 		off = fr.end
+	}
+	return blocks, recs, nil
+}
+
+// fieldTotal sums the frequencies of every term of field in sh.
+func fieldTotal(sh bleve.Index, field string) (uint64, error) {
+	adv, err := sh.Advanced()
+	if err != nil {
+		return 0, err
+	}
+	r, err := adv.Reader()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	sr := &shardReader{r: r}
+	counts, err := sr.fieldCounts(context.Background(), field, nil)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, c := range counts {
+		n += c
 	}
 	return n, nil
 }

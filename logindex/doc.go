@@ -9,9 +9,12 @@
 // are grouped into partitions, one per UTC day of the record's time. Each partition
 // holds a record log — the compressed, checksummed, append-only file that is both the
 // write-ahead log and the record store — and a few Bleve indexes (shards) that index
-// the records but store none of their fields. A search runs over the shards of the
-// partitions that overlap its time range through a Bleve index alias, and the hits are
-// read back from the record logs by id. FORMAT.md documents the files byte by byte.
+// blocks of records (up to 256 records of one service and level from one write)
+// but store none of their fields. Each term of a block counts the block's records
+// that have it. A search reads the shards of the partitions that overlap its time
+// range, counts what the counts decide, and reads the other candidate blocks'
+// records from the record log to match them one by one; the page's records come
+// from the newest blocks. FORMAT.md documents the files byte by byte.
 //
 // WriteLogs returns once the records are fsync'd in the record log. A background
 // indexer per partition feeds them to Bleve in large batches, so records become
@@ -43,9 +46,8 @@
 //     retention horizon.
 //   - Memory: up to Options.MaxPendingRecords acknowledged records wait in memory
 //     for indexing (about 1 KB each), plus Bleve's in-memory segments, plus the
-//     fields of the batches being indexed at once (docbuild.go: about 13 KB per
-//     record of a batch of Loghub lines, as much as building them without reuse
-//     held; kept in a pool between batches). Bleve's
+//     fields of the blocks being indexed at once (blockbuild.go, kept in a pool
+//     between batches). Bleve's
 //     persisted segments are read through memory maps; their pages are given back
 //     every two seconds (release.go), so they do not add up in resident memory as
 //     the day's index grows. A smaller MaxPendingRecords saves memory but turns

@@ -68,7 +68,7 @@ func FuzzParseQuery(f *testing.F) {
 			}
 			return
 		}
-		_ = bleveQuery(q.root)
+		_ = newBlockPlan(q)
 		_ = q.Matches(&rec)
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

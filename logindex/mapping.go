@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -12,27 +13,12 @@ import (
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
-	index "github.com/blevesearch/bleve_index_api"
 )
 
-// The Bleve side of a record: field names, the document built for a record, and how
-// shards are created and opened. Nothing is stored in Bleve but the document id:
-// records are read from the record log.
-//
-//	field      content                                   options
-//	body       the body, tokenize (bodyField)            words with positions (phrases), chunks with frequencies
-//	svc        service.name                              keyword, doc values (facets)
-//	sev        level name (ERROR...)                     keyword, doc values
-//	sn         effective severity number, two digits     keyword (severity>=LEVEL ranges)
-//	scope      scope name                                keyword
-//	tid, sid   trace id, span id (hex)                   keyword with frequencies
-//	ev         event name                                keyword
-//	t          time, Unix ms as 12 hex digits            keyword with frequencies, doc values (sort, range ends)
-//	tg         10 s granule (hex) + level digit          keyword, doc values (ranges, histograms)
-//	ts, t5, th, td  second, 5-minute, hour, day (hex)    keyword (ranges)
-//	_k         every attribute key                       keyword, doc values (facets)
-//	a.<key>    attribute value (resource, scope, record) keyword, doc values
-//	n.<key>    attribute value when it is a number       prefix-coded, step 8 (ranges)
+// The Bleve side of the log index: field names, the terms' encodings, and how
+// shards are created and opened. A shard's documents are blocks of records
+// (blockbuild.go; FORMAT.md lists the fields). Nothing is stored in Bleve but the
+// document id: records are read from the record log.
 
 const (
 	fieldBody    = "body"
@@ -63,24 +49,11 @@ const (
 	// internalFormat is the Bleve internal key holding the shard's format version
 	// (one byte; absent means 1). See FORMAT.md.
 	internalFormat = "logindex.format"
-	// shardFormat is the format new shards are created with. Version 2 indexes
-	// attribute numbers at precision step 8, the time and trace/span ids with
-	// frequencies, and the body's whole chunks without positions; every term
-	// version 2 queries is also in version 1, so both are read.
-	shardFormat = 2
-)
-
-var (
-	kwOpts   = index.IndexField | index.SkipFreqNorm
-	kwDVOpts = index.IndexField | index.SkipFreqNorm | index.DocValues
-	bodyOpts = index.IndexField | index.IncludeTermVectors | index.SkipFreqNorm
-	numOpts  = index.IndexField | index.SkipFreqNorm
-	// The time keeps frequencies so that a millisecond only one record has
-	// (most of them) is "1-hit" encoded, inline in the term dictionary, once
-	// segments merge: ~40 bytes less per record than a posting list.
-	timeOpts = index.IndexField | index.DocValues
-	// Trace and span ids are near unique too.
-	idOpts = index.IndexField
+	// shardFormat is the format of the shards this build reads and creates:
+	// version 3 indexes blocks of records (blockbuild.go), where versions 1
+	// and 2 indexed each record. A shard of an older version is rebuilt from
+	// its record log when its partition is opened.
+	shardFormat = 3
 )
 
 // timeTerm encodes a Unix millisecond time as the t field's term.
@@ -97,35 +70,6 @@ func granuleTerm(g int64) string {
 		g = 0
 	}
 	return fmt.Sprintf("%010x", uint64(g)&0xffffffffff)
-}
-
-// levelDigit is the digit the tg term carries for a level name (levelOrder).
-func levelDigit(level string) string { return strconv.Itoa(levelOrder[level]) }
-
-// parseGranuleTerm splits a tg term into its granule and level name.
-func parseGranuleTerm(s string) (int64, string, bool) {
-	if len(s) != 11 {
-		return 0, "", false
-	}
-	v, err := strconv.ParseUint(s[:10], 16, 64)
-	d := int(s[10] - '0')
-	if err != nil || d < 0 || d >= len(levelNames) {
-		return 0, "", false
-	}
-	return int64(v), levelNames[d], true
-}
-
-// timeLevels are the coarser time fields a range is looked up through, coarsest
-// first, with their width in milliseconds. Finer than the last, the t field.
-var timeLevels = [5]struct {
-	field string
-	ms    int64
-}{
-	{"td", 86_400_000},
-	{"th", 3_600_000},
-	{"t5", 300_000},
-	{fieldGranule, granuleMs},
-	{"ts", 1_000},
 }
 
 func levelTerm(n int64) string {
@@ -209,7 +153,7 @@ func floorDiv(a, b int64) int64 {
 }
 
 // indexMapping is the mapping every shard is created with. Documents are built by
-// a docBuilder and queries are built already analyzed, so the mapping only has to
+// a blockBuilder and searches read terms directly, so the mapping only has to
 // keep Bleve from indexing anything dynamically.
 func indexMapping() mapping.IndexMapping {
 	im := bleve.NewIndexMapping()
@@ -268,31 +212,63 @@ func createShard(path string) error {
 	return nil
 }
 
-func openShard(path string) (bleve.Index, int64, error) {
-	ix, err := bleve.OpenUsing(path, shardConfig())
+// openShard opens the shard at path. A shard of an older format is replaced by
+// an empty one (rebuilt reports it), whose applied offset is 0: the partition's
+// replay then indexes the whole record log into it.
+func openShard(path string) (ix bleve.Index, applied int64, rebuilt bool, err error) {
+	ix, err = bleve.OpenUsing(path, shardConfig())
 	if err != nil {
-		return nil, 0, fmt.Errorf("cannot open index %q: %w", path, err)
+		return nil, 0, false, fmt.Errorf("cannot open index %q: %w", path, err)
 	}
 	f, err := ix.GetInternal([]byte(internalFormat))
 	if err != nil {
 		ix.Close()
-		return nil, 0, fmt.Errorf("cannot read format of %q: %w", path, err)
+		return nil, 0, false, fmt.Errorf("cannot read format of %q: %w", path, err)
 	}
-	if len(f) == 1 && f[0] > shardFormat {
+	version := byte(1) // shards of the first format have no key
+	if len(f) == 1 {
+		version = f[0]
+	}
+	if version > shardFormat {
 		ix.Close()
-		return nil, 0, fmt.Errorf("cannot open index %q: shard format version %d, this build reads up to %d", path, f[0], shardFormat)
+		return nil, 0, false, fmt.Errorf("cannot open index %q: shard format version %d, this build reads up to %d", path, version, shardFormat)
+	}
+	if version < shardFormat {
+		if err := ix.Close(); err != nil {
+			return nil, 0, false, fmt.Errorf("cannot close index %q to rebuild it: %w", path, err)
+		}
+		tmp := path + oldShardSuffix
+		if err := os.RemoveAll(tmp); err != nil {
+			return nil, 0, false, err
+		}
+		// Renamed first: a crash from here on leaves the old shard under its
+		// new name, and openPartition makes the shard again.
+		if err := os.Rename(path, tmp); err != nil {
+			return nil, 0, false, fmt.Errorf("cannot rebuild index %q: %w", path, err)
+		}
+		if err := createShard(path); err != nil {
+			return nil, 0, false, err
+		}
+		if err := os.RemoveAll(tmp); err != nil {
+			return nil, 0, false, fmt.Errorf("cannot remove the old index %q: %w", tmp, err)
+		}
+		ix, applied, _, err = openShard(path)
+		return ix, applied, true, err
 	}
 	v, err := ix.GetInternal([]byte(internalApplied))
 	if err != nil {
 		ix.Close()
-		return nil, 0, fmt.Errorf("cannot read applied offset of %q: %w", path, err)
+		return nil, 0, false, fmt.Errorf("cannot read applied offset of %q: %w", path, err)
 	}
-	var applied int64
 	if len(v) == 8 {
 		applied = int64(binary.BigEndian.Uint64(v))
 	}
-	return ix, applied, nil
+	return ix, applied, false, nil
 }
+
+// oldShardSuffix names a shard directory being replaced by one of the current
+// format.
+const oldShardSuffix = ".old"
 
 func appliedValue(off int64) []byte {
 	return binary.BigEndian.AppendUint64(nil, uint64(off))

@@ -2,7 +2,9 @@ package logindex
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -47,6 +49,10 @@ type partition struct {
 	done   chan struct{} // closed when every shard's indexer has returned
 
 	applied []int64 // per shard, owned by that shard's indexer goroutine
+	// Per shard, owned by its indexer goroutine: the blocks and records it
+	// indexed since the partition was opened, which turn Bleve's count of
+	// unpersisted documents (blocks) into records (waitPersisted).
+	docsIndexed, recsIndexed []int64
 
 	// secs is the span of the records' times in whole seconds, [lo, hi]; lo > hi
 	// while the partition is empty. A search whose time range covers it needs no
@@ -70,6 +76,22 @@ type shardQueue struct {
 type pendingFrame struct {
 	off, end int64
 	recs     []Record
+
+	sharesOnce sync.Once
+	shares     []int // records per shard
+}
+
+// share is how many of the frame's records go to shard k of shards (their
+// blocks, see blockShard).
+func (f *pendingFrame) share(k, shards int) int {
+	f.sharesOnce.Do(func() {
+		f.shares = make([]int, shards)
+		var g frameBlocks
+		for b, members := range g.split(f.recs) {
+			f.shares[blockShard(f.off, b, shards)] += len(members)
+		}
+	})
+	return f.shares[k]
 }
 
 const shardDirPrefix = "shard-"
@@ -117,10 +139,31 @@ func openPartition(ix *Index, day int) (*partition, error) {
 	}
 	var nums []int
 	for _, e := range ents {
-		if n, ok := strings.CutPrefix(e.Name(), shardDirPrefix); ok && e.IsDir() {
-			if k, err := strconv.Atoi(n); err == nil {
+		n, ok := strings.CutPrefix(e.Name(), shardDirPrefix)
+		if !ok || !e.IsDir() {
+			continue
+		}
+		if old, ok := strings.CutSuffix(n, oldShardSuffix); ok {
+			// A shard being rebuilt when the process stopped (openShard):
+			// it is made again, empty, and filled from the record log.
+			k, err := strconv.Atoi(old)
+			if err != nil {
+				continue
+			}
+			path := filepath.Join(dir, shardDirPrefix+old)
+			if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+				if err := createShard(path); err != nil {
+					return nil, err
+				}
 				nums = append(nums, k)
 			}
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return nil, fmt.Errorf("cannot remove the old index %q: %w", e.Name(), err)
+			}
+			continue
+		}
+		if k, err := strconv.Atoi(n); err == nil {
+			nums = append(nums, k)
 		}
 	}
 	sort.Ints(nums)
@@ -140,13 +183,18 @@ func openPartition(ix *Index, day int) (*partition, error) {
 	}
 	minApplied := int64(-1)
 	for _, k := range nums {
-		sh, applied, err := openShard(filepath.Join(dir, shardDirPrefix+strconv.Itoa(k)))
+		sh, applied, rebuilt, err := openShard(filepath.Join(dir, shardDirPrefix+strconv.Itoa(k)))
 		if err != nil {
 			p.closeShards()
 			return nil, err
 		}
+		if rebuilt {
+			ix.log.Info("rebuilding a log index shard of an older format from its record log", "partition", dayDirName(day), "shard", k, "format", shardFormat)
+		}
 		p.shards = append(p.shards, sh)
 		p.applied = append(p.applied, applied)
+		p.docsIndexed = append(p.docsIndexed, 0)
+		p.recsIndexed = append(p.recsIndexed, 0)
 		if minApplied < 0 || applied < minApplied {
 			minApplied = applied
 		}
@@ -364,31 +412,39 @@ func (p *partition) span() (lo, hi int64, ok bool) {
 	return p.secs[0] * 1000, (p.secs[1] + 1) * 1000, p.secs[0] <= p.secs[1]
 }
 
-// shardSeconds returns the first and last second of the ts terms of a shard;
-// lo > hi when it has none.
+// shardSeconds returns the first and last second of the records of a shard's
+// blocks (the first t0 term and the last t term); lo > hi when it has none.
 func shardSeconds(sh bleve.Index) (lo, hi int64, err error) {
-	d, err := sh.FieldDict(timeLevels[len(timeLevels)-1].field)
+	first, _, err := dictEnds(sh, fieldTimeFirst)
 	if err != nil {
 		return 0, 0, err
 	}
+	_, last, err := dictEnds(sh, fieldTime)
+	if err != nil || first == "" || last == "" {
+		return 1, 0, err
+	}
+	return parseTimeTerm([]byte(first)) / 1000, parseTimeTerm([]byte(last)) / 1000, nil
+}
+
+// dictEnds returns the first and last terms of field; empty if it has none.
+func dictEnds(sh bleve.Index, field string) (first, last string, err error) {
+	d, err := sh.FieldDict(field)
+	if err != nil {
+		return "", "", err
+	}
 	defer d.Close()
-	lo, hi = 1, 0
 	for {
 		e, err := d.Next()
 		if err != nil {
-			return 0, 0, err
+			return "", "", err
 		}
 		if e == nil {
-			return lo, hi, nil
+			return first, last, nil
 		}
-		v, err := strconv.ParseInt(e.Term, 16, 64)
-		if err != nil {
-			continue
+		if first == "" {
+			first = e.Term
 		}
-		if lo > hi {
-			lo = v
-		}
-		hi = v // terms come in order
+		last = e.Term
 	}
 }
 
@@ -438,11 +494,11 @@ func (p *partition) run(k int) {
 // stops.
 func (p *partition) waitPersisted(k int) {
 	limit := uint64(max(p.ix.opts.MaxUnpersistedRecords/len(p.shards), p.ix.opts.BatchRecords))
-	if unpersistedDocs(p.shards[k]) <= limit {
+	if p.unpersistedRecords(k) <= limit {
 		return
 	}
 	began := time.Now()
-	for unpersistedDocs(p.shards[k]) > limit {
+	for p.unpersistedRecords(k) > limit {
 		select {
 		case <-p.stop:
 			return
@@ -454,6 +510,16 @@ func (p *partition) waitPersisted(k int) {
 	if waited >= 5*time.Second {
 		p.ix.log.Info("log indexing waited for Bleve to persist its segments", "partition", dayDirName(p.day), "shard", k, "waited", waited.Round(time.Millisecond))
 	}
+}
+
+// unpersistedRecords estimates the records shard k holds in memory segments:
+// its unpersisted blocks times the records per block it indexed so far.
+func (p *partition) unpersistedRecords(k int) uint64 {
+	docs := unpersistedDocs(p.shards[k])
+	if p.docsIndexed[k] == 0 {
+		return docs
+	}
+	return docs * uint64(p.recsIndexed[k]) / uint64(p.docsIndexed[k])
 }
 
 // unpersistedDocs is the number of documents sh holds in memory segments, not
@@ -474,15 +540,6 @@ func unpersistedDocs(sh bleve.Index) uint64 {
 	return atomic.LoadUint64(&st.TotItemsToPersist)
 }
 
-// shardShare is how many of n records (record i to shard i mod shards) go to
-// shard k.
-func shardShare(n, shards, k int) int {
-	if k >= n {
-		return 0
-	}
-	return (n-k-1)/shards + 1
-}
-
 // indexQueued indexes up to one batch of shard k's queued frames; false when
 // none was queued.
 func (p *partition) indexQueued(k int) bool {
@@ -491,8 +548,8 @@ func (p *partition) indexQueued(k int) bool {
 	limit := p.ix.opts.BatchRecords
 	q.mu.Lock()
 	n, recs := 0, 0
-	for n < len(q.frames) && (n == 0 || recs+shardShare(len(q.frames[n].recs), nsh, k) <= limit) {
-		recs += shardShare(len(q.frames[n].recs), nsh, k)
+	for n < len(q.frames) && (n == 0 || recs+q.frames[n].share(k, nsh) <= limit) {
+		recs += q.frames[n].share(k, nsh)
 		n++
 	}
 	frames := append([]*pendingFrame(nil), q.frames[:n]...)
@@ -562,21 +619,26 @@ func (p *partition) indexShard(k int, frames []*pendingFrame) error {
 	// The documents are built for this batch only: once Batch returns, Bleve
 	// holds none of them, and the builder's space is reused by the next batch
 	// of any shard.
-	docs := docBuilderPool.Get().(*docBuilder)
+	docs := blockBuilderPool.Get().(*blockBuilder)
 	defer func() {
 		docs.reset()
-		docBuilderPool.Put(docs)
+		blockBuilderPool.Put(docs)
 	}()
 	b := sh.NewBatch()
 	for _, fr := range frames {
 		if fr.end <= p.applied[k] {
 			continue
 		}
-		for i := k; i < len(fr.recs); i += len(p.shards) {
-			id := makeDocID(p.day, fr.off, i)
-			if err := b.IndexAdvanced(docs.document(id, &fr.recs[i])); err != nil {
-				return fmt.Errorf("cannot index record %s: %w", id, err)
+		for bi, members := range docs.split(fr.recs) {
+			if blockShard(fr.off, bi, len(p.shards)) != k {
+				continue
 			}
+			id := makeDocID(p.day, fr.off, bi)
+			if err := b.IndexAdvanced(docs.document(id, fr.recs, members)); err != nil {
+				return fmt.Errorf("cannot index block %s: %w", id, err)
+			}
+			p.docsIndexed[k]++
+			p.recsIndexed[k] += int64(len(members))
 		}
 	}
 	b.SetInternal([]byte(internalApplied), appliedValue(end))

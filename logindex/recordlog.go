@@ -102,6 +102,10 @@ type frame struct {
 	end  int64 // offset just past the frame
 	data []byte
 	recs [][]byte // sub-slices of data
+
+	blocksOnce sync.Once // blockList works out blocks once
+	blocks     [][]int32
+	blocksErr  error
 }
 
 // readFrame reads and decodes the frame at off. size is the file's valid size.

@@ -1,19 +1,19 @@
 package logindex
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"runtime"
+	"slices"
 	"sort"
-	"strconv"
-	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/blevesearch/bleve/v2"
-	"github.com/blevesearch/bleve/v2/search"
-	"github.com/blevesearch/bleve/v2/search/query"
 )
 
 // SearchRequest asks for the newest records matching Query in [Start, End).
@@ -70,7 +70,6 @@ func timeBounds(start, end time.Time) (lo, hi int64, bounded bool) {
 // scope is the set of partitions a request reads, held until release.
 type scope struct {
 	parts map[int]*partition
-	alias bleve.IndexAlias
 	days  []int // the days of parts, newest first
 }
 
@@ -97,30 +96,145 @@ func (ix *Index) acquireRange(lo, hi int64) (*scope, error) {
 		}
 	}
 	ix.mu.RUnlock()
-	sort.Slice(cands, func(i, j int) bool { return cands[i].day < cands[j].day })
+	sort.Slice(cands, func(i, j int) bool { return cands[i].day > cands[j].day })
 	s := &scope{parts: make(map[int]*partition, len(cands))}
-	var idx []bleve.Index
 	for _, p := range cands {
 		if !p.acquire() {
 			continue
 		}
 		s.parts[p.day] = p
-		s.days = append([]int{p.day}, s.days...)
-		idx = append(idx, p.shards...)
-	}
-	if len(idx) > 0 {
-		s.alias = bleve.NewIndexAlias(idx...)
+		s.days = append(s.days, p.day)
 	}
 	return s, nil
 }
 
-// fullQuery is the Bleve query for q restricted to [lo, hi).
-func fullQuery(q *Query, lo, hi int64, bounded bool) query.Query {
-	bq := bleveQuery(q.root)
-	if !bounded {
-		return bq
+// blocks finds the blocks of every shard of the scope that may hold records
+// matching pl in [lo, hi), the shards read in parallel.
+func (s *scope) blocks(ctx context.Context, pl *blockPlan, lo, hi int64) ([]blockHit, error) {
+	var mu sync.Mutex
+	var hits []blockHit
+	err := s.eachShard(ctx, func(p *partition, k int) error {
+		hs, err := p.blocks(ctx, k, pl, lo, hi)
+		mu.Lock()
+		hits = append(hits, hs...)
+		mu.Unlock()
+		return err
+	})
+	return hits, err
+}
+
+// parallel runs fn(0) … fn(n−1) on up to GOMAXPROCS goroutines and returns the
+// first error; after an error or the end of ctx, the calls not begun are
+// skipped.
+func parallel(ctx context.Context, n int, fn func(i int) error) error {
+	workers := min(n, runtime.GOMAXPROCS(0))
+	if workers <= 1 {
+		for i := range n {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return query.NewConjunctionQuery([]query.Query{bq, timeRangeQuery(lo, hi)})
+	var next atomic.Int64
+	var once sync.Once
+	var first error
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				err := ctx.Err()
+				if err == nil {
+					err = fn(i)
+				}
+				if err != nil {
+					once.Do(func() { first = err })
+					next.Store(int64(n))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// scanned is one matching record read from a block.
+type scanned struct {
+	ms int64
+	id docID
+	r  Record
+}
+
+// scanBlock matches every record of block h against q and the time range [lo,
+// hi) ms, calling fn for each match; it returns the number of matches and of
+// records that could not be read.
+func scanBlock(h *blockHit, q *Query, lo, hi int64, fn func(id docID, r *Record)) (matches, unreadable int, err error) {
+	var r Record
+	err = h.p.eachBlockRecord(h.id, func(i int, b []byte) error {
+		if err := decodeRecord(b, &r); err != nil {
+			unreadable++
+			return nil
+		}
+		ms := r.Time.UnixMilli()
+		if ms < lo || ms >= hi || !q.Matches(&r) {
+			return nil
+		}
+		matches++
+		if fn != nil {
+			fn(makeDocID(h.p.day, h.id.off(), i), &r)
+		}
+		return nil
+	})
+	return matches, unreadable, err
+}
+
+// countInexact scans the blocks of hits whose count the index does not decide
+// (in parallel) and returns the sum of the counts of every block. done holds
+// the counts of blocks scanned already, by index in hits.
+func countInexact(ctx context.Context, hits []blockHit, q *Query, lo, hi int64, done map[int]int) (uint64, int, error) {
+	var total uint64
+	var todo []int
+	for i := range hits {
+		switch n, ok := done[i]; {
+		case ok:
+			total += uint64(n)
+		case hits[i].match.exact():
+			total += uint64(hits[i].match.lo)
+		default:
+			todo = append(todo, i)
+		}
+	}
+	counts := make([]int, len(todo))
+	bad := make([]int, len(todo))
+	err := parallel(ctx, len(todo), func(j int) error {
+		h := &hits[todo[j]]
+		var err error
+		counts[j], bad[j], err = scanBlock(h, q, lo, hi, nil)
+		if errors.Is(err, ErrCorrupt) {
+			// A damaged block counts what the index knows of it.
+			counts[j], bad[j], err = int(h.match.lo), int(h.match.hi-h.match.lo), nil
+		}
+		return err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	unreadable := 0
+	for j := range todo {
+		total += uint64(counts[j])
+		unreadable += bad[j]
+	}
+	return total, unreadable, nil
 }
 
 // Search returns the newest records matching the request. A bad query or cursor
@@ -137,256 +251,140 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (*SearchResult, 
 		limit = 100
 	}
 	limit = min(limit, ix.opts.MaxLimit)
-	var after []string
+	var after *cursor
 	if req.Cursor != "" {
-		if after, err = decodeCursor(req.Cursor); err != nil {
+		c, err := decodeCursor(req.Cursor)
+		if err != nil {
 			return nil, &QueryError{Query: req.Query, Msg: err.Error()}
 		}
+		after = &c
 	}
-	lo, hi, bounded := timeBounds(req.Start, req.End)
+	lo, hi, _ := timeBounds(req.Start, req.End)
 	res := &SearchResult{Records: []Record{}}
 	s, err := ix.acquireRange(lo, hi)
 	if err != nil {
 		return nil, err
 	}
 	defer s.release()
-	if s.alias == nil {
-		res.Took = time.Since(began)
-		res.TookMs = res.Took.Milliseconds()
-		return res, nil
-	}
-	fq := fullQuery(q, lo, hi, bounded)
 	ctx, cancel := context.WithTimeout(ctx, ix.opts.SearchTimeout)
 	defer cancel()
-	var hits search.DocumentMatchCollection
-	if expands(q.root) {
-		// Wildcards and regular expressions cost their expansion each time
-		// they run: one search for the total and the page.
-		br, err := s.alias.SearchInContext(ctx, pageRequest(fq, limit+1, after))
-		if err != nil {
-			return nil, searchError(req.Query, err)
-		}
-		res.Total, hits = br.Total, br.Hits
-	} else if hits, err = s.page(ctx, q, lo, hi, bounded, limit, after, res); err != nil {
+	hits, err := s.blocks(ctx, newBlockPlan(q), lo, hi)
+	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	more := len(hits) > limit
-	if more {
-		hits = hits[:limit]
+	// The page: blocks newest first; a record found is final once no block
+	// left can hold a newer one.
+	order := make([]int, 0, len(hits))
+	for i := range hits {
+		if after == nil || hits[i].t0 <= after.ms {
+			order = append(order, i)
+		}
 	}
-	res.Records = make([]Record, 0, len(hits))
-	for _, h := range hits {
-		id, ok := docIDFromBytes(h.ID)
-		if !ok {
-			return nil, fmt.Errorf("cannot read search hit: bad document id of %d bytes", len(h.ID))
+	sort.Slice(order, func(a, b int) bool {
+		ha, hb := &hits[order[a]], &hits[order[b]]
+		if ha.t != hb.t {
+			return ha.t > hb.t
 		}
-		p := s.parts[id.day()]
-		if p == nil {
-			return nil, fmt.Errorf("cannot read record %s: partition %s is not open", id, dayDirName(id.day()))
+		return bytes.Compare(ha.id[:], hb.id[:]) > 0
+	})
+	done := map[int]int{}
+	var found []scanned // matches not yet on the page, newest first
+	page := make([]scanned, 0, limit+1)
+	take := func(until int64) {
+		for len(found) > 0 && found[0].ms > until && len(page) <= limit {
+			page = append(page, found[0])
+			found = found[1:]
 		}
-		var r Record
-		if err := p.record(id, &r); err != nil {
+	}
+	for _, i := range order {
+		if len(page) > limit {
+			break
+		}
+		h := &hits[i]
+		take(h.t)
+		if len(page) > limit {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, searchError(req.Query, err)
+		}
+		n, bad, err := scanBlock(h, q, lo, hi, func(id docID, r *Record) {
+			sc := scanned{ms: r.Time.UnixMilli(), id: id}
+			if after != nil && !after.before(sc.ms, sc.id) {
+				return
+			}
+			sc.r = *r
+			sc.r.ID = id.String()
+			found = append(found, sc)
+		})
+		if err != nil {
 			if errors.Is(err, ErrCorrupt) {
-				// Damage found on read: serve the rest of the page.
-				ix.log.Warn("cannot read a log record", "id", id.String(), "err", err)
-				res.Unreadable++
+				// Damage found on read: serve the rest of the page, and
+				// count what the index knows of the block.
+				ix.log.Warn("cannot read a block of log records", "block", h.id.String(), "err", err)
+				res.Unreadable += int(h.match.lo)
+				done[i] = int(h.match.lo)
 				continue
 			}
 			return nil, fmt.Errorf("cannot read search hit: %w", err)
 		}
-		res.Records = append(res.Records, r)
+		if bad > 0 {
+			ix.log.Warn("cannot read log records", "block", h.id.String(), "records", bad)
+			res.Unreadable += bad
+		}
+		done[i] = n
+		sort.Slice(found, func(a, b int) bool { return found[a].newer(&found[b]) })
 	}
-	if more && len(hits) > 0 {
-		res.NextCursor = encodeCursor(hits[len(hits)-1].Sort)
+	take(math.MinInt64)
+	more := len(page) > limit
+	if more {
+		page = page[:limit]
+	}
+	for _, sc := range page {
+		res.Records = append(res.Records, sc.r)
+	}
+	if more {
+		last := page[len(page)-1]
+		res.NextCursor = encodeCursor(cursor{ms: last.ms, id: last.id})
+	}
+	total, bad, err := countInexact(ctx, hits, q, lo, hi, done)
+	if err != nil {
+		return nil, searchError(req.Query, err)
+	}
+	res.Total = total
+	if bad > 0 {
+		ix.log.Warn("cannot read log records while counting", "records", bad)
 	}
 	res.Took = time.Since(began)
 	res.TookMs = res.Took.Milliseconds()
 	return res, nil
 }
 
-// page counts the records matching q in [lo, hi) (bounded: the range is a
-// filter) into res.Total and returns the first limit+1 of them, newest first,
-// after the cursor values after.
-func (s *scope) page(ctx context.Context, q *Query, lo, hi int64, bounded bool, limit int, after []string, res *SearchResult) (search.DocumentMatchCollection, error) {
-	// The total, without sorting (Bleve then reads no doc values), and without
-	// the time range on the partitions the range covers whole.
-	var err error
-	if res.Total, err = s.count(ctx, q, fullQuery(q, lo, hi, bounded), lo, hi, bounded); err != nil {
-		return nil, err
+// skipDamage logs and forgets damage found reading block h (err is scanBlock's):
+// the rest of an answer is still served.
+func (ix *Index) skipDamage(err error, h *blockHit) error {
+	if errors.Is(err, ErrCorrupt) {
+		ix.log.Warn("cannot read a block of log records", "block", h.id.String(), "err", err)
+		return nil
 	}
-	var hits search.DocumentMatchCollection
-	// The page, newest partition first: partitions hold disjoint days, so once
-	// the newer ones filled the page, older ones cannot change it. Within a
-	// partition, the newest minute, then hour, of the range is tried before the
-	// whole: if it fills the page, only its matches are sorted.
-	end := hi
-	if len(after) > 0 {
-		if ms, err := strconv.ParseInt(after[0], 16, 64); err == nil {
-			end = min(end, ms+1) // the page continues at or before the cursor's time
-		}
-	}
-	for _, day := range s.days {
-		if len(hits) > limit || res.Total == 0 {
-			break
-		}
-		p := s.parts[day]
-		var target bleve.Index = p.shards[0]
-		if len(p.shards) > 1 {
-			target = bleve.NewIndexAlias(p.shards...)
-		}
-		plo := max(lo, int64(day)*86_400_000)
-		phi := min(end, int64(day+1)*86_400_000)
-		if plo >= phi {
-			continue
-		}
-		need := limit + 1 - len(hits)
-		for _, w := range pageWindows {
-			wlo := plo
-			if w > 0 && phi-w > plo {
-				wlo = phi - w
-			}
-			br, err := target.SearchInContext(ctx, pageRequest(fullQuery(q, wlo, phi, true), need, after))
-			if err != nil {
-				return nil, err
-			}
-			if len(br.Hits) >= need || wlo == plo {
-				hits = append(hits, br.Hits...)
-				break
-			}
-		}
-	}
-	return hits, nil
+	return err
 }
 
-// pageRequest asks for the first size matches of q, newest first, after the
-// cursor values after.
-func pageRequest(q query.Query, size int, after []string) *bleve.SearchRequest {
-	sr := bleve.NewSearchRequestOptions(q, size, 0, false)
-	sr.SortByCustom(search.SortOrder{
-		&search.SortField{Field: fieldTime, Desc: true, Type: search.SortFieldAsString, Missing: search.SortFieldMissingLast},
-		&search.SortDocID{Desc: true},
-	})
-	sr.Score = "none"
-	sr.SearchAfter = after
-	return sr
+// newer reports whether a comes before b in a page: newer, or as new with the
+// larger id.
+func (a *scanned) newer(b *scanned) bool {
+	if a.ms != b.ms {
+		return a.ms > b.ms
+	}
+	return bytes.Compare(a.id[:], b.id[:]) > 0
 }
 
-// count counts the records matching q in [lo, hi) (fq is q restricted to the
-// range). A partition whose records the range covers whole is counted with q
-// alone; one it covers mostly, as q less q over the rest of its records' span;
-// the others with fq. Term ranges over most of a day cost more than over its few remaining
-// hours.
-func (s *scope) count(ctx context.Context, q *Query, fq query.Query, lo, hi int64, bounded bool) (uint64, error) {
-	bq := bleveQuery(q.root)
-	var cut, whole, rest []bleve.Index
-	var restRanges []query.Query
-	type seen struct {
-		p      *partition
-		lo, hi int64
-	}
-	var checked []seen
-	for _, p := range s.parts {
-		pl, ph, ok := p.span()
-		in := min(hi, ph) - max(lo, pl) // how much of the span the range covers
-		switch {
-		case !bounded || (ok && lo <= pl && hi >= ph):
-			whole = append(whole, p.shards...)
-			checked = append(checked, seen{p, pl, ph})
-		case ok && in > 0 && (ph-pl)-in < in:
-			whole = append(whole, p.shards...)
-			rest = append(rest, p.shards...)
-			if pl < lo {
-				restRanges = append(restRanges, timeRangeQuery(pl, lo))
-			}
-			if hi < ph {
-				restRanges = append(restRanges, timeRangeQuery(hi, ph))
-			}
-			checked = append(checked, seen{p, pl, ph})
-		default:
-			cut = append(cut, p.shards...)
-		}
-	}
-	countIn := func(idx []bleve.Index, q query.Query) (uint64, error) {
-		if len(idx) == 0 {
-			return 0, nil
-		}
-		r := bleve.NewSearchRequestOptions(q, 0, 0, false)
-		r.Score = "none"
-		br, err := bleve.NewIndexAlias(idx...).SearchInContext(ctx, r)
-		if err != nil {
-			return 0, err
-		}
-		return br.Total, nil
-	}
-	nCut, err := countIn(cut, fq)
-	if err != nil {
-		return 0, err
-	}
-	nWhole, err := countIn(whole, bq)
-	if err != nil {
-		return 0, err
-	}
-	var nRest uint64
-	if len(restRanges) > 0 {
-		// Each range lies in its own partition's day: no other partition has
-		// records there.
-		if nRest, err = countIn(rest, query.NewConjunctionQuery([]query.Query{bq, query.NewDisjunctionQuery(restRanges)})); err != nil {
-			return 0, err
-		}
-	}
-	changed := nRest > nWhole
-	for _, c := range checked {
-		if pl, ph, _ := c.p.span(); bounded && (pl != c.lo || ph != c.hi) {
-			changed = true
-		}
-	}
-	if changed {
-		// Records arrived meanwhile and widened a span: count with the range
-		// everywhere.
-		r := bleve.NewSearchRequestOptions(fq, 0, 0, false)
-		r.Score = "none"
-		br, err := s.alias.SearchInContext(ctx, r)
-		if err != nil {
-			return 0, err
-		}
-		return br.Total, nil
-	}
-	return nCut + nWhole - nRest, nil
-}
-
-// expands reports whether n has a wildcard or regular expression, which Bleve
-// expands to every matching term each time the query runs: worth running once.
-func expands(n node) bool {
-	switch n := n.(type) {
-	case *andNode:
-		for _, k := range n.kids {
-			if expands(k) {
-				return true
-			}
-		}
-	case *orNode:
-		for _, k := range n.kids {
-			if expands(k) {
-				return true
-			}
-		}
-	case *notNode:
-		return expands(n.kid)
-	case *matchNode:
-		return n.kind == kindWildcard || n.kind == kindRegexp
-	}
-	return false
-}
-
-// pageWindows are the spans, in milliseconds back from the end of the range, a
-// page is looked for in before the whole range (0).
-var pageWindows = []int64{60_000, 3_600_000, 0}
-
-// searchError turns Bleve's refusal of a too-broad query into a *QueryError and
-// wraps anything else.
+// searchError turns the end of a search's time into a clear error and wraps
+// anything else.
 func searchError(q string, err error) error {
-	if strings.Contains(err.Error(), "TooManyClauses") {
-		return &QueryError{Query: q, Msg: fmt.Sprintf("the query is too broad: a wildcard, regular expression or range matches more than %d terms", MaxQueryTerms)}
+	var qe *QueryError
+	if errors.As(err, &qe) {
+		return err
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("cannot search logs: the search took longer than its timeout: %w", err)
@@ -394,37 +392,38 @@ func searchError(q string, err error) error {
 	return fmt.Errorf("cannot search logs: %w", err)
 }
 
-const cursorVersion = 1
+// cursor is where a page ended: the time and id of its last record.
+type cursor struct {
+	ms int64
+	id docID
+}
 
-// encodeCursor encodes the sort values of the last hit of a page.
-func encodeCursor(vals []string) string {
-	b := []byte{cursorVersion}
-	for _, v := range vals {
-		b = binary.AppendUvarint(b, uint64(len(v)))
-		b = append(b, v...)
+// before reports whether a record (ms, id) comes after the cursor in page
+// order.
+func (c *cursor) before(ms int64, id docID) bool {
+	if ms != c.ms {
+		return ms < c.ms
 	}
+	return bytes.Compare(id[:], c.id[:]) < 0
+}
+
+const cursorVersion = 2
+
+func encodeCursor(c cursor) string {
+	b := []byte{cursorVersion}
+	b = binary.BigEndian.AppendUint64(b, uint64(c.ms))
+	b = append(b, c.id[:]...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func decodeCursor(s string) ([]string, error) {
+func decodeCursor(s string) (cursor, error) {
 	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err != nil || len(b) == 0 || b[0] != cursorVersion {
-		return nil, fmt.Errorf("bad cursor %q", truncate(s, 40))
+	if err != nil || len(b) != 1+8+len(docID{}) || b[0] != cursorVersion {
+		return cursor{}, fmt.Errorf("bad cursor %q", truncate(s, 40))
 	}
-	var out []string
-	b = b[1:]
-	for len(b) > 0 {
-		n, k := binary.Uvarint(b)
-		if k <= 0 || n > uint64(len(b)-k) {
-			return nil, fmt.Errorf("bad cursor %q", truncate(s, 40))
-		}
-		out = append(out, string(b[k:k+int(n)]))
-		b = b[k+int(n):]
-	}
-	if len(out) != 2 {
-		return nil, fmt.Errorf("bad cursor %q", truncate(s, 40))
-	}
-	return out, nil
+	c := cursor{ms: int64(binary.BigEndian.Uint64(b[1:]))}
+	copy(c.id[:], b[9:])
+	return c, nil
 }
 
 func truncate(s string, n int) string {
@@ -504,48 +503,60 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 		return nil, err
 	}
 	defer s.release()
-	if s.alias == nil {
-		return h, nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, ix.opts.SearchTimeout)
 	defer cancel()
-	// One pass: the tg field's terms are granule and level together.
-	granules := int(-floorDiv(-(hi-lo), granuleMs)) + 1
-	sr := bleve.NewSearchRequestOptions(fullQuery(q, lo, hi, true), 0, 0, false)
-	sr.Score = "none"
-	sr.AddFacet("tg", bleve.NewFacetRequest(fieldGranule, granules*len(levelNames)))
-	br, err := s.alias.SearchInContext(ctx, sr)
+	hits, err := s.blocks(ctx, newBlockPlan(q), lo, hi)
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	h.Total = br.Total
+	bucket := func(ms int64) int { return int(floorDiv(ms-first, stepMs)) }
+	counts := make([]map[string]uint64, nb) // per bucket, by level
+	add := func(i int, level string, n uint64) {
+		if counts[i] == nil {
+			counts[i] = map[string]uint64{}
+		}
+		counts[i][level] += n
+	}
+	// A block the index counts whole whose records all fall in one bucket
+	// needs no reading; the others are scanned.
+	var todo []int
+	for i := range hits {
+		hb := &hits[i]
+		if b := bucket(max(hb.t0, lo)); hb.match.exact() && b == bucket(min(hb.t, hi-1)) {
+			add(b, hb.level, uint64(hb.match.lo))
+			continue
+		}
+		todo = append(todo, i)
+	}
+	scans := make([][]uint32, len(todo)) // per scanned block, the matches' buckets
+	err = parallel(ctx, len(todo), func(j int) error {
+		_, _, err := scanBlock(&hits[todo[j]], q, lo, hi, func(_ docID, r *Record) {
+			scans[j] = append(scans[j], uint32(bucket(r.Time.UnixMilli())))
+		})
+		return ix.skipDamage(err, &hits[todo[j]])
+	})
+	if err != nil {
+		return nil, searchError(req.Query, err)
+	}
+	for j, bs := range scans {
+		for _, b := range bs {
+			add(int(b), hits[todo[j]].level, 1)
+		}
+	}
 	seen := map[string]bool{}
-	for _, gt := range facetTerms(br, "tg") {
-		g, level, ok := parseGranuleTerm(gt.Term)
-		if !ok {
-			continue
+	for i, m := range counts {
+		for level, n := range m {
+			if !seen[level] {
+				seen[level] = true
+				h.Levels = append(h.Levels, level)
+			}
+			h.Buckets[i].Counts[level] += n
+			h.Buckets[i].Total += n
+			h.Total += n
 		}
-		i := int(floorDiv(g*granuleMs-first, stepMs))
-		if i < 0 || i >= nb {
-			continue
-		}
-		if !seen[level] {
-			seen[level] = true
-			h.Levels = append(h.Levels, level)
-		}
-		h.Buckets[i].Counts[level] += uint64(gt.Count)
-		h.Buckets[i].Total += uint64(gt.Count)
 	}
 	sort.Slice(h.Levels, func(i, j int) bool { return levelOrder[h.Levels[i]] < levelOrder[h.Levels[j]] })
 	return h, nil
-}
-
-func facetTerms(br *bleve.SearchResult, name string) []*search.TermFacet {
-	fr, ok := br.Facets[name]
-	if !ok || fr == nil || fr.Terms == nil {
-		return nil
-	}
-	return fr.Terms.Terms()
 }
 
 // FacetsRequest asks for the most common values of the fields of matching records.
@@ -598,54 +609,216 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		keys = 5
 	}
 	keys = min(keys, 20)
-	lo, hi, bounded := timeBounds(req.Start, req.End)
+	lo, hi, _ := timeBounds(req.Start, req.End)
 	f := &Facets{Service: []FacetValue{}, Severity: []FacetValue{}, Attributes: []AttributeFacet{}}
 	s, err := ix.acquireRange(lo, hi)
 	if err != nil {
 		return nil, err
 	}
 	defer s.release()
-	if s.alias == nil {
-		return f, nil
-	}
 	ctx, cancel := context.WithTimeout(ctx, ix.opts.SearchTimeout)
 	defer cancel()
-	base := fullQuery(q, lo, hi, bounded)
-	sr := bleve.NewSearchRequestOptions(base, 0, 0, false)
-	sr.Score = "none"
-	sr.AddFacet("svc", bleve.NewFacetRequest(fieldService, size))
-	sr.AddFacet("sev", bleve.NewFacetRequest(fieldSev, len(levelOrder)))
-	sr.AddFacet("keys", bleve.NewFacetRequest(fieldKeys, keys))
-	br, err := s.alias.SearchInContext(ctx, sr)
+	pl := newBlockPlan(q)
+
+	// Services, levels and attribute keys. A block whose records all match
+	// counts its keys from the index; the others are read.
+	var mu sync.Mutex
+	var hits []blockHit
+	keyCounts := map[string]uint64{}
+	err = s.eachShard(ctx, func(p *partition, k int) error {
+		return p.readBlocks(ctx, k, pl, lo, hi, func(sr *shardReader, hs []blockHit) error {
+			kc, err := sr.fieldCounts(ctx, fieldKeys, wholeDocs(hs))
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			hits = append(hits, hs...)
+			for key, n := range kc {
+				keyCounts[key] += n
+			}
+			return nil
+		})
+	})
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	f.Total = br.Total
-	f.Service = facetValues(br, "svc")
-	f.Severity = facetValues(br, "sev")
-	kts := facetTerms(br, "keys")
-	if len(kts) == 0 {
+	services, levels := map[string]uint64{}, map[string]uint64{}
+	var partial []int
+	for i := range hits {
+		h := &hits[i]
+		if h.match.exact() {
+			services[h.service] += uint64(h.match.lo)
+			levels[h.level] += uint64(h.match.lo)
+			f.Total += uint64(h.match.lo)
+		}
+		if !h.whole() {
+			partial = append(partial, i)
+		}
+	}
+	type scanCounts struct {
+		n    uint64
+		keys map[string]uint64
+	}
+	sc := make([]scanCounts, len(partial))
+	err = parallel(ctx, len(partial), func(j int) error {
+		c := scanCounts{keys: map[string]uint64{}}
+		var seen []string
+		_, _, err := scanBlock(&hits[partial[j]], q, lo, hi, func(_ docID, r *Record) {
+			c.n++
+			seen = seen[:0]
+			eachAttr(r, func(a Attr) {
+				if a.Key == "" || len(a.Key) > MaxKeywordLen || slices.Contains(seen, a.Key) {
+					return
+				}
+				seen = append(seen, a.Key)
+				c.keys[a.Key]++
+			})
+		})
+		sc[j] = c
+		return ix.skipDamage(err, &hits[partial[j]])
+	})
+	if err != nil {
+		return nil, searchError(req.Query, err)
+	}
+	for j, c := range sc {
+		h := &hits[partial[j]]
+		if !h.match.exact() {
+			services[h.service] += c.n
+			levels[h.level] += c.n
+			f.Total += c.n
+		}
+		for key, n := range c.keys {
+			keyCounts[key] += n
+		}
+	}
+	f.Service = topValues(services, size)
+	f.Severity = topValues(levels, len(levelOrder))
+	top := topValues(keyCounts, keys)
+	if len(top) == 0 {
 		return f, nil
 	}
-	sr = bleve.NewSearchRequestOptions(base, 0, 0, false)
-	sr.Score = "none"
-	for i, kt := range kts {
-		sr.AddFacet(fmt.Sprintf("k%d", i), bleve.NewFacetRequest(attrPrefix+kt.Term, size))
+
+	// The values of the most common keys, the same way.
+	values := make([]map[string]uint64, len(top))
+	for i := range values {
+		values[i] = map[string]uint64{}
 	}
-	br, err = s.alias.SearchInContext(ctx, sr)
+	hits = hits[:0]
+	err = s.eachShard(ctx, func(p *partition, k int) error {
+		return p.readBlocks(ctx, k, pl, lo, hi, func(sr *shardReader, hs []blockHit) error {
+			whole := wholeDocs(hs)
+			vcs := make([]map[string]uint64, len(top))
+			for i, kv := range top {
+				var err error
+				if vcs[i], err = sr.fieldCounts(ctx, attrPrefix+kv.Value, whole); err != nil {
+					return err
+				}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			hits = append(hits, hs...)
+			for i, vc := range vcs {
+				for v, n := range vc {
+					values[i][v] += n
+				}
+			}
+			return nil
+		})
+	})
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	for i, kt := range kts {
-		f.Attributes = append(f.Attributes, AttributeFacet{Key: kt.Term, Count: uint64(kt.Count), Values: facetValues(br, fmt.Sprintf("k%d", i))})
+	partial = partial[:0]
+	for i := range hits {
+		if !hits[i].whole() {
+			partial = append(partial, i)
+		}
+	}
+	scanned := make([][]map[string]uint64, len(partial))
+	err = parallel(ctx, len(partial), func(j int) error {
+		vc := make([]map[string]uint64, len(top))
+		for i := range vc {
+			vc[i] = map[string]uint64{}
+		}
+		var seen []Attr
+		_, _, err := scanBlock(&hits[partial[j]], q, lo, hi, func(_ docID, r *Record) {
+			seen = seen[:0]
+			eachAttr(r, func(a Attr) {
+				if len(a.Value) > MaxKeywordLen || slices.Contains(seen, Attr{Key: a.Key, Value: a.Value}) {
+					return
+				}
+				for i, kv := range top {
+					if a.Key == kv.Value {
+						seen = append(seen, Attr{Key: a.Key, Value: a.Value})
+						vc[i][a.Value]++
+					}
+				}
+			})
+		})
+		scanned[j] = vc
+		return ix.skipDamage(err, &hits[partial[j]])
+	})
+	if err != nil {
+		return nil, searchError(req.Query, err)
+	}
+	for _, vc := range scanned {
+		for i, m := range vc {
+			for v, n := range m {
+				values[i][v] += n
+			}
+		}
+	}
+	for i, kv := range top {
+		f.Attributes = append(f.Attributes, AttributeFacet{Key: kv.Value, Count: kv.Count, Values: topValues(values[i], size)})
 	}
 	return f, nil
 }
 
-func facetValues(br *bleve.SearchResult, name string) []FacetValue {
-	out := []FacetValue{}
-	for _, t := range facetTerms(br, name) {
-		out = append(out, FacetValue{Value: t.Term, Count: uint64(t.Count)})
+// wholeDocs returns the document numbers of the blocks of hits whose records
+// all match.
+func wholeDocs(hits []blockHit) map[uint64]bool {
+	out := map[uint64]bool{}
+	for i := range hits {
+		if hits[i].whole() {
+			out[hits[i].doc] = true
+		}
+	}
+	return out
+}
+
+// eachShard calls fn for every shard of the scope, in parallel.
+func (s *scope) eachShard(ctx context.Context, fn func(p *partition, k int) error) error {
+	type job struct {
+		p *partition
+		k int
+	}
+	var jobs []job
+	for _, day := range s.days {
+		p := s.parts[day]
+		for k := range p.shards {
+			jobs = append(jobs, job{p, k})
+		}
+	}
+	return parallel(ctx, len(jobs), func(i int) error { return fn(jobs[i].p, jobs[i].k) })
+}
+
+// topValues returns the n values with the largest counts, ties by value.
+func topValues(counts map[string]uint64, n int) []FacetValue {
+	out := make([]FacetValue, 0, len(counts))
+	for v, c := range counts {
+		if c > 0 {
+			out = append(out, FacetValue{Value: v, Count: c})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Value < out[j].Value
+	})
+	if len(out) > n {
+		out = out[:n]
 	}
 	return out
 }

@@ -1,0 +1,658 @@
+package logindex
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/blevesearch/bleve/v2/numeric"
+	index "github.com/blevesearch/bleve_index_api"
+)
+
+// Searching block documents (FORMAT.md, "Blocks").
+//
+// A query is evaluated over a shard's blocks with counts: each leaf of the query
+// tree gives, for every block, bounds on how many of the block's records match
+// it, read from the frequencies of its terms (exact for one term; for several,
+// between the largest and the sum). The bounds combine through the tree: a
+// conjunction of k parts matches at least Σlo − (k−1)·n and at most min(hi) of
+// the block's n records; a disjunction at least max(lo) and at most Σhi; a
+// negation n − hi to n − lo. A block whose upper bound is zero has no match and
+// is never read; one whose bounds meet has exactly that many; the others are
+// scanned: their records are read from the record log and matched one by one.
+// So a search by one word, field or level counts from the index alone, and a
+// phrase or a conjunction of words reads only the blocks that have all the words.
+
+// bounds is how many records of a block match: at least lo, at most hi.
+type bounds struct{ lo, hi int32 }
+
+func (b bounds) exact() bool { return b.lo == b.hi }
+
+// blockPlan is a query prepared for evaluation over blocks.
+type blockPlan struct {
+	q      *Query
+	leaves map[*matchNode]int // index of each leaf in a block's leaf bounds
+	list   []*matchNode
+}
+
+func newBlockPlan(q *Query) *blockPlan {
+	pl := &blockPlan{q: q, leaves: map[*matchNode]int{}}
+	var walk func(n node)
+	walk = func(n node) {
+		switch n := n.(type) {
+		case *andNode:
+			for _, k := range n.kids {
+				walk(k)
+			}
+		case *orNode:
+			for _, k := range n.kids {
+				walk(k)
+			}
+		case *notNode:
+			walk(n.kid)
+		case *matchNode:
+			if _, ok := pl.leaves[n]; !ok {
+				pl.leaves[n] = len(pl.list)
+				pl.list = append(pl.list, n)
+			}
+		}
+	}
+	walk(q.root)
+	return pl
+}
+
+// eval returns the bounds of n over a block of size size whose leaves have the
+// bounds leaf.
+func (pl *blockPlan) eval(n node, size int32, leaf []bounds) bounds {
+	switch n := n.(type) {
+	case *andNode:
+		sum, hi := int32(0), size
+		for _, k := range n.kids {
+			b := pl.eval(k, size, leaf)
+			sum += b.lo - size
+			hi = min(hi, b.hi)
+			if hi == 0 {
+				return bounds{}
+			}
+		}
+		return bounds{max(0, sum+size), hi}
+	case *orNode:
+		lo, sum := int32(0), int32(0)
+		for _, k := range n.kids {
+			b := pl.eval(k, size, leaf)
+			lo = max(lo, b.lo)
+			sum += b.hi
+		}
+		return bounds{lo, min(size, sum)}
+	case *notNode:
+		b := pl.eval(n.kid, size, leaf)
+		return bounds{size - b.hi, size - b.lo}
+	case *matchNode:
+		if n.kind == kindAll {
+			return bounds{size, size}
+		}
+		return leaf[pl.leaves[n]]
+	}
+	return bounds{}
+}
+
+// blockHit is a block with matches.
+type blockHit struct {
+	p       *partition
+	doc     uint64 // the document number in the reader that found it
+	id      docID
+	size    int32 // records in the block
+	match   bounds
+	t0, t   int64 // times of its first and last records, Unix ms
+	service string
+	level   string
+}
+
+// postings accumulates, per block (internal document number), the sum and the
+// largest of the counts of some terms.
+type postings map[uint64]*posting
+
+type posting struct {
+	sum, max int32
+}
+
+func (ps postings) add(doc uint64, freq int32) {
+	p := ps[doc]
+	if p == nil {
+		p = &posting{}
+		ps[doc] = p
+	}
+	p.sum += freq
+	p.max = max(p.max, freq)
+}
+
+// shardReader reads one shard's blocks.
+type shardReader struct {
+	r   index.IndexReader
+	tfd index.TermFieldDoc
+}
+
+// term adds the postings of term in field to ps.
+func (sr *shardReader) term(ctx context.Context, field, term string, ps postings) error {
+	tfr, err := sr.r.TermFieldReader(ctx, []byte(term), field, true, false, false)
+	if err != nil {
+		return err
+	}
+	defer tfr.Close()
+	for {
+		d, err := tfr.Next(sr.tfd.Reset())
+		if err != nil {
+			return err
+		}
+		if d == nil {
+			return nil
+		}
+		ps.add(d.ID.Value(), int32(d.Freq))
+	}
+}
+
+// dict adds the postings of every term of d to ps, and closes d.
+func (sr *shardReader) dict(ctx context.Context, field string, d index.FieldDict, ps postings) error {
+	var terms []string
+	for {
+		e, err := d.Next()
+		if err != nil {
+			d.Close()
+			return err
+		}
+		if e == nil {
+			break
+		}
+		terms = append(terms, e.Term)
+	}
+	if err := d.Close(); err != nil {
+		return err
+	}
+	for _, t := range terms {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := sr.term(ctx, field, t, ps); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// termRange adds the postings of the terms of field in [lo, hi] (inclusive).
+func (sr *shardReader) termRange(ctx context.Context, field, lo, hi string, ps postings) error {
+	if lo > hi {
+		return nil
+	}
+	d, err := sr.r.FieldDictRange(field, []byte(lo), []byte(hi))
+	if err != nil {
+		return err
+	}
+	return sr.dict(ctx, field, d, ps)
+}
+
+// regexp adds the postings of the terms of field that re matches whole.
+func (sr *shardReader) regexp(ctx context.Context, field, re string, ps postings) error {
+	rr, ok := sr.r.(index.IndexReaderRegexp)
+	if !ok {
+		return errors.New("the index cannot expand regular expressions")
+	}
+	d, err := rr.FieldDictRegexp(field, re)
+	if err != nil {
+		return err
+	}
+	return sr.dict(ctx, field, d, ps)
+}
+
+// leafMode says how a leaf's postings bound its matches in a block.
+type leafMode int
+
+const (
+	// modeSum: a record has at most one of the leaf's terms; the sum of their
+	// counts is exact.
+	modeSum leafMode = iota
+	// modeRange: between the largest count and the sum.
+	modeRange
+	// modeAtMost: at most the largest count (a phrase: the least count over
+	// its words, which need not be in sequence).
+	modeAtMost
+)
+
+// leafPostings reads the postings of leaf m and how they bound its matches.
+func (sr *shardReader) leafPostings(ctx context.Context, m *matchNode, day int) (ps postings, mode leafMode, err error) {
+	ps = postings{}
+	field := fieldName(m)
+	switch m.kind {
+	case kindTerm:
+		return ps, modeSum, sr.term(ctx, field, m.value, ps)
+	case kindPhrase:
+		if len(m.words) == 0 {
+			return ps, modeSum, nil
+		}
+		var least postings
+		for i, w := range m.words {
+			wp := postings{}
+			if err := sr.term(ctx, fieldBody, w, wp); err != nil {
+				return nil, 0, err
+			}
+			if i == 0 {
+				least = wp
+				continue
+			}
+			for doc, p := range least {
+				q := wp[doc]
+				if q == nil {
+					delete(least, doc)
+					continue
+				}
+				p.sum, p.max = min(p.sum, q.sum), min(p.max, q.max)
+			}
+		}
+		if len(m.words) == 1 {
+			return least, modeSum, nil
+		}
+		return least, modeAtMost, nil
+	case kindWildcard, kindRegexp:
+		if m.kind == kindWildcard && m.value == ".*" && m.field == fAttr {
+			return ps, modeSum, sr.term(ctx, fieldKeys, m.key, ps) // key:* means the key is present
+		}
+		mode := modeRange
+		if m.field == fService || m.field == fSeverity { // one value per block
+			mode = modeSum
+		}
+		return ps, mode, sr.regexp(ctx, field, m.value, ps)
+	case kindRange:
+		switch m.field {
+		case fTime:
+			inner, edge, err := sr.timePostings(ctx, m.timeLo, m.timeHi, day)
+			if err != nil {
+				return nil, 0, err
+			}
+			return mergeTime(inner, edge), modeRange, nil
+		case fSeverity:
+			return ps, modeSum, sr.termRange(ctx, fieldSevNum, sevNumTerm(int32(m.lo)), sevNumTerm(int32(m.hi)), ps)
+		case fAttr:
+			return ps, modeRange, sr.numRange(ctx, numPrefix+m.key, m, ps)
+		}
+	}
+	return ps, modeSum, nil
+}
+
+// mergeTime turns the postings of a time range's whole granules (inner) and its
+// cut granules (edge) into postings whose max is the lower bound and sum the
+// upper (modeRange).
+func mergeTime(inner, edge postings) postings {
+	out := postings{}
+	for doc, p := range inner {
+		out[doc] = &posting{sum: p.sum, max: p.sum}
+	}
+	for doc, p := range edge {
+		q := out[doc]
+		if q == nil {
+			q = &posting{}
+			out[doc] = q
+		}
+		q.sum += p.sum
+	}
+	return out
+}
+
+// numRange adds the postings of the prefix-coded number terms of field in m's
+// range.
+func (sr *shardReader) numRange(ctx context.Context, field string, m *matchNode, ps postings) error {
+	lo, hi, ok := numRangeBounds(m)
+	if !ok {
+		return nil
+	}
+	var err error
+	splitInt64Range(lo, hi, numPrecisionStep, func(a, b int64, shift uint) {
+		if err == nil {
+			err = sr.termRange(ctx, field, string(numeric.MustNewPrefixCodedInt64(a, shift)), string(numeric.MustNewPrefixCodedInt64(b, shift)), ps)
+		}
+	})
+	return err
+}
+
+// timePostings reads the counts of a block's records with times in [lo, hi)
+// ms within day: inner, those of the granules the range holds whole; edge,
+// those of the granules it cuts.
+func (sr *shardReader) timePostings(ctx context.Context, lo, hi int64, day int) (inner, edge postings, err error) {
+	inner, edge = postings{}, postings{}
+	ds := int64(day) * 86_400_000
+	lo, hi = max(lo, ds), min(hi, ds+86_400_000)
+	if lo >= hi {
+		return inner, edge, nil
+	}
+	a := -floorDiv(-lo, granuleMs) * granuleMs // first whole granule
+	b := floorDiv(hi, granuleMs) * granuleMs   // end of the last whole granule
+	if a < b {
+		if err := sr.timeRange(ctx, a, b, 0, inner); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, g := range []int64{floorDiv(lo, granuleMs), floorDiv(hi-1, granuleMs)} {
+		if g*granuleMs < a || g*granuleMs >= b {
+			if err := sr.term(ctx, fieldGranule, granuleTerm(g), edge); err != nil {
+				return nil, nil, err
+			}
+		}
+		if floorDiv(lo, granuleMs) == floorDiv(hi-1, granuleMs) {
+			break
+		}
+	}
+	return inner, edge, nil
+}
+
+// timeRange adds the postings of [lo, hi) ms (whole granules) at the time
+// levels from level on, coarsest first.
+func (sr *shardReader) timeRange(ctx context.Context, lo, hi int64, level int, ps postings) error {
+	if lo >= hi {
+		return nil
+	}
+	l := blockTimeLevels[level]
+	a := -floorDiv(-lo, l.ms)
+	b := floorDiv(hi, l.ms)
+	if a >= b {
+		return sr.timeRange(ctx, lo, hi, level+1, ps)
+	}
+	if err := sr.termRange(ctx, l.field, levelTerm(a), levelTerm(b-1), ps); err != nil {
+		return err
+	}
+	if level+1 < len(blockTimeLevels) {
+		if err := sr.timeRange(ctx, lo, a*l.ms, level+1, ps); err != nil {
+			return err
+		}
+		return sr.timeRange(ctx, b*l.ms, hi, level+1, ps)
+	}
+	return nil
+}
+
+// leafBounds turns a leaf's posting for a block of size records into bounds.
+func leafBounds(p *posting, size int32, mode leafMode) bounds {
+	switch {
+	case p == nil:
+		return bounds{}
+	case mode == modeSum:
+		return bounds{min(size, p.sum), min(size, p.sum)}
+	case mode == modeAtMost:
+		return bounds{0, min(size, p.max)}
+	}
+	return bounds{p.max, min(size, p.sum)}
+}
+
+// blocks finds the blocks of shard k of p that may hold records matching pl in
+// [lo, hi) ms.
+func (p *partition) blocks(ctx context.Context, k int, pl *blockPlan, lo, hi int64) (hits []blockHit, err error) {
+	err = p.readBlocks(ctx, k, pl, lo, hi, func(_ *shardReader, h []blockHit) error {
+		hits = h
+		return nil
+	})
+	return hits, err
+}
+
+// readBlocks calls fn with a reader of shard k of p and the blocks of that
+// reader that may hold records matching pl in [lo, hi) ms.
+func (p *partition) readBlocks(ctx context.Context, k int, pl *blockPlan, lo, hi int64, fn func(sr *shardReader, hits []blockHit) error) error {
+	adv, err := p.shards[k].Advanced()
+	if err != nil {
+		return err
+	}
+	r, err := adv.Reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	sr := &shardReader{r: r}
+	hits, err := sr.blocks(ctx, p, k, pl, lo, hi)
+	if err != nil {
+		return err
+	}
+	return fn(sr, hits)
+}
+
+func (sr *shardReader) blocks(ctx context.Context, p *partition, k int, pl *blockPlan, lo, hi int64) ([]blockHit, error) {
+	r := sr.r
+	inner, edge, err := sr.timePostings(ctx, lo, hi, p.day)
+	if err != nil {
+		return nil, err
+	}
+	if len(inner) == 0 && len(edge) == 0 {
+		return nil, nil
+	}
+	sizes := postings{}
+	if err := sr.term(ctx, "td", levelTerm(int64(p.day)), sizes); err != nil {
+		return nil, err
+	}
+	leafPs := make([]postings, len(pl.list))
+	modes := make([]leafMode, len(pl.list))
+	for i, m := range pl.list {
+		if m.kind == kindAll {
+			continue
+		}
+		if leafPs[i], modes[i], err = sr.leafPostings(ctx, m, p.day); err != nil {
+			return nil, err
+		}
+	}
+	docs := make([]uint64, 0, len(inner)+len(edge))
+	for doc := range inner {
+		docs = append(docs, doc)
+	}
+	for doc := range edge {
+		if inner[doc] == nil {
+			docs = append(docs, doc)
+		}
+	}
+	sort.Slice(docs, func(i, j int) bool { return docs[i] < docs[j] })
+	dvr, err := r.DocValueReader([]string{fieldTimeFirst, fieldTime, fieldService, fieldSev})
+	if err != nil {
+		return nil, err
+	}
+	leaf := make([]bounds, len(pl.list))
+	var hits []blockHit
+	iid := make(index.IndexInternalID, 8)
+	for n, doc := range docs {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		sp := sizes[doc]
+		if sp == nil {
+			continue
+		}
+		size := sp.sum
+		for i := range pl.list {
+			if pl.list[i].kind != kindAll {
+				leaf[i] = leafBounds(leafPs[i][doc], size, modes[i])
+			}
+		}
+		tb := bounds{}
+		if ip := inner[doc]; ip != nil {
+			tb.lo = ip.sum
+		}
+		tb.hi = tb.lo
+		if ep := edge[doc]; ep != nil {
+			tb.hi = min(size, tb.hi+ep.sum)
+		}
+		b := pl.eval(pl.q.root, size, leaf)
+		// The query and the time range together.
+		b = bounds{max(0, b.lo+tb.lo-size), min(b.hi, tb.hi)}
+		if b.hi == 0 {
+			continue
+		}
+		iid.SetValue(doc)
+		ext, err := r.ExternalID(iid)
+		if err != nil {
+			return nil, err
+		}
+		id, ok := docIDFromBytes(ext)
+		if !ok {
+			return nil, fmt.Errorf("bad block id of %d bytes in shard %d of %s", len(ext), k, dayDirName(p.day))
+		}
+		h := blockHit{p: p, doc: doc, id: id, size: size, match: b}
+		err = dvr.VisitDocValues(iid, func(field string, term []byte) {
+			switch field {
+			case fieldTimeFirst:
+				h.t0 = parseTimeTerm(term)
+			case fieldTime:
+				h.t = parseTimeTerm(term)
+			case fieldService:
+				h.service = string(term)
+			case fieldSev:
+				h.level = string(term)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		hits = append(hits, h)
+	}
+	return hits, nil
+}
+
+// whole reports whether every record of the block matches.
+func (h *blockHit) whole() bool { return h.match.lo == h.size }
+
+// fieldCounts sums, per term of field, its counts in the blocks docs; nil docs
+// means every block.
+func (sr *shardReader) fieldCounts(ctx context.Context, field string, docs map[uint64]bool) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	if docs != nil && len(docs) == 0 {
+		return out, nil
+	}
+	d, err := sr.r.FieldDict(field)
+	if err != nil {
+		return nil, err
+	}
+	var terms []string
+	for {
+		e, err := d.Next()
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		if e == nil {
+			break
+		}
+		terms = append(terms, e.Term)
+	}
+	if err := d.Close(); err != nil {
+		return nil, err
+	}
+	for _, t := range terms {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		tfr, err := sr.r.TermFieldReader(ctx, []byte(t), field, true, false, false)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			td, err := tfr.Next(sr.tfd.Reset())
+			if err != nil {
+				tfr.Close()
+				return nil, err
+			}
+			if td == nil {
+				break
+			}
+			if docs == nil || docs[td.ID.Value()] {
+				out[t] += td.Freq
+			}
+		}
+		tfr.Close()
+	}
+	return out, nil
+}
+
+// parseTimeTerm reads a t or t0 term (12 hex digits).
+func parseTimeTerm(term []byte) int64 {
+	var v int64
+	for _, c := range term {
+		switch {
+		case c >= '0' && c <= '9':
+			v = v<<4 | int64(c-'0')
+		case c >= 'a' && c <= 'f':
+			v = v<<4 | int64(c-'a'+10)
+		}
+	}
+	return v
+}
+
+// blockRecords calls fn with the index in its frame and the bytes of every
+// record of block id, in frame order.
+func (p *partition) eachBlockRecord(id docID, fn func(i int, b []byte) error) error {
+	fr, err := p.frame(id.off())
+	if err != nil {
+		return err
+	}
+	blocks, err := fr.blockList()
+	if err != nil {
+		return &CorruptionError{Path: p.path, Offset: fr.off, Err: err}
+	}
+	if id.idx() >= len(blocks) {
+		return fmt.Errorf("cannot find block %s: frame at %d has %d blocks: %w", id, fr.off, len(blocks), ErrNotFound)
+	}
+	for _, i := range blocks[id.idx()] {
+		if err := fn(int(i), fr.recs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// frame returns the decoded frame at off, from the cache when it is there.
+func (p *partition) frame(off int64) (*frame, error) {
+	if fr := p.cache.get(off); fr != nil {
+		return fr, nil
+	}
+	fr, err := readFrame(p.f, p.path, off, p.size.Load())
+	if err != nil {
+		return nil, err
+	}
+	p.cache.put(fr)
+	return fr, nil
+}
+
+// blockList returns the blocks of the frame's records (frameBlocks), worked
+// out once.
+func (fr *frame) blockList() ([][]int32, error) {
+	fr.blocksOnce.Do(func() {
+		recs := make([]Record, len(fr.recs))
+		for i, b := range fr.recs {
+			if err := decodeGroupKey(b, &recs[i]); err != nil {
+				fr.blocksErr = err
+				return
+			}
+		}
+		var g frameBlocks
+		fr.blocks = g.split(recs)
+	})
+	return fr.blocks, fr.blocksErr
+}
+
+// decodeGroupKey decodes what groups a record into a block: its service and
+// level (Record.Severity).
+func decodeGroupKey(b []byte, r *Record) error {
+	if len(b) == 0 || b[0] != recordVersion {
+		return fmt.Errorf("cannot decode record of %d bytes: unknown version: %w", len(b), errShortRecord)
+	}
+	d := recordDecoder{b: b, off: 1}
+	d.varint("time")
+	d.varint("observed time")
+	sn := d.uvarint("severity number")
+	text := d.str("severity text")
+	d.str("body type")
+	d.str("body")
+	d.str("trace id")
+	d.str("span id")
+	d.uvarint("flags")
+	d.str("event name")
+	r.Service = d.str("service")
+	if d.err != nil {
+		return d.err
+	}
+	r.Severity = levelOf(effectiveSeverity(int32(min(sn, 1<<31-1)), text))
+	return nil
+}
