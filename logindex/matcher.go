@@ -1,0 +1,893 @@
+package logindex
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"regexp/syntax"
+	"slices"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Matching records in their encoded form. A search that scans the records of a
+// block asks of each whether it matches the query; decoding it into a Record
+// and calling Query.Matches makes a string of every field and a map of the
+// body's tokens. A recordMatcher answers the same question from appendRecord's
+// bytes:
+//
+//   - It walks the record once, checking every length as decodeRecord does (so
+//     that it refuses exactly the records decodeRecord refuses), and keeps the
+//     fields as slices of the encoding.
+//   - It evaluates the query's tree with the cheapest children of an AND or an
+//     OR first: fixed fields, then attributes, then body terms and phrases,
+//     then body wildcards and regular expressions.
+//   - Body leaves look at an ASCII lower-cased copy of the body. For an ASCII
+//     body the words are its maximal runs of letters, digits and '_', so a term
+//     or a phrase is decided by a substring search and a look at the bytes
+//     around it, without tokenizing. Any other body is tokenized, at most once
+//     per record, into reused buffers; before that, a leaf whose tokens must
+//     contain some ASCII strings (its words, or the literals of its pattern)
+//     is rejected when the body lacks one of them.
+//
+// The substring test is sound because tokens are the lower case of pieces of
+// the body, rune by rune, and the only non-ASCII runes whose lower case is
+// ASCII are those in foldsToASCII: a body without them can yield an ASCII
+// string only from ASCII bytes, which lower-case bytewise.
+
+// foldsToASCII holds the UTF-8 encodings of the non-ASCII runes whose lower
+// case (unicode.ToLower) is ASCII: U+0130 LATIN CAPITAL LETTER I WITH DOT
+// ABOVE and U+212A KELVIN SIGN. A test checks the list against every rune.
+var foldsToASCII = [...]string{"\u0130", "\u212a"}
+
+// recordMatcher matches records in their encoded form (appendRecord's bytes)
+// against a query, with the answers decodeRecord and Query.Matches give. It
+// keeps scratch space between records and is not safe for concurrent use.
+type recordMatcher struct {
+	root *matcherNode
+	rec  encodedRecord
+	body bodyView
+
+	// Severity of the current record, computed once when a leaf needs it.
+	sevDone bool
+	sev     int32
+	// The last severity text that needed a lookup, and its severity number.
+	sevText    []byte
+	sevTextNum int32
+	sevTextSet bool
+}
+
+type matcherOp uint8
+
+const (
+	opLeaf matcherOp = iota
+	opAnd
+	opOr
+	opNot
+	opAll
+)
+
+// matcherNode is a node of the query's tree prepared for matching.
+type matcherNode struct {
+	op   matcherOp
+	kids []*matcherNode
+	m    *matchNode
+	cost int // for ordering the children of AND and OR, cheapest first
+
+	// Body leaves.
+	term  []byte   // kindTerm: the word
+	words [][]byte // kindPhrase: the words
+	// lits are ASCII strings, lower case, that every token the leaf matches
+	// contains (its words, or literals of its pattern): a body none of whose
+	// tokens can come from non-ASCII runes matches only if it contains them all.
+	lits [][]byte
+	// asciiWords: the term or every word of the phrase is ASCII letters, digits
+	// and '_', so an ASCII body decides it without tokenizing.
+	asciiWords bool
+	// noASCII: no ASCII token matches (a word or a required literal is not
+	// ASCII), so an ASCII body never matches.
+	noASCII bool
+}
+
+// newRecordMatcher prepares q for matching encoded records.
+func newRecordMatcher(q *Query) *recordMatcher {
+	return &recordMatcher{root: compileMatcher(q.root)}
+}
+
+func compileMatcher(n node) *matcherNode {
+	switch n := n.(type) {
+	case *andNode, *orNode:
+		var kids []node
+		op := opAnd
+		if o, ok := n.(*orNode); ok {
+			kids, op = o.kids, opOr
+		} else {
+			kids = n.(*andNode).kids
+		}
+		mn := &matcherNode{op: op}
+		for _, k := range kids {
+			c := compileMatcher(k)
+			mn.kids = append(mn.kids, c)
+			mn.cost = max(mn.cost, c.cost)
+		}
+		slices.SortStableFunc(mn.kids, func(a, b *matcherNode) int { return cmp.Compare(a.cost, b.cost) })
+		return mn
+	case *notNode:
+		kid := compileMatcher(n.kid)
+		return &matcherNode{op: opNot, kids: []*matcherNode{kid}, cost: kid.cost}
+	case *matchNode:
+		return compileLeaf(n)
+	}
+	return &matcherNode{op: opAll}
+}
+
+// Leaf costs, in the order a conjunction tries them.
+const (
+	costField = iota
+	costAttr
+	costBodyWords
+	costBodyPattern
+)
+
+func compileLeaf(m *matchNode) *matcherNode {
+	if m.kind == kindAll {
+		return &matcherNode{op: opAll}
+	}
+	mn := &matcherNode{op: opLeaf, m: m, cost: costField}
+	if m.field == fAttr {
+		mn.cost = costAttr
+	}
+	if m.field != fBody {
+		return mn
+	}
+	mn.cost = costBodyWords
+	addWord := func(w string) {
+		if !isASCII(w) {
+			mn.noASCII = true
+			mn.asciiWords = false
+			return
+		}
+		mn.lits = append(mn.lits, []byte(w))
+		for i := 0; i < len(w); i++ {
+			if asciiClass[w[i]]&asciiWord == 0 {
+				mn.asciiWords = false
+			}
+		}
+	}
+	switch m.kind {
+	case kindTerm:
+		mn.term = []byte(m.value)
+		mn.asciiWords = true
+		addWord(m.value)
+	case kindPhrase:
+		mn.asciiWords = true
+		for _, w := range m.words {
+			mn.words = append(mn.words, []byte(w))
+			addWord(w)
+		}
+	case kindWildcard, kindRegexp:
+		mn.cost = costBodyPattern
+		if re, err := syntax.Parse(m.re.String(), syntax.Perl); err == nil {
+			for _, l := range requiredLiterals(nil, re) {
+				if isASCII(l) {
+					mn.lits = append(mn.lits, []byte(lowerASCII(l)))
+				} else {
+					mn.noASCII = true
+				}
+			}
+		}
+	}
+	return mn
+}
+
+// requiredLiterals appends the literals (not case-folded) that every string
+// re matches contains.
+func requiredLiterals(dst []string, re *syntax.Regexp) []string {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase == 0 && len(re.Rune) > 0 {
+			dst = append(dst, string(re.Rune))
+		}
+	case syntax.OpConcat:
+		for _, s := range re.Sub {
+			dst = requiredLiterals(dst, s)
+		}
+	case syntax.OpCapture, syntax.OpPlus:
+		dst = requiredLiterals(dst, re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Min >= 1 {
+			dst = requiredLiterals(dst, re.Sub[0])
+		}
+	}
+	return dst
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// match reports whether the encoded record b matches the query. A record that
+// decodeRecord refuses is an error, the one decodeRecord returns (it wraps
+// errShortRecord).
+func (m *recordMatcher) match(b []byte) (bool, error) {
+	if !m.rec.parse(b) {
+		var r Record
+		if err := decodeRecord(b, &r); err != nil {
+			return false, err
+		}
+		return false, fmt.Errorf("cannot decode record of %d bytes: %w", len(b), errShortRecord)
+	}
+	m.sevDone = false
+	m.body.reset(m.rec.body)
+	return m.eval(m.root), nil
+}
+
+// recordTime returns the time (Unix ns) of the encoded record b, reading only
+// its version and time: the rest of the record is not checked.
+func recordTime(b []byte) (int64, error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return 0, fmt.Errorf("cannot decode record of %d bytes: unknown version: %w", len(b), errShortRecord)
+	}
+	t, n := binary.Varint(b[1:])
+	if n <= 0 {
+		return 0, fmt.Errorf("cannot decode time at offset 1 of %d bytes: %w", len(b), errShortRecord)
+	}
+	return t, nil
+}
+
+func (m *recordMatcher) eval(n *matcherNode) bool {
+	switch n.op {
+	case opAnd:
+		for _, k := range n.kids {
+			if !m.eval(k) {
+				return false
+			}
+		}
+		return true
+	case opOr:
+		for _, k := range n.kids {
+			if m.eval(k) {
+				return true
+			}
+		}
+		return false
+	case opNot:
+		return !m.eval(n.kids[0])
+	case opAll:
+		return true
+	}
+	if n.m.field == fBody {
+		return m.matchBody(n)
+	}
+	return m.matchField(n.m)
+}
+
+// severity returns the current record's effective severity number.
+func (m *recordMatcher) severity() int32 {
+	if m.sevDone {
+		return m.sev
+	}
+	m.sevDone = true
+	num, text := m.rec.sevNum, m.rec.sevText
+	switch {
+	case num >= 1 && num <= 24:
+		m.sev = int32(num)
+	case m.sevTextSet && bytes.Equal(text, m.sevText):
+		m.sev = m.sevTextNum
+	default:
+		m.sev = severityOfText(text)
+		m.sevText = append(m.sevText[:0], text...)
+		m.sevTextNum, m.sevTextSet = m.sev, true
+	}
+	return m.sev
+}
+
+// severityOfText returns effectiveSeverity(0, string(text)), without
+// allocating when text is ASCII.
+func severityOfText(text []byte) int32 {
+	if !isASCIIBytes(text) {
+		return effectiveSeverity(0, string(text))
+	}
+	// For ASCII, bytes.TrimSpace and an ASCII upper case are what levelNumber
+	// does; no level name is longer than 16 bytes.
+	text = bytes.TrimSpace(text)
+	var buf [16]byte
+	if len(text) > len(buf) {
+		return 0
+	}
+	for i, c := range text {
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		buf[i] = c
+	}
+	n, _ := levelNumber(string(buf[:len(text)]))
+	return n
+}
+
+func testValue(q *matchNode, v []byte) bool {
+	if q.kind == kindTerm {
+		return string(v) == q.value
+	}
+	return q.re.Match(v)
+}
+
+// matchField matches a leaf on any field but the body, as matchLeaf does.
+func (m *recordMatcher) matchField(q *matchNode) bool {
+	r := &m.rec
+	if q.kind == kindRange {
+		switch q.field {
+		case fTime:
+			ms := floorDiv(r.time, 1e6)
+			return ms >= q.timeLo && ms < q.timeHi
+		case fSeverity:
+			n := float64(m.severity())
+			return n >= q.lo && n <= q.hi
+		case fAttr:
+			return r.eachAttr(func(k, v, typ []byte) bool {
+				if string(k) != q.key {
+					return false
+				}
+				a := Attr{Value: string(v), Type: string(typ)}
+				f, ok := attrNumber(a)
+				if !ok {
+					return false
+				}
+				if q.hasLo && (f < q.lo || (f == q.lo && !q.loIncl)) {
+					return false
+				}
+				if q.hasHi && (f > q.hi || (f == q.hi && !q.hiIncl)) {
+					return false
+				}
+				return true
+			})
+		}
+		return false
+	}
+	if q.field == fAttr && q.kind == kindWildcard && q.value == ".*" {
+		return r.eachAttr(func(k, _, _ []byte) bool {
+			return string(k) == q.key && len(k) > 0 && len(k) <= MaxKeywordLen
+		})
+	}
+	switch q.field {
+	case fService:
+		return testValue(q, r.service)
+	case fSeverity:
+		lv := levelOf(m.severity())
+		if q.kind == kindTerm {
+			return lv == q.value
+		}
+		return q.re.MatchString(lv)
+	case fScope:
+		return len(r.scopeName) > 0 && testValue(q, r.scopeName)
+	case fTrace:
+		return len(r.traceID) > 0 && testValue(q, r.traceID)
+	case fSpan:
+		return len(r.spanID) > 0 && testValue(q, r.spanID)
+	case fEvent:
+		return len(r.eventName) > 0 && testValue(q, r.eventName)
+	case fAttr:
+		return r.eachAttr(func(k, v, _ []byte) bool {
+			return string(k) == q.key && len(v) <= MaxKeywordLen && len(k) <= MaxKeywordLen && testValue(q, v)
+		})
+	}
+	return false
+}
+
+// matchBody matches a body leaf, as matchLeaf does over the body's tokens.
+func (m *recordMatcher) matchBody(n *matcherNode) bool {
+	bv := &m.body
+	bv.prepare()
+	switch bv.class {
+	case bodyASCII:
+		if n.noASCII {
+			return false
+		}
+		if n.asciiWords {
+			if n.m.kind == kindTerm {
+				return hasWord(bv.low, n.term)
+			}
+			return hasPhrase(bv.low, n.words)
+		}
+		if !containsAll(bv.low, n.lits) {
+			return false
+		}
+	case bodyFoldable:
+		if !containsAll(bv.low, n.lits) {
+			return false
+		}
+	}
+	bv.tokenize()
+	switch n.m.kind {
+	case kindTerm:
+		for i := range bv.toks {
+			if bytes.Equal(bv.term(i), n.term) {
+				return true
+			}
+		}
+	case kindPhrase:
+		return bv.containsSeq(n.words)
+	case kindWildcard, kindRegexp:
+		for i := range bv.toks {
+			if n.m.re.Match(bv.term(i)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func containsAll(low []byte, lits [][]byte) bool {
+	for _, l := range lits {
+		if !bytes.Contains(low, l) {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIIWordByte(c byte) bool { return c < utf8.RuneSelf && asciiClass[c]&asciiWord != 0 }
+
+// hasWord reports whether the lower-cased ASCII body low has the word w (ASCII
+// letters, digits and '_') as a whole word.
+func hasWord(low, w []byte) bool {
+	for off := 0; ; {
+		i := bytes.Index(low[off:], w)
+		if i < 0 {
+			return false
+		}
+		i += off
+		end := i + len(w)
+		if (i == 0 || !isASCIIWordByte(low[i-1])) && (end == len(low) || !isASCIIWordByte(low[end])) {
+			return true
+		}
+		off = i + 1
+	}
+}
+
+// hasPhrase reports whether the lower-cased ASCII body low has the words ws
+// one after the other in its list of words (runs of ASCII letters, digits and
+// '_', but those longer than maxTokenLen, which the tokenizer leaves out).
+func hasPhrase(low []byte, ws [][]byte) bool {
+	first := ws[0]
+	for off := 0; ; {
+		i := bytes.Index(low[off:], first)
+		if i < 0 {
+			return false
+		}
+		i += off
+		off = i + 1
+		end := i + len(first)
+		if (i > 0 && isASCIIWordByte(low[i-1])) || (end < len(low) && isASCIIWordByte(low[end])) {
+			continue
+		}
+		j, k := end, 1
+		for k < len(ws) {
+			for j < len(low) && !isASCIIWordByte(low[j]) {
+				j++
+			}
+			s := j
+			for j < len(low) && isASCIIWordByte(low[j]) {
+				j++
+			}
+			if s == j {
+				break // no more words
+			}
+			if j-s > maxTokenLen {
+				continue
+			}
+			if !bytes.Equal(low[s:j], ws[k]) {
+				break
+			}
+			k++
+		}
+		if k == len(ws) {
+			return true
+		}
+	}
+}
+
+// encodedRecord holds the fields of an encoded record as slices of its bytes.
+type encodedRecord struct {
+	time      int64
+	sevNum    uint64
+	sevText   []byte
+	body      []byte
+	traceID   []byte
+	spanID    []byte
+	eventName []byte
+	service   []byte
+	scopeName []byte
+	// The attributes as encoded after their count.
+	resource, scopeAttrs, attrs []byte
+}
+
+// recordWalker reads an encoded record; bad is set at the first thing that
+// decodeRecord would refuse, and then every read returns zero.
+type recordWalker struct {
+	b   []byte
+	off int
+	bad bool
+}
+
+func (w *recordWalker) uvarint() uint64 {
+	if w.bad {
+		return 0
+	}
+	if w.off < len(w.b) && w.b[w.off] < 0x80 {
+		w.off++
+		return uint64(w.b[w.off-1])
+	}
+	v, n := binary.Uvarint(w.b[w.off:])
+	if n <= 0 {
+		w.bad = true
+		return 0
+	}
+	w.off += n
+	return v
+}
+
+func (w *recordWalker) varint() int64 {
+	if w.bad {
+		return 0
+	}
+	v, n := binary.Varint(w.b[w.off:])
+	if n <= 0 {
+		w.bad = true
+		return 0
+	}
+	w.off += n
+	return v
+}
+
+func (w *recordWalker) str() []byte {
+	n := w.uvarint()
+	if w.bad {
+		return nil
+	}
+	if n > uint64(len(w.b)-w.off) {
+		w.bad = true
+		return nil
+	}
+	s := w.b[w.off : w.off+int(n)]
+	w.off += int(n)
+	return s
+}
+
+// attrs reads a count and that many attributes and returns their encoding
+// after the count.
+func (w *recordWalker) attrs() []byte {
+	n := w.uvarint()
+	if w.bad || n == 0 {
+		return nil
+	}
+	if n > uint64(len(w.b)-w.off) {
+		w.bad = true
+		return nil
+	}
+	start := w.off
+	for i := uint64(0); i < n && !w.bad; i++ {
+		w.str()
+		w.str()
+		w.str()
+	}
+	return w.b[start:w.off]
+}
+
+// parse reads b into e and reports whether decodeRecord would decode it.
+func (e *encodedRecord) parse(b []byte) bool {
+	if len(b) == 0 || b[0] != recordVersion {
+		return false
+	}
+	w := recordWalker{b: b, off: 1}
+	e.time = w.varint()
+	w.varint() // observed time
+	e.sevNum = w.uvarint()
+	if e.sevNum > math.MaxInt32 {
+		return false
+	}
+	e.sevText = w.str()
+	w.str() // body type
+	e.body = w.str()
+	e.traceID = w.str()
+	e.spanID = w.str()
+	w.uvarint() // flags
+	e.eventName = w.str()
+	e.service = w.str()
+	e.resource = w.attrs()
+	w.str() // resource schema URL
+	e.scopeName = w.str()
+	w.str() // scope version
+	e.scopeAttrs = w.attrs()
+	w.str() // scope schema URL
+	e.attrs = w.attrs()
+	w.uvarint() // dropped attributes count
+	return !w.bad && w.off == len(b)
+}
+
+// eachAttr calls fn for every indexed attribute (as eachAttr does for a
+// Record) until it returns true, and reports whether one did.
+func (e *encodedRecord) eachAttr(fn func(key, value, typ []byte) bool) bool {
+	return attrsAny(e.resource, true, fn) || attrsAny(e.scopeAttrs, false, fn) || attrsAny(e.attrs, false, fn)
+}
+
+// attrsAny walks attributes that parse has checked.
+func attrsAny(b []byte, resource bool, fn func(key, value, typ []byte) bool) bool {
+	w := recordWalker{b: b}
+	for w.off < len(b) {
+		k, v, t := w.str(), w.str(), w.str()
+		if resource && string(k) == "service.name" {
+			continue
+		}
+		if fn(k, v, t) {
+			return true
+		}
+	}
+	return false
+}
+
+// Body classes, by what a lower-cased copy of the body can tell.
+const (
+	bodyUnknown  = iota
+	bodyASCII    // ASCII only: words are runs of ASCII word bytes
+	bodyFoldable // not ASCII, but no rune in it lower-cases to ASCII
+	bodyOther
+)
+
+// bodyView is the current record's body prepared for body leaves: its ASCII
+// lower case, computed on first use, and its tokens, computed when a leaf
+// needs them.
+type bodyView struct {
+	raw   []byte
+	class int
+	low   []byte // raw with ASCII letters lower-cased
+	// Tokens, once tokenized.
+	tokenized bool
+	toks      []tokenRef
+	words     []int32 // indices in toks of the words, in order
+	buf       []byte  // lower-cased terms of pieces that are not ASCII
+}
+
+// tokenRef is one token: bytes off:end of low, or of buf when inBuf.
+type tokenRef struct {
+	off, end int32
+	inBuf    bool
+}
+
+func (bv *bodyView) reset(raw []byte) {
+	bv.raw = raw
+	bv.class = bodyUnknown
+	bv.tokenized = false
+}
+
+func (bv *bodyView) prepare() {
+	if bv.class != bodyUnknown {
+		return
+	}
+	bv.low = slices.Grow(bv.low[:0], len(bv.raw))[:len(bv.raw)]
+	if asciiLower(bv.low, bv.raw) {
+		bv.class = bodyASCII
+		return
+	}
+	bv.class = bodyFoldable
+	for _, s := range foldsToASCII {
+		if bytes.Contains(bv.raw, []byte(s)) {
+			bv.class = bodyOther
+		}
+	}
+}
+
+// asciiLower writes s to dst with ASCII letters lower-cased (other bytes as
+// they are) and reports whether s is ASCII. dst is at least as long as s.
+func asciiLower(dst, s []byte) bool {
+	const hi = 0x8080808080808080
+	var all uint64
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		all |= x
+		// Per byte c (its low 7 bits h): h+0x3f has bit 7 set when h >= 'A',
+		// h+0x25 when h > 'Z'; neither carries into the next byte.
+		h := x &^ hi
+		upper := (h + 0x3f3f3f3f3f3f3f3f) &^ (h + 0x2525252525252525) &^ x & hi
+		binary.LittleEndian.PutUint64(dst[i:], x|upper>>2)
+	}
+	for ; i < len(s); i++ {
+		c := s[i]
+		all |= uint64(c)
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst[i] = c
+	}
+	return all&hi == 0
+}
+
+func (bv *bodyView) term(i int) []byte {
+	t := bv.toks[i]
+	if t.inBuf {
+		return bv.buf[t.off:t.end]
+	}
+	return bv.low[t.off:t.end]
+}
+
+func (bv *bodyView) containsSeq(ws [][]byte) bool {
+outer:
+	for i := 0; i+len(ws) <= len(bv.words); i++ {
+		for j, w := range ws {
+			if !bytes.Equal(bv.term(int(bv.words[i+j])), w) {
+				continue outer
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// tokenize lists the body's tokens as tokenize (analyzer.go) emits them,
+// positions aside.
+func (bv *bodyView) tokenize() {
+	if bv.tokenized {
+		return
+	}
+	bv.tokenized = true
+	bv.toks, bv.words, bv.buf = bv.toks[:0], bv.words[:0], bv.buf[:0]
+	s := bv.raw
+	i := 0
+	for i < len(s) {
+		r, n := rune(s[i]), 1
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRune(s[i:])
+		}
+		if isChunkDelim(r) {
+			i += n
+			continue
+		}
+		start := i
+		for i < len(s) {
+			r, n := rune(s[i]), 1
+			if r >= utf8.RuneSelf {
+				r, n = utf8.DecodeRune(s[i:])
+			}
+			if isChunkDelim(r) {
+				break
+			}
+			i += n
+		}
+		end := i
+		for end > start {
+			r, n := utf8.DecodeLastRune(s[start:end])
+			if !isTrailingPunct(r) {
+				break
+			}
+			end -= n
+		}
+		bv.tokenizeChunk(start, end)
+	}
+}
+
+// tokenizeChunk lists the tokens of raw[start:end] as tokenizeChunk
+// (analyzer.go) emits them.
+func (bv *bodyView) tokenizeChunk(start, end int) {
+	chunk := bv.raw[start:end]
+	words := 0
+	sep := -1
+	j := 0
+	for j < len(chunk) {
+		r, n := rune(chunk[j]), 1
+		if r >= utf8.RuneSelf {
+			r, n = utf8.DecodeRune(chunk[j:])
+		}
+		if !isWordRune(r) {
+			if sep < 0 && words > 0 && (r == '=' || r == ':') {
+				sep = j
+			}
+			j += n
+			continue
+		}
+		ws := j
+		for j < len(chunk) {
+			r, n := rune(chunk[j]), 1
+			if r >= utf8.RuneSelf {
+				r, n = utf8.DecodeRune(chunk[j:])
+			}
+			if !isWordRune(r) {
+				break
+			}
+			j += n
+		}
+		words++
+		if j-ws <= maxTokenLen {
+			bv.words = append(bv.words, int32(len(bv.toks)))
+			bv.add(start+ws, start+j)
+		}
+	}
+	if words == 0 {
+		return
+	}
+	if (words > 1 || !onlyWordBytes(chunk)) && len(chunk) <= maxTokenLen {
+		bv.add(start, end)
+	}
+	if sep > 0 && sep+1 < len(chunk) {
+		if countWordsBytes(chunk[:sep]) > 1 {
+			bv.add(start, start+sep)
+		}
+		if v := chunk[sep+1:]; countWordsBytes(v) > 1 && len(v) <= maxTokenLen {
+			bv.add(start+sep+1, end)
+		}
+	}
+}
+
+// add lists the lower case of raw[off:end] as a token: bytes of low when they
+// are ASCII, else lower-cased rune by rune into buf, as lower does.
+func (bv *bodyView) add(off, end int) {
+	if bv.class == bodyASCII || isASCIIBytes(bv.raw[off:end]) {
+		bv.toks = append(bv.toks, tokenRef{off: int32(off), end: int32(end)})
+		return
+	}
+	start := len(bv.buf)
+	for i := off; i < end; {
+		c := bv.raw[i]
+		if c < utf8.RuneSelf {
+			bv.buf = append(bv.buf, bv.low[i])
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(bv.raw[i:end])
+		bv.buf = utf8.AppendRune(bv.buf, unicode.ToLower(r))
+		i += n
+	}
+	bv.toks = append(bv.toks, tokenRef{off: int32(start), end: int32(len(bv.buf)), inBuf: true})
+}
+
+func isASCIIBytes(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+func onlyWordBytes(b []byte) bool {
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if !isWordRune(r) {
+			return false
+		}
+		i += n
+	}
+	return true
+}
+
+func countWordsBytes(b []byte) int {
+	n := 0
+	in := false
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		w := isWordRune(r)
+		if w && !in {
+			n++
+		}
+		in = w
+		i += size
+	}
+	return n
+}
