@@ -8,6 +8,7 @@ import (
 	"math"
 	"regexp/syntax"
 	"slices"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -79,10 +80,13 @@ type matcherNode struct {
 	// Body leaves.
 	term  []byte   // kindTerm: the word
 	words [][]byte // kindPhrase: the words
-	// lits are ASCII strings, lower case, that every token the leaf matches
-	// contains (its words, or literals of its pattern): a body none of whose
-	// tokens can come from non-ASCII runes matches only if it contains them all.
-	lits [][]byte
+	// lits are lower-case ASCII strings the leaf needs: the ASCII words of a
+	// term or phrase, each of which must be a token, or literals that every
+	// token a pattern matches contains. A body none of whose tokens can come
+	// from non-ASCII runes matches only if its lower case contains them all.
+	lits []needle
+	// first is the term or the phrase's first word, for an ASCII body.
+	first needle
 	// asciiWords: the term or every word of the phrase is ASCII letters, digits
 	// and '_', so an ASCII body decides it without tokenizing.
 	asciiWords bool
@@ -149,7 +153,7 @@ func compileLeaf(m *matchNode) *matcherNode {
 			mn.asciiWords = false
 			return
 		}
-		mn.lits = append(mn.lits, []byte(w))
+		mn.lits = append(mn.lits, newNeedle(w))
 		for i := 0; i < len(w); i++ {
 			if asciiClass[w[i]]&asciiWord == 0 {
 				mn.asciiWords = false
@@ -172,14 +176,65 @@ func compileLeaf(m *matchNode) *matcherNode {
 		if re, err := syntax.Parse(m.re.String(), syntax.Perl); err == nil {
 			for _, l := range requiredLiterals(nil, re) {
 				if isASCII(l) {
-					mn.lits = append(mn.lits, []byte(lowerASCII(l)))
+					mn.lits = append(mn.lits, newNeedle(lowerASCII(l)))
 				} else {
 					mn.noASCII = true
 				}
 			}
 		}
 	}
+	if mn.asciiWords {
+		mn.first = mn.lits[0]
+	}
 	return mn
+}
+
+// needle is a string to search for in a lower-cased body, with the position
+// of its rarest byte (by how often bytes occur in Loghub's lines), which a
+// search looks for first: looking for the first byte would stop at every
+// 'e' or '0'.
+type needle struct {
+	b    []byte
+	rare int
+}
+
+// byteCommonness orders letters, digits and '_' from the most to the least
+// common in Loghub's lines, lower-cased; other bytes count as rarer still.
+const byteCommonness = "e01rtoan2sicd354l768mup9hfkbgwy_xvjzq"
+
+func newNeedle(s string) needle {
+	n := needle{b: []byte(s)}
+	best := -1
+	for i := 0; i < len(s); i++ {
+		r := strings.IndexByte(byteCommonness, s[i])
+		if r < 0 {
+			r = len(byteCommonness)
+		}
+		if r > best {
+			n.rare, best = i, r
+		}
+	}
+	return n
+}
+
+// index returns the first offset at or after off where n occurs in s, or -1.
+func (n needle) index(s []byte, off int) int {
+	c := n.b[n.rare]
+	for i := off + n.rare; i < len(s); i++ {
+		j := bytes.IndexByte(s[i:], c)
+		if j < 0 {
+			return -1
+		}
+		i += j
+		start := i - n.rare
+		if start+len(n.b) > len(s) {
+			return -1
+		}
+		if string(s[start:start+len(n.b)]) == string(n.b) {
+			return start
+		}
+	}
+	return -1
 }
 
 // requiredLiterals appends the literals (not case-folded) that every string
@@ -402,9 +457,9 @@ func (m *recordMatcher) matchBody(n *matcherNode) bool {
 		}
 		if n.asciiWords {
 			if n.m.kind == kindTerm {
-				return hasWord(bv.low, n.term)
+				return hasWord(bv.low, n.first)
 			}
-			return hasPhrase(bv.low, n.words)
+			return hasPhrase(bv.low, n.first, n.words)
 		}
 		if !containsAll(bv.low, n.lits) {
 			return false
@@ -426,7 +481,7 @@ func (m *recordMatcher) matchBody(n *matcherNode) bool {
 		return bv.containsSeq(n.words)
 	case kindWildcard, kindRegexp:
 		for i := range bv.toks {
-			if n.m.re.Match(bv.term(i)) {
+			if t := bv.term(i); containsAll(t, n.lits) && n.m.re.Match(t) {
 				return true
 			}
 		}
@@ -434,9 +489,10 @@ func (m *recordMatcher) matchBody(n *matcherNode) bool {
 	return false
 }
 
-func containsAll(low []byte, lits [][]byte) bool {
+// containsAll reports whether s contains every one of lits.
+func containsAll(s []byte, lits []needle) bool {
 	for _, l := range lits {
-		if !bytes.Contains(low, l) {
+		if l.index(s, 0) < 0 {
 			return false
 		}
 	}
@@ -447,14 +503,13 @@ func isASCIIWordByte(c byte) bool { return c < utf8.RuneSelf && asciiClass[c]&as
 
 // hasWord reports whether the lower-cased ASCII body low has the word w (ASCII
 // letters, digits and '_') as a whole word.
-func hasWord(low, w []byte) bool {
+func hasWord(low []byte, w needle) bool {
 	for off := 0; ; {
-		i := bytes.Index(low[off:], w)
+		i := w.index(low, off)
 		if i < 0 {
 			return false
 		}
-		i += off
-		end := i + len(w)
+		end := i + len(w.b)
 		if (i == 0 || !isASCIIWordByte(low[i-1])) && (end == len(low) || !isASCIIWordByte(low[end])) {
 			return true
 		}
@@ -465,16 +520,14 @@ func hasWord(low, w []byte) bool {
 // hasPhrase reports whether the lower-cased ASCII body low has the words ws
 // one after the other in its list of words (runs of ASCII letters, digits and
 // '_', but those longer than maxTokenLen, which the tokenizer leaves out).
-func hasPhrase(low []byte, ws [][]byte) bool {
-	first := ws[0]
+func hasPhrase(low []byte, first needle, ws [][]byte) bool {
 	for off := 0; ; {
-		i := bytes.Index(low[off:], first)
+		i := first.index(low, off)
 		if i < 0 {
 			return false
 		}
-		i += off
 		off = i + 1
-		end := i + len(first)
+		end := i + len(first.b)
 		if (i > 0 && isASCIIWordByte(low[i-1])) || (end < len(low) && isASCIIWordByte(low[end])) {
 			continue
 		}
@@ -519,76 +572,81 @@ type encodedRecord struct {
 	resource, scopeAttrs, attrs []byte
 }
 
-// recordWalker reads an encoded record; bad is set at the first thing that
-// decodeRecord would refuse, and then every read returns zero.
-type recordWalker struct {
-	b   []byte
-	off int
-	bad bool
+// The record walk. Each step takes the offset to read at and returns the
+// offset after what it read, or -1 where decodeRecord would fail; a step at
+// offset -1 returns -1, so a walk checks for failure once, at its end. One-byte
+// varints, nearly every length, are read without a call.
+
+func uvarintAt(b []byte, off int) (uint64, int) {
+	if uint(off) < uint(len(b)) && b[off] < 0x80 {
+		return uint64(b[off]), off + 1
+	}
+	return uvarintSlow(b, off)
 }
 
-func (w *recordWalker) uvarint() uint64 {
-	if w.bad {
-		return 0
+func uvarintSlow(b []byte, off int) (uint64, int) {
+	if off < 0 {
+		return 0, -1
 	}
-	if w.off < len(w.b) && w.b[w.off] < 0x80 {
-		w.off++
-		return uint64(w.b[w.off-1])
-	}
-	v, n := binary.Uvarint(w.b[w.off:])
+	v, n := binary.Uvarint(b[off:])
 	if n <= 0 {
-		w.bad = true
-		return 0
+		return 0, -1
 	}
-	w.off += n
-	return v
+	return v, off + n
 }
 
-func (w *recordWalker) varint() int64 {
-	if w.bad {
-		return 0
+func varintAt(b []byte, off int) (int64, int) {
+	if off < 0 {
+		return 0, -1
 	}
-	v, n := binary.Varint(w.b[w.off:])
+	v, n := binary.Varint(b[off:])
 	if n <= 0 {
-		w.bad = true
-		return 0
+		return 0, -1
 	}
-	w.off += n
-	return v
+	return v, off + n
 }
 
-func (w *recordWalker) str() []byte {
-	n := w.uvarint()
-	if w.bad {
-		return nil
+func strAt(b []byte, off int) ([]byte, int) {
+	if uint(off) < uint(len(b)) {
+		if end := off + 1 + int(b[off]); b[off] < 0x80 && end <= len(b) {
+			return b[off+1 : end], end
+		}
 	}
-	if n > uint64(len(w.b)-w.off) {
-		w.bad = true
-		return nil
-	}
-	s := w.b[w.off : w.off+int(n)]
-	w.off += int(n)
-	return s
+	return strSlow(b, off)
 }
 
-// attrs reads a count and that many attributes and returns their encoding
+func strSlow(b []byte, off int) ([]byte, int) {
+	n, off := uvarintSlow(b, off)
+	if off < 0 || n > uint64(len(b)-off) {
+		return nil, -1
+	}
+	return b[off : off+int(n)], off + int(n)
+}
+
+// attrsAt reads a count and that many attributes and returns their encoding
 // after the count.
-func (w *recordWalker) attrs() []byte {
-	n := w.uvarint()
-	if w.bad || n == 0 {
-		return nil
+func attrsAt(b []byte, off int) ([]byte, int) {
+	n, off := uvarintAt(b, off)
+	if off < 0 || n == 0 {
+		return nil, off
 	}
-	if n > uint64(len(w.b)-w.off) {
-		w.bad = true
-		return nil
+	if n > uint64(len(b)-off) {
+		return nil, -1
 	}
-	start := w.off
-	for i := uint64(0); i < n && !w.bad; i++ {
-		w.str()
-		w.str()
-		w.str()
+	start := off
+	for i := 3 * n; i > 0; i-- { // key, value and type of each
+		if off < len(b) && b[off] < 0x80 {
+			off += 1 + int(b[off])
+			if off > len(b) {
+				return nil, -1
+			}
+			continue
+		}
+		if _, off = strSlow(b, off); off < 0 {
+			return nil, -1
+		}
 	}
-	return w.b[start:w.off]
+	return b[start:off], off
 }
 
 // parse reads b into e and reports whether decodeRecord would decode it.
@@ -596,30 +654,30 @@ func (e *encodedRecord) parse(b []byte) bool {
 	if len(b) == 0 || b[0] != recordVersion {
 		return false
 	}
-	w := recordWalker{b: b, off: 1}
-	e.time = w.varint()
-	w.varint() // observed time
-	e.sevNum = w.uvarint()
+	off := 1
+	e.time, off = varintAt(b, off)
+	_, off = varintAt(b, off) // observed time
+	e.sevNum, off = uvarintAt(b, off)
 	if e.sevNum > math.MaxInt32 {
 		return false
 	}
-	e.sevText = w.str()
-	w.str() // body type
-	e.body = w.str()
-	e.traceID = w.str()
-	e.spanID = w.str()
-	w.uvarint() // flags
-	e.eventName = w.str()
-	e.service = w.str()
-	e.resource = w.attrs()
-	w.str() // resource schema URL
-	e.scopeName = w.str()
-	w.str() // scope version
-	e.scopeAttrs = w.attrs()
-	w.str() // scope schema URL
-	e.attrs = w.attrs()
-	w.uvarint() // dropped attributes count
-	return !w.bad && w.off == len(b)
+	e.sevText, off = strAt(b, off)
+	_, off = strAt(b, off) // body type
+	e.body, off = strAt(b, off)
+	e.traceID, off = strAt(b, off)
+	e.spanID, off = strAt(b, off)
+	_, off = uvarintAt(b, off) // flags
+	e.eventName, off = strAt(b, off)
+	e.service, off = strAt(b, off)
+	e.resource, off = attrsAt(b, off)
+	_, off = strAt(b, off) // resource schema URL
+	e.scopeName, off = strAt(b, off)
+	_, off = strAt(b, off) // scope version
+	e.scopeAttrs, off = attrsAt(b, off)
+	_, off = strAt(b, off) // scope schema URL
+	e.attrs, off = attrsAt(b, off)
+	_, off = uvarintAt(b, off) // dropped attributes count
+	return off == len(b)
 }
 
 // eachAttr calls fn for every indexed attribute (as eachAttr does for a
@@ -630,9 +688,11 @@ func (e *encodedRecord) eachAttr(fn func(key, value, typ []byte) bool) bool {
 
 // attrsAny walks attributes that parse has checked.
 func attrsAny(b []byte, resource bool, fn func(key, value, typ []byte) bool) bool {
-	w := recordWalker{b: b}
-	for w.off < len(b) {
-		k, v, t := w.str(), w.str(), w.str()
+	for off := 0; off < len(b); {
+		var k, v, t []byte
+		k, off = strAt(b, off)
+		v, off = strAt(b, off)
+		t, off = strAt(b, off)
 		if resource && string(k) == "service.name" {
 			continue
 		}
