@@ -65,10 +65,26 @@ var matcherPieces = []string{
 	"10.0.0.1:22", "user=alice", "key:Value", "/var/log/syslog", "id=7f3a-09", "ERR-1042",
 }
 
+// asciiPieces are the matcherPieces that are ASCII.
+var asciiPieces = func() (out []string) {
+	for _, p := range matcherPieces {
+		if isASCII(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}()
+
+// randomMatcherBody returns a body of random pieces, all ASCII one time in
+// three (such bodies take the matcher's ASCII paths).
 func randomMatcherBody(rng *rand.Rand) string {
+	pieces := matcherPieces
+	if rng.IntN(3) == 0 {
+		pieces = asciiPieces
+	}
 	var b strings.Builder
 	for range rng.IntN(25) {
-		b.WriteString(matcherPieces[rng.IntN(len(matcherPieces))])
+		b.WriteString(pieces[rng.IntN(len(pieces))])
 		if rng.IntN(3) > 0 {
 			b.WriteByte(' ')
 		}
@@ -297,7 +313,8 @@ func matcherQueries(rng *rand.Rand, recs []Record, n int) []string {
 		case 9:
 			return "/" + strings.ReplaceAll(regexp.QuoteMeta(cut(anyToken())), "/", `\/`) + ".*/"
 		case 10:
-			return "/" + pick(rng, "[0-9]+", "blk_-?[0-9]+", "e.*r", "(?i)ERROR", "[a-z]+_[0-9]+", "k.*", "i.*", ".*\u212a.*") + "/"
+			return "/" + pick(rng, "[0-9]+", "blk_-?[0-9]+", "e.*r", "(?i)ERROR", "[a-z]+_[0-9]+", "k.*", "i.*", ".*\u212a.*",
+				"(error|refused).*", "(conn|us)e.*", "err(or|no)?", "x_[0-9]{1,2}", "w{256}", "(ab)+c?", "[^ ]*=.*") + "/"
 		case 11:
 			return quoteQuery(anyToken())
 		case 12:
@@ -344,7 +361,8 @@ func matcherQueries(rng *rand.Rand, recs []Record, n int) []string {
 			ts := r.Time.Add(time.Duration(rng.IntN(3)-1) * time.Millisecond)
 			return "time:" + pick(rng, ">", ">=", "<", "<=") + ts.Format(time.RFC3339Nano)
 		case 22:
-			return pick(rng, "*", "body:*", "\u212a*", "\u0130*", "kelvin", "istanbul", "i", "k", `"kelvin istanbul"`, "ärger", "ÄRGER", "ſ", "s")
+			w := strings.Repeat("w", maxTokenLen)
+			return pick(rng, "*", "body:*", quoteQuery("error "+w+" refused"), quoteQuery("error refused"), quoteQuery("a "+w), w, "\u212a*", "\u0130*", "kelvin", "istanbul", "i", "k", `"kelvin istanbul"`, "ärger", "ÄRGER", "ſ", "s")
 		}
 		return fmt.Sprintf("%s %s", word(), word())
 	}
