@@ -25,18 +25,20 @@ import (
 //   - It evaluates the query's tree with the cheapest children of an AND or an
 //     OR first: fixed fields, then attributes, then body terms and phrases,
 //     then body wildcards and regular expressions.
-//   - Body leaves look at an ASCII lower-cased copy of the body. For an ASCII
-//     body the words are its maximal runs of letters, digits and '_', so a term
-//     or a phrase is decided by a substring search and a look at the bytes
-//     around it, without tokenizing. Any other body is tokenized, at most once
-//     per record, into reused buffers; before that, a leaf whose tokens must
-//     contain some ASCII strings (its words, or the literals of its pattern)
-//     is rejected when the body lacks one of them.
+//   - Body leaves look at a copy of the body with ASCII letters lower-cased.
+//     For an ASCII body the words are its maximal runs of letters, digits and
+//     '_' (but those longer than maxTokenLen), so a term or a phrase is
+//     decided by a substring search and a look at the bytes around it,
+//     without tokenizing. Other leaves and other bodies need the tokens, which
+//     are listed at most once per record, into reused buffers. Before that, a
+//     leaf that needs some ASCII strings in the body (its words, or literals
+//     that every token its pattern matches contains) is rejected when the
+//     copy lacks one of them, unless the body holds a rune of foldsToASCII.
 //
-// The substring test is sound because tokens are the lower case of pieces of
-// the body, rune by rune, and the only non-ASCII runes whose lower case is
-// ASCII are those in foldsToASCII: a body without them can yield an ASCII
-// string only from ASCII bytes, which lower-case bytewise.
+// That test is sound because tokens are the lower case of pieces of the body,
+// rune by rune, and the only non-ASCII runes whose lower case is ASCII are
+// those in foldsToASCII: a body without them yields an ASCII string only from
+// ASCII bytes, which lower-case bytewise.
 
 // foldsToASCII holds the UTF-8 encodings of the non-ASCII runes whose lower
 // case (unicode.ToLower) is ASCII: U+0130 LATIN CAPITAL LETTER I WITH DOT
@@ -67,7 +69,8 @@ const (
 	opAnd
 	opOr
 	opNot
-	opAll
+	opAll  // matches every record
+	opNone // matches no record (what Matches says of a node it does not know)
 )
 
 // matcherNode is a node of the query's tree prepared for matching.
@@ -124,7 +127,7 @@ func compileMatcher(n node) *matcherNode {
 	case *matchNode:
 		return compileLeaf(n)
 	}
-	return &matcherNode{op: opAll}
+	return &matcherNode{op: opNone}
 }
 
 // Leaf costs, in the order a conjunction tries them.
@@ -327,6 +330,8 @@ func (m *recordMatcher) eval(n *matcherNode) bool {
 		return !m.eval(n.kids[0])
 	case opAll:
 		return true
+	case opNone:
+		return false
 	}
 	if n.m.field == fBody {
 		return m.matchBody(n)
