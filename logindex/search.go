@@ -175,33 +175,56 @@ type scanned struct {
 	r  Record
 }
 
-// scanBlock matches every record of block h against q and the time range [lo,
-// hi) ms, calling fn for each match; it returns the number of matches and of
-// records that could not be read.
-func scanBlock(h *blockHit, q *Query, lo, hi int64, fn func(id docID, r *Record)) (matches, unreadable int, err error) {
-	var r Record
+// scanner matches the records of blocks against one query, on any number of
+// goroutines (each takes a recordMatcher from its pool).
+type scanner struct {
+	matchers sync.Pool
+}
+
+func newScanner(q *Query) *scanner {
+	return &scanner{matchers: sync.Pool{New: func() any { return newRecordMatcher(q) }}}
+}
+
+// scan matches every record of block h against the query and the time range
+// [lo, hi) ms, calling fn (if not nil) with each match's id, time and bytes; it
+// returns the number of matches and of records that could not be read.
+func (sc *scanner) scan(h *blockHit, lo, hi int64, fn func(id docID, ms int64, b []byte)) (matches, unreadable int, err error) {
+	m := sc.matchers.Get().(*recordMatcher)
+	defer sc.matchers.Put(m)
 	err = h.p.eachBlockRecord(h.id, func(i int, b []byte) error {
-		if err := decodeRecord(b, &r); err != nil {
+		t, err := recordTime(b)
+		if err != nil {
 			unreadable++
 			return nil
 		}
-		ms := r.Time.UnixMilli()
-		if ms < lo || ms >= hi || !q.Matches(&r) {
+		ms := floorDiv(t, 1_000_000)
+		if ms < lo || ms >= hi {
 			return nil
 		}
-		matches++
-		if fn != nil {
-			fn(makeDocID(h.p.day, h.id.off(), i), &r)
+		ok, err := m.match(b)
+		if err != nil {
+			unreadable++
+			return nil
+		}
+		if ok {
+			matches++
+			if fn != nil {
+				fn(makeDocID(h.p.day, h.id.off(), i), ms, b)
+			}
 		}
 		return nil
 	})
 	return matches, unreadable, err
 }
 
+// decodeMatch decodes a matching record for an answer; a record that does not
+// decode was counted unreadable by scan already and cannot be a match.
+func decodeMatch(b []byte, r *Record) bool { return decodeRecord(b, r) == nil }
+
 // countInexact scans the blocks of hits whose count the index does not decide
 // (in parallel) and returns the sum of the counts of every block. done holds
 // the counts of blocks scanned already, by index in hits.
-func countInexact(ctx context.Context, hits []blockHit, q *Query, lo, hi int64, done map[int]int) (uint64, int, error) {
+func countInexact(ctx context.Context, hits []blockHit, sc *scanner, lo, hi int64, done map[int]int) (uint64, int, error) {
 	var total uint64
 	var todo []int
 	for i := range hits {
@@ -219,7 +242,7 @@ func countInexact(ctx context.Context, hits []blockHit, q *Query, lo, hi int64, 
 	err := parallel(ctx, len(todo), func(j int) error {
 		h := &hits[todo[j]]
 		var err error
-		counts[j], bad[j], err = scanBlock(h, q, lo, hi, nil)
+		counts[j], bad[j], err = sc.scan(h, lo, hi, nil)
 		if errors.Is(err, ErrCorrupt) {
 			// A damaged block counts what the index knows of it.
 			counts[j], bad[j], err = int(h.match.lo), int(h.match.hi-h.match.lo), nil
@@ -272,6 +295,7 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (*SearchResult, 
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
+	sc := newScanner(q)
 	// The page: blocks newest first; a record found is final once no block
 	// left can hold a newer one.
 	order := make([]int, 0, len(hits))
@@ -308,14 +332,15 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (*SearchResult, 
 		if err := ctx.Err(); err != nil {
 			return nil, searchError(req.Query, err)
 		}
-		n, bad, err := scanBlock(h, q, lo, hi, func(id docID, r *Record) {
-			sc := scanned{ms: r.Time.UnixMilli(), id: id}
-			if after != nil && !after.before(sc.ms, sc.id) {
+		n, bad, err := sc.scan(h, lo, hi, func(id docID, ms int64, b []byte) {
+			if after != nil && !after.before(ms, id) {
 				return
 			}
-			sc.r = *r
-			sc.r.ID = id.String()
-			found = append(found, sc)
+			f := scanned{ms: ms, id: id}
+			if decodeMatch(b, &f.r) {
+				f.r.ID = id.String()
+				found = append(found, f)
+			}
 		})
 		if err != nil {
 			if errors.Is(err, ErrCorrupt) {
@@ -347,7 +372,7 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (*SearchResult, 
 		last := page[len(page)-1]
 		res.NextCursor = encodeCursor(cursor{ms: last.ms, id: last.id})
 	}
-	total, bad, err := countInexact(ctx, hits, q, lo, hi, done)
+	total, bad, err := countInexact(ctx, hits, sc, lo, hi, done)
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
@@ -528,10 +553,11 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 		}
 		todo = append(todo, i)
 	}
+	sc := newScanner(q)
 	scans := make([][]uint32, len(todo)) // per scanned block, the matches' buckets
 	err = parallel(ctx, len(todo), func(j int) error {
-		_, _, err := scanBlock(&hits[todo[j]], q, lo, hi, func(_ docID, r *Record) {
-			scans[j] = append(scans[j], uint32(bucket(r.Time.UnixMilli())))
+		_, _, err := sc.scan(&hits[todo[j]], lo, hi, func(_ docID, ms int64, _ []byte) {
+			scans[j] = append(scans[j], uint32(bucket(ms)))
 		})
 		return ix.skipDamage(err, &hits[todo[j]])
 	})
@@ -619,6 +645,7 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	ctx, cancel := context.WithTimeout(ctx, ix.opts.SearchTimeout)
 	defer cancel()
 	pl := newBlockPlan(q)
+	sc := newScanner(q)
 
 	// Services, levels and attribute keys. A block whose records all match
 	// counts its keys from the index; the others are read.
@@ -660,14 +687,18 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		n    uint64
 		keys map[string]uint64
 	}
-	sc := make([]scanCounts, len(partial))
+	counted := make([]scanCounts, len(partial))
 	err = parallel(ctx, len(partial), func(j int) error {
 		c := scanCounts{keys: map[string]uint64{}}
 		var seen []string
-		_, _, err := scanBlock(&hits[partial[j]], q, lo, hi, func(_ docID, r *Record) {
+		var r Record
+		_, _, err := sc.scan(&hits[partial[j]], lo, hi, func(_ docID, _ int64, b []byte) {
 			c.n++
+			if !decodeMatch(b, &r) {
+				return
+			}
 			seen = seen[:0]
-			eachAttr(r, func(a Attr) {
+			eachAttr(&r, func(a Attr) {
 				if a.Key == "" || len(a.Key) > MaxKeywordLen || slices.Contains(seen, a.Key) {
 					return
 				}
@@ -675,13 +706,13 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 				c.keys[a.Key]++
 			})
 		})
-		sc[j] = c
+		counted[j] = c
 		return ix.skipDamage(err, &hits[partial[j]])
 	})
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	for j, c := range sc {
+	for j, c := range counted {
 		h := &hits[partial[j]]
 		if !h.match.exact() {
 			services[h.service] += c.n
@@ -742,9 +773,13 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			vc[i] = map[string]uint64{}
 		}
 		var seen []Attr
-		_, _, err := scanBlock(&hits[partial[j]], q, lo, hi, func(_ docID, r *Record) {
+		var r Record
+		_, _, err := sc.scan(&hits[partial[j]], lo, hi, func(_ docID, _ int64, b []byte) {
+			if !decodeMatch(b, &r) {
+				return
+			}
 			seen = seen[:0]
-			eachAttr(r, func(a Attr) {
+			eachAttr(&r, func(a Attr) {
 				if len(a.Value) > MaxKeywordLen || slices.Contains(seen, Attr{Key: a.Key, Value: a.Value}) {
 					return
 				}
