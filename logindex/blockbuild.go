@@ -1,6 +1,8 @@
 package logindex
 
 import (
+	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -29,39 +31,73 @@ const blockRecords = 256
 // frameBlocks groups the records of a frame into blocks: each block is the
 // indexes of its records in the frame, in frame order. Blocks are numbered in
 // the order returned. The grouping depends on the records alone, so it is the
-// same whenever the frame is read.
+// same whenever the frame is read, decoded (split) or not (splitEncoded).
 type frameBlocks struct {
-	group  map[[2]string]int // service, level → index in groups
+	group  map[string]int // level digit + service → index in groups
+	key    []byte
 	groups [][]int32
 	blocks [][]int32 // sub-slices of groups
 }
 
 // split returns the blocks of recs; they are valid until the next call.
 func (g *frameBlocks) split(recs []Record) [][]int32 {
+	g.start()
+	for i := range recs {
+		g.add(int32(i), recs[i].Service, levelOrder[recs[i].Severity])
+	}
+	return g.finish()
+}
+
+// splitEncoded returns the blocks of the encoded records recs (appendRecord's
+// bytes); they are valid until the next call.
+func (g *frameBlocks) splitEncoded(recs [][]byte) ([][]int32, error) {
+	g.start()
+	for i, b := range recs {
+		service, level, err := groupKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
+		g.addBytes(int32(i), service, level)
+	}
+	return g.finish(), nil
+}
+
+func (g *frameBlocks) start() {
 	if g.group == nil {
-		g.group = map[[2]string]int{}
+		g.group = map[string]int{}
 	}
 	clear(g.group)
 	for i := range g.groups {
 		g.groups[i] = g.groups[i][:0]
 	}
-	n := 0
-	for i := range recs {
-		r := &recs[i]
-		key := [2]string{r.Service, r.Severity}
-		k, ok := g.group[key]
-		if !ok {
-			k = n
-			n++
-			g.group[key] = k
-			if k == len(g.groups) {
-				g.groups = append(g.groups, nil)
-			}
+}
+
+func (g *frameBlocks) add(i int32, service string, level int) {
+	g.key = append(append(g.key[:0], byte(level)), service...)
+	g.join(i)
+}
+
+func (g *frameBlocks) addBytes(i int32, service []byte, level int) {
+	g.key = append(append(g.key[:0], byte(level)), service...)
+	g.join(i)
+}
+
+// join puts record i into the group of g.key.
+func (g *frameBlocks) join(i int32) {
+	k, ok := g.group[string(g.key)]
+	if !ok {
+		k = len(g.group)
+		g.group[string(g.key)] = k
+		if k == len(g.groups) {
+			g.groups = append(g.groups, nil)
 		}
-		g.groups[k] = append(g.groups[k], int32(i))
 	}
+	g.groups[k] = append(g.groups[k], i)
+}
+
+func (g *frameBlocks) finish() [][]int32 {
 	g.blocks = g.blocks[:0]
-	for _, grp := range g.groups[:n] {
+	for _, grp := range g.groups[:len(g.group)] {
 		for len(grp) > blockRecords {
 			g.blocks = append(g.blocks, grp[:blockRecords:blockRecords])
 			grp = grp[blockRecords:]
@@ -69,6 +105,50 @@ func (g *frameBlocks) split(recs []Record) [][]int32 {
 		g.blocks = append(g.blocks, grp)
 	}
 	return g.blocks
+}
+
+// groupKey reads what groups an encoded record into a block: its service and
+// its level (levelOrder of Record.Severity), without decoding the rest.
+func groupKey(b []byte) (service []byte, level int, err error) {
+	if len(b) == 0 || b[0] != recordVersion {
+		return nil, 0, fmt.Errorf("cannot decode record of %d bytes: unknown version: %w", len(b), errShortRecord)
+	}
+	d := recordDecoder{b: b, off: 1}
+	d.varint("time")
+	d.varint("observed time")
+	sn := d.uvarint("severity number")
+	text := d.bytes("severity text")
+	for _, what := range [...]string{"body type", "body", "trace id", "span id"} {
+		d.bytes(what)
+	}
+	d.uvarint("flags")
+	d.bytes("event name")
+	service = d.bytes("service")
+	if d.err != nil {
+		return nil, 0, d.err
+	}
+	if sn > math.MaxInt32 {
+		return nil, 0, fmt.Errorf("cannot decode severity number %d: %w", sn, errShortRecord)
+	}
+	num := int32(sn)
+	if num < 1 || num > 24 {
+		// Only then is the text read (effectiveSeverity).
+		num = effectiveSeverity(num, string(text))
+	}
+	return service, levelOrder[levelOf(num)], nil
+}
+
+// pairWord reports whether a body word takes part in word pairs (the b2
+// field): whether it has a byte other than an ASCII digit or '_'. Pairs of
+// such words (a phrase of two words is exactly one pair) are far fewer than
+// all pairs, most of which hold a number unique to one record.
+func pairWord(w string) bool {
+	for i := 0; i < len(w); i++ {
+		if c := w[i]; c != '_' && (c < '0' || c > '9') {
+			return true
+		}
+	}
+	return false
 }
 
 // blockShard is the shard of block b of the frame at off: the blocks of a frame
@@ -95,6 +175,7 @@ type blockBuilder struct {
 	attrs   map[string]*[2]*countField // attribute key → its a. and n. fields, in the current block
 	names   map[string][2]string       // attribute key → {"a." + key, "n." + key}
 	num     []byte                     // prefix-coded number scratch
+	pair    []byte                     // word pair scratch
 
 	// The time terms of the last record at each level: records come roughly in
 	// time order, so most records share them with the record before.
@@ -172,7 +253,7 @@ func (b *blockBuilder) document(id docID, recs []Record, members []int32) *docum
 	first := &recs[members[0]]
 	body := b.field(fieldBody, blockOpts)
 	sn := b.field(fieldSevNum, blockOpts)
-	var scope, trace, span, event *countField
+	var pairs, scope, trace, span, event *countField
 	var times [len(blockTimeLevels)]*countField
 	for i, l := range blockTimeLevels {
 		times[i] = b.field(l.field, blockOpts)
@@ -183,7 +264,25 @@ func (b *blockBuilder) document(id docID, recs []Record, members []int32) *docum
 	for j, m := range members {
 		r := &recs[m]
 		rec := int32(j)
-		tokenize(r.Body, func(t token) { body.add(t.term, rec) })
+		prev := ""
+		tokenize(r.Body, func(t token) {
+			body.add(t.term, rec)
+			if !t.word {
+				return
+			}
+			if !pairWord(t.term) {
+				prev = ""
+				return
+			}
+			if prev != "" {
+				b.pair = append(append(append(b.pair[:0], prev...), ' '), t.term...)
+				if pairs == nil {
+					pairs = b.field(fieldPairs, blockOpts)
+				}
+				pairs.addBytes(b.pair, rec)
+			}
+			prev = t.term
+		})
 		sn.add(sevNumTerms[effectiveSeverity(r.SeverityNumber, r.SeverityText)], rec)
 		if r.ScopeName != "" {
 			scope = b.addTo(scope, fieldScope, r.ScopeName, rec)
@@ -217,7 +316,7 @@ func (b *blockBuilder) document(id docID, recs []Record, members []int32) *docum
 	tLast.addCount(timeTerm(hi), 1)
 
 	fs := make([]document.Field, 0, 16+2*len(b.attrs))
-	for _, f := range []*countField{body, svc, sev, sn, scope, trace, span, event, tFirst, tLast, keys} {
+	for _, f := range []*countField{body, pairs, svc, sev, sn, scope, trace, span, event, tFirst, tLast, keys} {
 		if f != nil && len(f.terms) > 0 {
 			fs = append(fs, f)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,25 @@ func TestFrameBlocks(t *testing.T) {
 		fresh = frameBlocks{}
 		if want := fresh.split(recs); !reflect.DeepEqual(blocks, want) {
 			t.Fatalf("round %d: a reused splitter gave other blocks than a new one", round)
+		}
+		// The same blocks from the records as the record log holds them.
+		enc := make([][]byte, n)
+		for i := range recs {
+			r := recs[i]
+			r.SeverityNumber = int32(rng.IntN(26))
+			r.SeverityText = []string{"", "warn", "Error", "bogus", "FATAL"}[rng.IntN(5)]
+			enc[i] = appendRecord(nil, &r)
+			if err := decodeRecord(enc[i], &recs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := append([][]int32(nil), g.split(recs)...)
+		got, err := fresh.splitEncoded(enc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d: encoded records give blocks %v, decoded ones %v", round, got, want)
 		}
 	}
 }
@@ -204,7 +224,19 @@ func refRecordTerms(r *Record) map[string]map[string]bool {
 		}
 		out[field][term] = true
 	}
-	tokenize(r.Body, func(t token) { add(fieldBody, t.term) })
+	var words []string
+	tokenize(r.Body, func(t token) {
+		add(fieldBody, t.term)
+		if t.word {
+			words = append(words, t.term)
+		}
+	})
+	letters := regexp.MustCompile(`[^0-9_]`)
+	for i := 1; i < len(words); i++ {
+		if letters.MatchString(words[i-1]) && letters.MatchString(words[i]) {
+			add("b2", words[i-1]+" "+words[i])
+		}
+	}
 	add(fieldSevNum, fmt.Sprintf("%02d", effectiveSeverity(r.SeverityNumber, r.SeverityText)))
 	for field, v := range map[string]string{fieldScope: r.ScopeName, fieldTrace: r.TraceID, fieldSpan: r.SpanID, fieldEvent: r.EventName} {
 		if v != "" {

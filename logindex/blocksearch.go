@@ -252,6 +252,30 @@ func (sr *shardReader) leafPostings(ctx context.Context, m *matchNode, day int) 
 		if len(m.words) == 1 {
 			return least, modeSum, nil
 		}
+		// Word pairs: a phrase of two words that take part in pairs is one
+		// pair, counted exactly; a longer one has at most the least count
+		// of its pairs too.
+		for i := 1; i < len(m.words); i++ {
+			a, w := m.words[i-1], m.words[i]
+			if !pairWord(a) || !pairWord(w) {
+				continue
+			}
+			pp := postings{}
+			if err := sr.term(ctx, fieldPairs, a+" "+w, pp); err != nil {
+				return nil, 0, err
+			}
+			if len(m.words) == 2 {
+				return pp, modeSum, nil
+			}
+			for doc, p := range least {
+				q := pp[doc]
+				if q == nil {
+					delete(least, doc)
+					continue
+				}
+				p.sum, p.max = min(p.sum, q.sum), min(p.max, q.max)
+			}
+		}
 		return least, modeAtMost, nil
 	case kindWildcard, kindRegexp:
 		if m.kind == kindWildcard && m.value == ".*" && m.field == fAttr {
@@ -619,40 +643,10 @@ func (p *partition) frame(off int64) (*frame, error) {
 // out once.
 func (fr *frame) blockList() ([][]int32, error) {
 	fr.blocksOnce.Do(func() {
-		recs := make([]Record, len(fr.recs))
-		for i, b := range fr.recs {
-			if err := decodeGroupKey(b, &recs[i]); err != nil {
-				fr.blocksErr = err
-				return
-			}
-		}
 		var g frameBlocks
-		fr.blocks = g.split(recs)
+		blocks, err := g.splitEncoded(fr.recs)
+		// The splitter's next call would reuse them; there is none.
+		fr.blocks, fr.blocksErr = blocks, err
 	})
 	return fr.blocks, fr.blocksErr
-}
-
-// decodeGroupKey decodes what groups a record into a block: its service and
-// level (Record.Severity).
-func decodeGroupKey(b []byte, r *Record) error {
-	if len(b) == 0 || b[0] != recordVersion {
-		return fmt.Errorf("cannot decode record of %d bytes: unknown version: %w", len(b), errShortRecord)
-	}
-	d := recordDecoder{b: b, off: 1}
-	d.varint("time")
-	d.varint("observed time")
-	sn := d.uvarint("severity number")
-	text := d.str("severity text")
-	d.str("body type")
-	d.str("body")
-	d.str("trace id")
-	d.str("span id")
-	d.uvarint("flags")
-	d.str("event name")
-	r.Service = d.str("service")
-	if d.err != nil {
-		return d.err
-	}
-	r.Severity = levelOf(effectiveSeverity(int32(min(sn, 1<<31-1)), text))
-	return nil
 }

@@ -32,6 +32,7 @@ const (
 	fieldTime    = "t"
 	fieldGranule = "tg"
 	fieldKeys    = "_k"
+	fieldPairs   = "b2"
 	attrPrefix   = "a."
 	numPrefix    = "n."
 

@@ -292,6 +292,21 @@ func (d *recordDecoder) str(what string) string {
 	return s
 }
 
+// bytes reads a string without copying it: the bytes are d's.
+func (d *recordDecoder) bytes(what string) []byte {
+	n := d.uvarint(what)
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)-d.off) {
+		d.fail(what)
+		return nil
+	}
+	b := d.b[d.off : d.off+int(n)]
+	d.off += int(n)
+	return b
+}
+
 func (d *recordDecoder) attrs(what string) []Attr {
 	n := d.uvarint(what)
 	if d.err != nil || n == 0 {

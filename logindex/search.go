@@ -217,6 +217,35 @@ func (sc *scanner) scan(h *blockHit, lo, hi int64, fn func(id docID, ms int64, b
 	return matches, unreadable, err
 }
 
+// scanEach calls fn(j) for every j in [0, len(idx)) (idx are indexes into
+// hits), in parallel, the blocks of one frame one after another in one call
+// sequence: a frame is then decompressed once (and kept in its partition's
+// cache) rather than once per block.
+func scanEach(ctx context.Context, hits []blockHit, idx []int, fn func(j int) error) error {
+	order := make([]int, len(idx))
+	for j := range order {
+		order[j] = j
+	}
+	frameOf := func(j int) []byte { id := &hits[idx[j]].id; return id[:8] }
+	sort.Slice(order, func(a, b int) bool { return bytes.Compare(hits[idx[order[a]]].id[:], hits[idx[order[b]]].id[:]) < 0 })
+	var groups [][]int
+	for _, j := range order {
+		if g := len(groups) - 1; g >= 0 && bytes.Equal(frameOf(groups[g][0]), frameOf(j)) {
+			groups[g] = append(groups[g], j)
+			continue
+		}
+		groups = append(groups, []int{j})
+	}
+	return parallel(ctx, len(groups), func(g int) error {
+		for _, j := range groups[g] {
+			if err := fn(j); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // decodeMatch decodes a matching record for an answer; a record that does not
 // decode was counted unreadable by scan already and cannot be a match.
 func decodeMatch(b []byte, r *Record) bool { return decodeRecord(b, r) == nil }
@@ -239,7 +268,7 @@ func countInexact(ctx context.Context, hits []blockHit, sc *scanner, lo, hi int6
 	}
 	counts := make([]int, len(todo))
 	bad := make([]int, len(todo))
-	err := parallel(ctx, len(todo), func(j int) error {
+	err := scanEach(ctx, hits, todo, func(j int) error {
 		h := &hits[todo[j]]
 		var err error
 		counts[j], bad[j], err = sc.scan(h, lo, hi, nil)
@@ -555,7 +584,7 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 	}
 	sc := newScanner(q)
 	scans := make([][]uint32, len(todo)) // per scanned block, the matches' buckets
-	err = parallel(ctx, len(todo), func(j int) error {
+	err = scanEach(ctx, hits, todo, func(j int) error {
 		_, _, err := sc.scan(&hits[todo[j]], lo, hi, func(_ docID, ms int64, _ []byte) {
 			scans[j] = append(scans[j], uint32(bucket(ms)))
 		})
@@ -688,7 +717,7 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		keys map[string]uint64
 	}
 	counted := make([]scanCounts, len(partial))
-	err = parallel(ctx, len(partial), func(j int) error {
+	err = scanEach(ctx, hits, partial, func(j int) error {
 		c := scanCounts{keys: map[string]uint64{}}
 		var seen []string
 		var r Record
@@ -767,7 +796,7 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		}
 	}
 	scanned := make([][]map[string]uint64, len(partial))
-	err = parallel(ctx, len(partial), func(j int) error {
+	err = scanEach(ctx, hits, partial, func(j int) error {
 		vc := make([]map[string]uint64, len(top))
 		for i := range vc {
 			vc[i] = map[string]uint64{}
