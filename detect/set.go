@@ -49,8 +49,8 @@ type Set struct {
 
 // setEntry is one series. The fields holding pointers come first: the garbage
 // collector scans an object only up to its last pointer, so the Detector's
-// ~1 KiB of floats after them is never scanned. The series id is the entry's
-// key in Set.series, not kept in it.
+// ~630 bytes of numbers after them are never scanned. The series id is the
+// entry's key in Set.series, not kept in it.
 type setEntry struct {
 	note liveSeries // the Live engine's state beside d; dropped with it
 	last int64      // timestamp of the latest sample, Unix nanoseconds

@@ -1,8 +1,10 @@
 package detect
 
 import (
+	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // A full Set keeps the series it watches while they are active, turns newcomers
@@ -46,5 +48,32 @@ func TestSetCap(t *testing.T) {
 	}
 	if _, ok := s.series[4]; !ok {
 		t.Fatal("the fresh series was evicted")
+	}
+}
+
+// TestSeriesHeap measures the heap a watched series costs the live detector: its
+// Set entry (one allocation, rounded up to Go's size class), its share of the
+// Set's map and its slot in the engine's ref index (refs numbered from 1, as the
+// TSDB's are), over 100,000 series. It must stay within 1 KiB.
+func TestSeriesHeap(t *testing.T) {
+	const series = 100000
+	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := NewSet(&SetOptions{MaxSeries: series})
+	var index refIndex
+	for id := uint64(1); id <= series; id++ {
+		s.Observe(id, start, 1, Options{})
+		index.put(id, s.series[id])
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	per := float64(after.HeapAlloc-before.HeapAlloc) / series
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(&index)
+	t.Logf("%.0f bytes of heap per series (entry %d bytes)", per, unsafe.Sizeof(setEntry{}))
+	if per > 1024 {
+		t.Errorf("a watched series takes %.0f bytes of heap, over 1 KiB", per)
 	}
 }
