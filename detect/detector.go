@@ -193,7 +193,6 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 		return r
 	}
 	first := d.last == 0
-	newDay := t/(86400*1e9) != d.last/(86400*1e9) // a UTC day began since the last sample
 	gap := float64(t-d.last) / 1e9
 	d.last = t
 	if d.counter {
@@ -218,7 +217,8 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 
 	// Position in the day (between two knots) and the week.
 	sec := ts.Unix()
-	hp := float64(((sec%86400)+86400)%86400)/knotSec - 0.5
+	sod := ((sec % 86400) + 86400) % 86400 // seconds into the UTC day
+	hp := float64(sod)/knotSec - 0.5
 	if hp < 0 {
 		hp += dayKnots
 	}
@@ -315,9 +315,13 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 		gw := min(0.5, float64(d.dt)/wKnotSec/min(weekMemory, 1+days/7)) / weekSlow
 		se := full * (1 - alphaLevel)
 		r := dither(t)
-		learnKnots(d.day[:], &d.dayE, h0, h1, g*(1-frac)*se, g*frac*se, r)
-		learnKnots(d.week[:], &d.weekE, w0, w1, gw*(1-wfrac)*se, gw*wfrac*se, r>>32)
-		if newDay {
+		if x0, x1 := g*(1-frac)*se, g*frac*se; !stepKnots(&d.day[h0], &d.day[h1], d.dayE, x0, x1, r) {
+			growKnots(d.day[:], &d.dayE, h0, h1, x0, x1, r)
+		}
+		if x0, x1 := gw*(1-wfrac)*se, gw*wfrac*se; !stepKnots(&d.week[w0], &d.week[w1], d.weekE, x0, x1, r>>32) {
+			growKnots(d.week[:], &d.weekE, w0, w1, x0, x1, r>>32)
+		}
+		if float64(sod) < gap { // the first sample of a UTC day
 			fitKnots(d.day[:], &d.dayE)
 			fitKnots(d.week[:], &d.weekE)
 		}
@@ -476,29 +480,32 @@ func quantum(e uint8) float64 {
 	return math.Float64frombits(uint64(1023+int(e)-quantumBias) << 52)
 }
 
-// learnKnots adds x0 to knot i0 and x1 to knot i1 of the profile q, whose knots
-// are q[i]·quantum(*e), rounding each at random by the low 32 bits of r (two
-// 16-bit dithers).
-func learnKnots(q []int16, e *uint8, i0, i1 int, x0, x1 float64, r uint64) {
-	u := quantum(*e)
-	v0, v1 := float64(q[i0])*u+x0, float64(q[i1])*u+x1
-	if lim := knotMax * u; !(math.Abs(v0) < lim && math.Abs(v1) < lim) || *e == 0 {
-		growKnots(q, e, i0, i1, v0, v1, r)
-		return
+// stepKnots adds x0 to the knot *k0 and x1 to *k1 of a profile whose quantum
+// has the exponent e, rounding each at random by the low 32 bits of r (two
+// 16-bit dithers), and reports whether both still fit the quantum. If not, or
+// if the profile has no quantum yet, it changes nothing: growKnots takes the
+// step.
+func stepKnots(k0, k1 *int16, e uint8, x0, x1 float64, r uint64) bool {
+	inv := math.Float64frombits(uint64(1023-int(e)+quantumBias) << 52) // 1/quantum(e)
+	y0, y1 := float64(*k0)+x0*inv, float64(*k1)+x1*inv                 // in quanta
+	if !(math.Abs(y0) < knotMax && math.Abs(y1) < knotMax) || e == 0 {
+		return false
 	}
-	// |v/u| < knotMax, so v/u + 32768 + dither is positive and below 65536:
-	// its truncation is its floor, shifted.
-	inv := math.Float64frombits(uint64(1023-int(*e)+quantumBias) << 52) // 1/u
-	q[i0] = int16(int32(v0*inv+float64(r&0xffff)/(1<<16)+32768) - 32768)
-	q[i1] = int16(int32(v1*inv+float64(r>>16&0xffff)/(1<<16)+32768) - 32768)
+	// In units of 2^-16 quanta a knot fits in an int32; adding the dither and
+	// dropping the 16 bits below the quantum rounds it at random.
+	*k0 = int16((int32(y0*(1<<16)) + int32(r&0xffff)) >> 16)
+	*k1 = int16((int32(y1*(1<<16)) + int32(r>>16&0xffff)) >> 16)
+	return true
 }
 
-// growKnots sets knots i0 and i1 of the profile q to v0 and v1 as learnKnots
-// does when one of them outgrows the quantum, or when there is none yet: it
-// raises the exponent *e to the smallest at which both fit (by firstRoom more
-// for a first quantum) and rounds the other knots to it first. Past the
+// growKnots takes the step of stepKnots when a knot outgrows the quantum, or
+// there is none yet: it raises the exponent *e of the profile q to the
+// smallest at which knots i0 + x0 and i1 + x1 fit (by firstRoom more for a
+// first quantum), rounds the other knots to it, and sets those two. Past the
 // largest quantum the knots saturate at ±knotMax; a NaN knot is 0.
-func growKnots(q []int16, e *uint8, i0, i1 int, v0, v1 float64, r uint64) {
+func growKnots(q []int16, e *uint8, i0, i1 int, x0, x1 float64, r uint64) {
+	u := quantum(*e)
+	v0, v1 := float64(q[i0])*u+x0, float64(q[i1])*u+x1
 	top := max(math.Abs(v0), math.Abs(v1))
 	if top == 0 {
 		return // no quantum yet, and still none needed
@@ -522,7 +529,7 @@ func growKnots(q []int16, e *uint8, i0, i1 int, v0, v1 float64, r uint64) {
 		}
 	}
 	*e = uint8(next)
-	u := quantum(*e)
+	u = quantum(*e)
 	q[i0] = toKnot(v0/u + float64(r&0xffff)/(1<<16))
 	q[i1] = toKnot(v1/u + float64(r>>16&0xffff)/(1<<16))
 }

@@ -255,6 +255,13 @@ func TestProfileTrust(t *testing.T) {
 	}
 }
 
+// learnKnots takes a step of knots i0 and i1 of q as Observe does.
+func learnKnots(q []int16, e *uint8, i0, i1 int, x0, x1 float64, r uint64) {
+	if !stepKnots(&q[i0], &q[i1], *e, x0, x1, r) {
+		growKnots(q, e, i0, i1, x0, x1, r)
+	}
+}
+
 // TestProfileKnots checks the profiles' 16-bit knots: steps far below the
 // quantum add up on average, the quantum grows with the largest knot and
 // shrinks back once that knot has, and nothing overflows.
