@@ -217,22 +217,35 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 
 	// Position in the day (between two knots) and the week.
 	sec := ts.Unix()
-	sod := ((sec % 86400) + 86400) % 86400 // seconds into the UTC day
+	sod := sec % 86400 // seconds into the UTC day
+	if sod < 0 {
+		sod += 86400
+	}
 	hp := float64(sod)/knotSec - 0.5
 	if hp < 0 {
 		hp += dayKnots
 	}
 	h0 := int(hp)
 	frac := hp - float64(h0)
-	h1 := (h0 + 1) % dayKnots
+	h1 := h0 + 1 // the next knot, around midnight
+	if h1 == dayKnots {
+		h1 = 0
+	}
 	// 1970-01-01 was a Thursday: Monday 00:00 is three days later.
-	wp := float64(((sec+3*86400)%(7*86400)+7*86400)%(7*86400))/wKnotSec - 0.5
+	sow := (sec + 3*86400) % (7 * 86400) // seconds into the week
+	if sow < 0 {
+		sow += 7 * 86400
+	}
+	wp := float64(sow)/wKnotSec - 0.5
 	if wp < 0 {
 		wp += weekKnots
 	}
 	w0 := int(wp)
 	wfrac := wp - float64(w0)
-	w1 := (w0 + 1) % weekKnots
+	w1 := w0 + 1
+	if w1 == weekKnots {
+		w1 = 0
+	}
 	daily := ((1-frac)*float64(d.day[h0]) + frac*float64(d.day[h1])) * quantum(d.dayE)
 	weekly := ((1-wfrac)*float64(d.week[w0]) + wfrac*float64(d.week[w1])) * quantum(d.weekE)
 
