@@ -462,13 +462,13 @@ func (d *Detector) likelihood(raw float64, need bool) float64 {
 // The profiles' knots are 16-bit integers in units of a quantum per profile, a
 // power of two: about the smallest at which every knot fits in ±knotMax, so
 // that the largest knot keeps 14–15 significant bits, at half the size of
-// float32 knots. A knot learns by steps often much smaller than the quantum (a
-// weekly knot moves by well under a thousandth of a residual per sample), so a
-// knot's new value is rounded up or down at random, in proportion to how near
-// it is to each (the dither comes from the sample's time, so the detector stays
-// deterministic): a knot then moves by its steps on average instead of never.
-// The quantum grows as soon as a knot outgrows it, and shrinks, if the knots
-// allow, at the first sample of each UTC day.
+// float32 knots. A knot learns by steps often much smaller than the quantum (at
+// one-minute samples a weekly knot moves by under a thousandth of a residual
+// per sample), so a knot's new value is rounded up or down at random, in
+// proportion to how near it is to each (the dither comes from the sample's
+// time, so the detector stays deterministic): a knot then moves by its steps on
+// average instead of never. The quantum grows as soon as a knot outgrows it,
+// and shrinks, if the knots allow, at the first sample of each UTC day.
 const (
 	knotMax = math.MaxInt16
 	// A quantum is 2^(e−quantumBias) for an exponent e in 1…255: from about
