@@ -13,6 +13,7 @@ import (
 	"github.com/blevesearch/bleve/v2"
 	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/mapping"
+	zapx "github.com/blevesearch/zapx/v17"
 )
 
 // The Bleve side of the log index: field names, the terms' encodings, and how
@@ -265,6 +266,16 @@ func openShard(path string) (ix bleve.Index, applied int64, rebuilt bool, err er
 		applied = int64(binary.BigEndian.Uint64(v))
 	}
 	return ix, applied, false, nil
+}
+
+func init() {
+	// zap sizes a new segment's buffer for the batch's documents plus 100 at
+	// the previous segment's bytes per document (NewSegmentBufferNumResultsBump),
+	// and the segment keeps the buffer until it is persisted. A batch holds
+	// tens of blocks, each the size of many records' documents, so the bump
+	// made buffers several times what they held: 250 MB of a 2 M record
+	// replay's heap.
+	zapx.NewSegmentBufferNumResultsBump = 0
 }
 
 // oldShardSuffix names a shard directory being replaced by one of the current
