@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/blevesearch/bleve/v2/search/searcher"
 	"go.opentelemetry.io/collector/pdata/plog"
 
 	"outpost/internal/atomicfile"
@@ -151,14 +150,6 @@ type Index struct {
 	retentionDone chan struct{}
 }
 
-// MaxQueryTerms is the most index terms one wildcard, regular expression or range
-// may expand to; a broader query fails with a *QueryError. It is set as Bleve's
-// process-wide clause limit when the first Index opens, unless the program set
-// another.
-const MaxQueryTerms = 20_000
-
-var limitClauses sync.Once
-
 // ErrNotFound is returned (wrapped) by Get for an id that is not stored.
 var ErrNotFound = errors.New("record not found")
 
@@ -183,11 +174,6 @@ func (e *BackpressureError) RetryAfter() time.Duration { return e.After }
 // Open opens the Index in dir, creating dir if needed, and replays into Bleve
 // whatever a crash left unindexed. Only one Index may have dir open at a time.
 func Open(dir string, opts *Options) (*Index, error) {
-	limitClauses.Do(func() {
-		if searcher.DisjunctionMaxClauseCount == 0 {
-			searcher.DisjunctionMaxClauseCount = MaxQueryTerms
-		}
-	})
 	o := opts.withDefaults()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("cannot create log index directory: %w", err)
