@@ -87,6 +87,15 @@ type token struct {
 
 // tokenize calls emit for every token of s, in order.
 func tokenize(s string, emit func(t token)) {
+	tokenSpans(s, func(start, end, pos int, word bool) {
+		emit(token{term: lower(s[start:end]), pos: pos, word: word})
+	})
+}
+
+// tokenSpans calls emit for every token of s, in order, with where it is in s
+// (its term is the lower case of s[start:end]), its position and whether it is
+// a word. The record matcher lists the tokens of encoded records through it.
+func tokenSpans(s string, emit func(start, end, pos int, word bool)) {
 	pos := 0
 	i := 0
 	for i < len(s) {
@@ -117,12 +126,14 @@ func tokenize(s string, emit func(t token)) {
 			}
 			end -= n
 		}
-		pos = tokenizeChunk(s[start:end], pos, emit)
+		pos = chunkSpans(s, start, end, pos, emit)
 	}
 }
 
-// tokenizeChunk emits the tokens of chunk and returns the last position used.
-func tokenizeChunk(chunk string, pos int, emit func(t token)) int {
+// chunkSpans emits the tokens of the chunk s[start:end] and returns the last
+// position used.
+func chunkSpans(s string, start, end, pos int, emit func(start, end, pos int, word bool)) int {
+	chunk := s[start:end]
 	words := 0
 	firstPos := pos + 1
 	sep := -1 // offset of the first '=' or ':' after a word
@@ -153,22 +164,22 @@ func tokenizeChunk(chunk string, pos int, emit func(t token)) int {
 		words++
 		pos++
 		if j-ws <= maxTokenLen {
-			emit(token{term: lower(chunk[ws:j]), pos: pos, word: true})
+			emit(start+ws, start+j, pos, true)
 		}
 	}
 	if words == 0 {
 		return pos
 	}
 	if (words > 1 || !onlyWord(chunk)) && len(chunk) <= maxTokenLen {
-		emit(token{term: lower(chunk), pos: firstPos})
+		emit(start, end, firstPos, false)
 	}
 	if sep > 0 && sep+1 < len(chunk) {
 		if k := chunk[:sep]; countWords(k) > 1 {
-			emit(token{term: lower(k), pos: firstPos})
+			emit(start, start+sep, firstPos, false)
 		}
 		v := chunk[sep+1:]
 		if countWords(v) > 1 && len(v) <= maxTokenLen {
-			emit(token{term: lower(v), pos: firstPos + countWords(chunk[:sep])})
+			emit(start+sep+1, end, firstPos+countWords(chunk[:sep]), false)
 		}
 	}
 	return pos

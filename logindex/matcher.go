@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Matching records in their encoded form. A search that scans the records of a
@@ -814,90 +815,17 @@ func (bv *bodyView) tokenize() {
 	}
 	bv.tokenized = true
 	bv.toks, bv.words, bv.buf = bv.toks[:0], bv.words[:0], bv.buf[:0]
-	s := bv.raw
-	i := 0
-	for i < len(s) {
-		r, n := rune(s[i]), 1
-		if r >= utf8.RuneSelf {
-			r, n = utf8.DecodeRune(s[i:])
-		}
-		if isChunkDelim(r) {
-			i += n
-			continue
-		}
-		start := i
-		for i < len(s) {
-			r, n := rune(s[i]), 1
-			if r >= utf8.RuneSelf {
-				r, n = utf8.DecodeRune(s[i:])
-			}
-			if isChunkDelim(r) {
-				break
-			}
-			i += n
-		}
-		end := i
-		for end > start {
-			r, n := utf8.DecodeLastRune(s[start:end])
-			if !isTrailingPunct(r) {
-				break
-			}
-			end -= n
-		}
-		bv.tokenizeChunk(start, end)
-	}
+	// The bytes are only read while the spans are listed: a string that
+	// shares them costs no copy.
+	tokenSpans(unsafe.String(unsafe.SliceData(bv.raw), len(bv.raw)), bv.span)
 }
 
-// tokenizeChunk lists the tokens of raw[start:end] as tokenizeChunk
-// (analyzer.go) emits them.
-func (bv *bodyView) tokenizeChunk(start, end int) {
-	chunk := bv.raw[start:end]
-	words := 0
-	sep := -1
-	j := 0
-	for j < len(chunk) {
-		r, n := rune(chunk[j]), 1
-		if r >= utf8.RuneSelf {
-			r, n = utf8.DecodeRune(chunk[j:])
-		}
-		if !isWordRune(r) {
-			if sep < 0 && words > 0 && (r == '=' || r == ':') {
-				sep = j
-			}
-			j += n
-			continue
-		}
-		ws := j
-		for j < len(chunk) {
-			r, n := rune(chunk[j]), 1
-			if r >= utf8.RuneSelf {
-				r, n = utf8.DecodeRune(chunk[j:])
-			}
-			if !isWordRune(r) {
-				break
-			}
-			j += n
-		}
-		words++
-		if j-ws <= maxTokenLen {
-			bv.words = append(bv.words, int32(len(bv.toks)))
-			bv.add(start+ws, start+j)
-		}
+// span lists one token of tokenSpans.
+func (bv *bodyView) span(start, end, _ int, word bool) {
+	if word {
+		bv.words = append(bv.words, int32(len(bv.toks)))
 	}
-	if words == 0 {
-		return
-	}
-	if (words > 1 || !onlyWordBytes(chunk)) && len(chunk) <= maxTokenLen {
-		bv.add(start, end)
-	}
-	if sep > 0 && sep+1 < len(chunk) {
-		if countWordsBytes(chunk[:sep]) > 1 {
-			bv.add(start, start+sep)
-		}
-		if v := chunk[sep+1:]; countWordsBytes(v) > 1 && len(v) <= maxTokenLen {
-			bv.add(start+sep+1, end)
-		}
-	}
+	bv.add(start, end)
 }
 
 // add lists the lower case of raw[off:end] as a token: bytes of low when they
@@ -929,30 +857,4 @@ func isASCIIBytes(b []byte) bool {
 		}
 	}
 	return true
-}
-
-func onlyWordBytes(b []byte) bool {
-	for i := 0; i < len(b); {
-		r, n := utf8.DecodeRune(b[i:])
-		if !isWordRune(r) {
-			return false
-		}
-		i += n
-	}
-	return true
-}
-
-func countWordsBytes(b []byte) int {
-	n := 0
-	in := false
-	for i := 0; i < len(b); {
-		r, size := utf8.DecodeRune(b[i:])
-		w := isWordRune(r)
-		if w && !in {
-			n++
-		}
-		in = w
-		i += size
-	}
-	return n
 }
