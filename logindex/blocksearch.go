@@ -127,6 +127,19 @@ func (ps postings) add(doc uint64, freq int32) {
 	p.max = max(p.max, freq)
 }
 
+// keepLeast keeps the blocks ps and other have in common, each with the
+// smaller of their counts: the postings of a conjunction's upper bound.
+func (ps postings) keepLeast(other postings) {
+	for doc, p := range ps {
+		q := other[doc]
+		if q == nil {
+			delete(ps, doc)
+			continue
+		}
+		p.sum, p.max = min(p.sum, q.sum), min(p.max, q.max)
+	}
+}
+
 // shardReader reads one shard's blocks.
 type shardReader struct {
 	r   index.IndexReader
@@ -240,14 +253,7 @@ func (sr *shardReader) leafPostings(ctx context.Context, m *matchNode, day int) 
 				least = wp
 				continue
 			}
-			for doc, p := range least {
-				q := wp[doc]
-				if q == nil {
-					delete(least, doc)
-					continue
-				}
-				p.sum, p.max = min(p.sum, q.sum), min(p.max, q.max)
-			}
+			least.keepLeast(wp)
 		}
 		if len(m.words) == 1 {
 			return least, modeSum, nil
@@ -267,14 +273,7 @@ func (sr *shardReader) leafPostings(ctx context.Context, m *matchNode, day int) 
 			if len(m.words) == 2 {
 				return pp, modeSum, nil
 			}
-			for doc, p := range least {
-				q := pp[doc]
-				if q == nil {
-					delete(least, doc)
-					continue
-				}
-				p.sum, p.max = min(p.sum, q.sum), min(p.max, q.max)
-			}
+			least.keepLeast(pp)
 		}
 		return least, modeAtMost, nil
 	case kindWildcard, kindRegexp:
