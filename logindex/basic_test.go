@@ -3,6 +3,7 @@ package logindex
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -105,5 +106,97 @@ func TestNewerShardFormatRefused(t *testing.T) {
 	}
 	if want := fmt.Sprintf("shard format version %d", shardFormat+1); !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not say %q", err, want)
+	}
+}
+
+// TestOlderShardFormatRebuilt checks that shards of an older format are
+// replaced when their partition opens and filled again from the record log, so
+// that searches answer as before; also when the process stopped in the middle
+// of a rebuild (the old shard renamed, the new one not made yet). The old
+// shards here hold only their format key: whatever they held, the answers must
+// come from the record log.
+func TestOlderShardFormatRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	ix, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var recs []genRecord
+	for i := range 3000 {
+		recs = append(recs, genRecord{t: now.Add(-time.Duration(i) * time.Millisecond), service: genServices[i%3], sev: genLevels[i%len(genLevels)],
+			body: fmt.Sprintf("request %d took %dms", i, i%97)})
+	}
+	write(t, ix, recs)
+	flush(t, ix)
+	want := map[string]uint64{}
+	queries := []string{"", "request", `"took 5ms"`, "service:" + genServices[1], "severity>=WARN request"}
+	for _, q := range queries {
+		want[q] = count(t, ix, q, now.Add(-time.Hour), now.Add(time.Hour))
+	}
+	if err := ix.Close(); err != nil {
+		t.Fatal(err)
+	}
+	shards, _ := filepath.Glob(filepath.Join(dir, "*", shardDirPrefix+"*"))
+	if len(shards) < 2 {
+		t.Fatalf("found shards %v", shards)
+	}
+	for _, stopped := range []bool{false, true} {
+		for _, path := range shards {
+			// An empty shard of format 2 in place of each.
+			if err := os.RemoveAll(path); err != nil {
+				t.Fatal(err)
+			}
+			if err := createShard(path); err != nil {
+				t.Fatal(err)
+			}
+			sh, err := bleve.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sh.SetInternal([]byte(internalFormat), []byte{2}); err != nil {
+				t.Fatal(err)
+			}
+			if err := sh.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if stopped {
+			// The first shard was renamed for its rebuild when the process
+			// stopped.
+			if err := os.Rename(shards[0], shards[0]+oldShardSuffix); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ix, err := Open(dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flush(t, ix)
+		for _, q := range queries {
+			if got := count(t, ix, q, now.Add(-time.Hour), now.Add(time.Hour)); got != want[q] {
+				t.Errorf("stopped %v: %q: %d records after the rebuild, %d before", stopped, q, got, want[q])
+			}
+		}
+		if err := ix.checkConsistency(); err != nil {
+			t.Error(err)
+		}
+		if err := ix.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if old, _ := filepath.Glob(filepath.Join(dir, "*", "*"+oldShardSuffix)); len(old) > 0 {
+			t.Errorf("stopped %v: %v left behind", stopped, old)
+		}
+		for _, path := range shards {
+			sh, err := bleve.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := sh.GetInternal([]byte(internalFormat))
+			sh.Close()
+			if err != nil || len(f) != 1 || f[0] != shardFormat {
+				t.Errorf("stopped %v: %s has format %v after the rebuild", stopped, path, f)
+			}
+		}
 	}
 }
