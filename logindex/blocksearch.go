@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/blevesearch/bleve/v2/numeric"
 	index "github.com/blevesearch/bleve_index_api"
@@ -97,21 +98,81 @@ func (pl *blockPlan) eval(n node, size int32, leaf []bounds) bounds {
 	return bounds{}
 }
 
-// blockHit is a block with matches.
+// blockHit is a block with matches. Its id, times, service and level are read
+// from the index only when resolve is called: counting needs none of them.
 type blockHit struct {
-	p       *partition
-	doc     uint64 // the document number in the reader that found it
-	id      docID
-	size    int32 // records in the block
-	match   bounds
-	t0, t   int64 // times of its first and last records, Unix ms
-	service string
-	level   string
+	p     *partition
+	sr    *shardReader
+	doc   uint64 // the document number in sr
+	size  int32  // records in the block
+	match bounds
+
+	resolved bool
+	id       docID
+	t0, t    int64 // times of its first and last records, Unix ms
+	service  string
+	level    string
+}
+
+// resolve reads the block's id, times, service and level.
+func (h *blockHit) resolve() error {
+	if h.resolved {
+		return nil
+	}
+	sr := h.sr
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	if sr.dvr == nil {
+		var err error
+		if sr.dvr, err = sr.r.DocValueReader([]string{fieldTimeFirst, fieldTime, fieldService, fieldSev}); err != nil {
+			return err
+		}
+	}
+	sr.iid.SetValue(h.doc)
+	ext, err := sr.r.ExternalID(sr.iid)
+	if err != nil {
+		return err
+	}
+	id, ok := docIDFromBytes(ext)
+	if !ok {
+		return fmt.Errorf("bad block id of %d bytes in %s", len(ext), dayDirName(h.p.day))
+	}
+	h.id = id
+	err = sr.dvr.VisitDocValues(sr.iid, func(field string, term []byte) {
+		switch field {
+		case fieldTimeFirst:
+			h.t0 = parseTimeTerm(term)
+		case fieldTime:
+			h.t = parseTimeTerm(term)
+		case fieldService:
+			h.service = string(term)
+		case fieldSev:
+			h.level = string(term)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	h.resolved = true
+	return nil
+}
+
+// resolveAll resolves every hit, in parallel.
+func resolveAll(ctx context.Context, hits []blockHit) error {
+	const chunk = 256
+	return parallel(ctx, (len(hits)+chunk-1)/chunk, func(c int) error {
+		for i := c * chunk; i < min(len(hits), (c+1)*chunk); i++ {
+			if err := hits[i].resolve(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // postings accumulates, per block (internal document number), the sum and the
 // largest of the counts of some terms.
-type postings map[uint64]*posting
+type postings map[uint64]posting
 
 type posting struct {
 	sum, max int32
@@ -119,31 +180,34 @@ type posting struct {
 
 func (ps postings) add(doc uint64, freq int32) {
 	p := ps[doc]
-	if p == nil {
-		p = &posting{}
-		ps[doc] = p
-	}
 	p.sum += freq
 	p.max = max(p.max, freq)
+	ps[doc] = p
 }
 
 // keepLeast keeps the blocks ps and other have in common, each with the
 // smaller of their counts: the postings of a conjunction's upper bound.
 func (ps postings) keepLeast(other postings) {
 	for doc, p := range ps {
-		q := other[doc]
-		if q == nil {
+		q, ok := other[doc]
+		if !ok {
 			delete(ps, doc)
 			continue
 		}
-		p.sum, p.max = min(p.sum, q.sum), min(p.max, q.max)
+		ps[doc] = posting{min(p.sum, q.sum), min(p.max, q.max)}
 	}
 }
 
-// shardReader reads one shard's blocks.
+// shardReader reads one shard's blocks: one snapshot of the index, held for a
+// request (scope.reader). Reading postings is for one goroutine at a time;
+// resolving hits may come from several (mu).
 type shardReader struct {
 	r   index.IndexReader
 	tfd index.TermFieldDoc
+
+	mu  sync.Mutex
+	dvr index.DocValueReader
+	iid index.IndexInternalID
 }
 
 // term adds the postings of term in field to ps.
@@ -306,17 +370,14 @@ func (sr *shardReader) leafPostings(ctx context.Context, m *matchNode, day int) 
 // cut granules (edge) into postings whose max is the lower bound and sum the
 // upper (modeRange).
 func mergeTime(inner, edge postings) postings {
-	out := postings{}
+	out := make(postings, len(inner)+len(edge))
 	for doc, p := range inner {
-		out[doc] = &posting{sum: p.sum, max: p.sum}
+		out[doc] = posting{sum: p.sum, max: p.sum}
 	}
 	for doc, p := range edge {
 		q := out[doc]
-		if q == nil {
-			q = &posting{}
-			out[doc] = q
-		}
 		q.sum += p.sum
+		out[doc] = q
 	}
 	return out
 }
@@ -392,9 +453,9 @@ func (sr *shardReader) timeRange(ctx context.Context, lo, hi int64, level int, p
 }
 
 // leafBounds turns a leaf's posting for a block of size records into bounds.
-func leafBounds(p *posting, size int32, mode leafMode) bounds {
+func leafBounds(p posting, ok bool, size int32, mode leafMode) bounds {
 	switch {
-	case p == nil:
+	case !ok:
 		return bounds{}
 	case mode == modeSum:
 		return bounds{min(size, p.sum), min(size, p.sum)}
@@ -404,38 +465,9 @@ func leafBounds(p *posting, size int32, mode leafMode) bounds {
 	return bounds{p.max, min(size, p.sum)}
 }
 
-// blocks finds the blocks of shard k of p that may hold records matching pl in
-// [lo, hi) ms.
-func (p *partition) blocks(ctx context.Context, k int, pl *blockPlan, lo, hi int64) (hits []blockHit, err error) {
-	err = p.readBlocks(ctx, k, pl, lo, hi, func(_ *shardReader, h []blockHit) error {
-		hits = h
-		return nil
-	})
-	return hits, err
-}
-
-// readBlocks calls fn with a reader of shard k of p and the blocks of that
-// reader that may hold records matching pl in [lo, hi) ms.
-func (p *partition) readBlocks(ctx context.Context, k int, pl *blockPlan, lo, hi int64, fn func(sr *shardReader, hits []blockHit) error) error {
-	adv, err := p.shards[k].Advanced()
-	if err != nil {
-		return err
-	}
-	r, err := adv.Reader()
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	sr := &shardReader{r: r}
-	hits, err := sr.blocks(ctx, p, k, pl, lo, hi)
-	if err != nil {
-		return err
-	}
-	return fn(sr, hits)
-}
-
-func (sr *shardReader) blocks(ctx context.Context, p *partition, k int, pl *blockPlan, lo, hi int64) ([]blockHit, error) {
-	r := sr.r
+// blocks finds the blocks of the reader's shard of p that may hold records
+// matching pl in [lo, hi) ms, unresolved.
+func (sr *shardReader) blocks(ctx context.Context, p *partition, pl *blockPlan, lo, hi int64) ([]blockHit, error) {
 	inner, edge, err := sr.timePostings(ctx, lo, hi, p.day)
 	if err != nil {
 		return nil, err
@@ -462,40 +494,36 @@ func (sr *shardReader) blocks(ctx context.Context, p *partition, k int, pl *bloc
 		docs = append(docs, doc)
 	}
 	for doc := range edge {
-		if inner[doc] == nil {
+		if _, ok := inner[doc]; !ok {
 			docs = append(docs, doc)
 		}
 	}
 	sort.Slice(docs, func(i, j int) bool { return docs[i] < docs[j] })
-	dvr, err := r.DocValueReader([]string{fieldTimeFirst, fieldTime, fieldService, fieldSev})
-	if err != nil {
-		return nil, err
-	}
 	leaf := make([]bounds, len(pl.list))
 	var hits []blockHit
-	iid := make(index.IndexInternalID, 8)
 	for n, doc := range docs {
-		if n%1024 == 0 {
+		if n%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 		}
-		sp := sizes[doc]
-		if sp == nil {
+		sp, ok := sizes[doc]
+		if !ok {
 			continue
 		}
 		size := sp.sum
 		for i := range pl.list {
 			if pl.list[i].kind != kindAll {
-				leaf[i] = leafBounds(leafPs[i][doc], size, modes[i])
+				lp, ok := leafPs[i][doc]
+				leaf[i] = leafBounds(lp, ok, size, modes[i])
 			}
 		}
 		tb := bounds{}
-		if ip := inner[doc]; ip != nil {
+		if ip, ok := inner[doc]; ok {
 			tb.lo = ip.sum
 		}
 		tb.hi = tb.lo
-		if ep := edge[doc]; ep != nil {
+		if ep, ok := edge[doc]; ok {
 			tb.hi = min(size, tb.hi+ep.sum)
 		}
 		b := pl.eval(pl.q.root, size, leaf)
@@ -504,32 +532,7 @@ func (sr *shardReader) blocks(ctx context.Context, p *partition, k int, pl *bloc
 		if b.hi == 0 {
 			continue
 		}
-		iid.SetValue(doc)
-		ext, err := r.ExternalID(iid)
-		if err != nil {
-			return nil, err
-		}
-		id, ok := docIDFromBytes(ext)
-		if !ok {
-			return nil, fmt.Errorf("bad block id of %d bytes in shard %d of %s", len(ext), k, dayDirName(p.day))
-		}
-		h := blockHit{p: p, doc: doc, id: id, size: size, match: b}
-		err = dvr.VisitDocValues(iid, func(field string, term []byte) {
-			switch field {
-			case fieldTimeFirst:
-				h.t0 = parseTimeTerm(term)
-			case fieldTime:
-				h.t = parseTimeTerm(term)
-			case fieldService:
-				h.service = string(term)
-			case fieldSev:
-				h.level = string(term)
-			}
-		})
-		if err != nil {
-			return nil, err
-		}
-		hits = append(hits, h)
+		hits = append(hits, blockHit{p: p, sr: sr, doc: doc, size: size, match: b})
 	}
 	return hits, nil
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	index "github.com/blevesearch/bleve_index_api"
 )
 
 // SearchRequest asks for the newest records matching Query in [Start, End).
@@ -67,16 +69,50 @@ func timeBounds(start, end time.Time) (lo, hi int64, bounded bool) {
 	return lo, hi, bounded
 }
 
-// scope is the set of partitions a request reads, held until release.
+// scope is the set of partitions a request reads, held until release, and the
+// readers of their shards it opened.
 type scope struct {
 	parts map[int]*partition
 	days  []int // the days of parts, newest first
+
+	mu      sync.Mutex
+	readers map[shardKey]*shardReader
 }
 
+type shardKey struct{ day, k int }
+
 func (s *scope) release() {
+	for _, sr := range s.readers {
+		sr.r.Close()
+	}
 	for _, p := range s.parts {
 		p.release()
 	}
+}
+
+// reader returns the reader of shard k of p, opening it on first use: every
+// pass of a request reads the same snapshot.
+func (s *scope) reader(p *partition, k int) (*shardReader, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := shardKey{p.day, k}
+	if sr := s.readers[key]; sr != nil {
+		return sr, nil
+	}
+	adv, err := p.shards[k].Advanced()
+	if err != nil {
+		return nil, err
+	}
+	r, err := adv.Reader()
+	if err != nil {
+		return nil, err
+	}
+	if s.readers == nil {
+		s.readers = map[shardKey]*shardReader{}
+	}
+	sr := &shardReader{r: r, iid: make(index.IndexInternalID, 8)}
+	s.readers[key] = sr
+	return sr, nil
 }
 
 // acquireRange takes the partitions whose days overlap [lo, hi) ms.
@@ -114,7 +150,11 @@ func (s *scope) blocks(ctx context.Context, pl *blockPlan, lo, hi int64) ([]bloc
 	var mu sync.Mutex
 	var hits []blockHit
 	err := s.eachShard(ctx, func(p *partition, k int) error {
-		hs, err := p.blocks(ctx, k, pl, lo, hi)
+		sr, err := s.reader(p, k)
+		if err != nil {
+			return err
+		}
+		hs, err := sr.blocks(ctx, p, pl, lo, hi)
 		mu.Lock()
 		hits = append(hits, hs...)
 		mu.Unlock()
@@ -251,19 +291,19 @@ func scanEach(ctx context.Context, hits []blockHit, idx []int, fn func(j int) er
 func decodeMatch(b []byte, r *Record) bool { return decodeRecord(b, r) == nil }
 
 // countInexact scans the blocks of hits whose count the index does not decide
-// (in parallel) and returns the sum of the counts of every block. done holds
-// the counts of blocks scanned already, by index in hits.
-func countInexact(ctx context.Context, hits []blockHit, sc *scanner, lo, hi int64, done map[int]int) (uint64, int, error) {
+// (in parallel) and returns the sum of the counts of every block, and the
+// number of records it could not read.
+func countInexact(ctx context.Context, hits []blockHit, sc *scanner, lo, hi int64) (uint64, int, error) {
 	var total uint64
 	var todo []int
 	for i := range hits {
-		switch n, ok := done[i]; {
-		case ok:
-			total += uint64(n)
-		case hits[i].match.exact():
+		if hits[i].match.exact() {
 			total += uint64(hits[i].match.lo)
-		default:
-			todo = append(todo, i)
+			continue
+		}
+		todo = append(todo, i)
+		if err := hits[i].resolve(); err != nil {
+			return 0, 0, err
 		}
 	}
 	counts := make([]int, len(todo))
@@ -320,76 +360,11 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (*SearchResult, 
 	defer s.release()
 	ctx, cancel := context.WithTimeout(ctx, ix.opts.SearchTimeout)
 	defer cancel()
-	hits, err := s.blocks(ctx, newBlockPlan(q), lo, hi)
+	pl, sc := newBlockPlan(q), newScanner(q)
+	page, err := ix.page(ctx, s, pl, sc, lo, hi, after, limit, res)
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	sc := newScanner(q)
-	// The page: blocks newest first; a record found is final once no block
-	// left can hold a newer one.
-	order := make([]int, 0, len(hits))
-	for i := range hits {
-		if after == nil || hits[i].t0 <= after.ms {
-			order = append(order, i)
-		}
-	}
-	sort.Slice(order, func(a, b int) bool {
-		ha, hb := &hits[order[a]], &hits[order[b]]
-		if ha.t != hb.t {
-			return ha.t > hb.t
-		}
-		return bytes.Compare(ha.id[:], hb.id[:]) > 0
-	})
-	done := map[int]int{}
-	var found []scanned // matches not yet on the page, newest first
-	page := make([]scanned, 0, limit+1)
-	take := func(until int64) {
-		for len(found) > 0 && found[0].ms > until && len(page) <= limit {
-			page = append(page, found[0])
-			found = found[1:]
-		}
-	}
-	for _, i := range order {
-		if len(page) > limit {
-			break
-		}
-		h := &hits[i]
-		take(h.t)
-		if len(page) > limit {
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, searchError(req.Query, err)
-		}
-		n, bad, err := sc.scan(h, lo, hi, func(id docID, ms int64, b []byte) {
-			if after != nil && !after.before(ms, id) {
-				return
-			}
-			f := scanned{ms: ms, id: id}
-			if decodeMatch(b, &f.r) {
-				f.r.ID = id.String()
-				found = append(found, f)
-			}
-		})
-		if err != nil {
-			if errors.Is(err, ErrCorrupt) {
-				// Damage found on read: serve the rest of the page, and
-				// count what the index knows of the block.
-				ix.log.Warn("cannot read a block of log records", "block", h.id.String(), "err", err)
-				res.Unreadable += int(h.match.lo)
-				done[i] = int(h.match.lo)
-				continue
-			}
-			return nil, fmt.Errorf("cannot read search hit: %w", err)
-		}
-		if bad > 0 {
-			ix.log.Warn("cannot read log records", "block", h.id.String(), "records", bad)
-			res.Unreadable += bad
-		}
-		done[i] = n
-		sort.Slice(found, func(a, b int) bool { return found[a].newer(&found[b]) })
-	}
-	take(math.MinInt64)
 	more := len(page) > limit
 	if more {
 		page = page[:limit]
@@ -401,7 +376,11 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (*SearchResult, 
 		last := page[len(page)-1]
 		res.NextCursor = encodeCursor(cursor{ms: last.ms, id: last.id})
 	}
-	total, bad, err := countInexact(ctx, hits, sc, lo, hi, done)
+	hits, err := s.blocks(ctx, pl, lo, hi)
+	if err != nil {
+		return nil, searchError(req.Query, err)
+	}
+	total, bad, err := countInexact(ctx, hits, sc, lo, hi)
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
@@ -422,6 +401,107 @@ func (ix *Index) skipDamage(err error, h *blockHit) error {
 		return nil
 	}
 	return err
+}
+
+// pageWindows are the spans, in milliseconds back from the end of the range, a
+// page is looked for in before the whole range (0): if the newest minute holds
+// a page, only its blocks are read and ordered.
+var pageWindows = []int64{60_000, 3_600_000, 0}
+
+// page returns the first limit+1 records matching pl in [lo, hi) after the
+// cursor (nil: from the newest), newest first, counting unreadable ones in res.
+func (ix *Index) page(ctx context.Context, s *scope, pl *blockPlan, sc *scanner, lo, hi int64, after *cursor, limit int, res *SearchResult) ([]scanned, error) {
+	end := hi
+	if after != nil {
+		end = min(end, after.ms+1) // the page continues at or before the cursor's time
+	}
+	var page []scanned
+	for _, w := range pageWindows {
+		wlo := lo
+		if w > 0 && end-w > lo {
+			wlo = end - w
+		}
+		hits, err := s.blocks(ctx, pl, wlo, end)
+		if err != nil {
+			return nil, err
+		}
+		if err := resolveAll(ctx, hits); err != nil {
+			return nil, err
+		}
+		unreadable := 0
+		if page, unreadable, err = ix.pageOf(ctx, hits, sc, wlo, end, after, limit); err != nil {
+			return nil, err
+		}
+		if len(page) > limit || wlo == lo {
+			res.Unreadable += unreadable
+			return page, nil
+		}
+	}
+	return page, nil
+}
+
+// pageOf reads hits (resolved) newest first and returns the first limit+1 of
+// their records matching in [lo, hi) after the cursor, and how many records
+// it could not read. A record found is final once no block left can hold a
+// newer one.
+func (ix *Index) pageOf(ctx context.Context, hits []blockHit, sc *scanner, lo, hi int64, after *cursor, limit int) ([]scanned, int, error) {
+	order := make([]int, 0, len(hits))
+	for i := range hits {
+		if after == nil || hits[i].t0 <= after.ms {
+			order = append(order, i)
+		}
+	}
+	sort.Slice(order, func(a, b int) bool {
+		ha, hb := &hits[order[a]], &hits[order[b]]
+		if ha.t != hb.t {
+			return ha.t > hb.t
+		}
+		return bytes.Compare(ha.id[:], hb.id[:]) > 0
+	})
+	var found []scanned // matches not yet on the page, newest first
+	page := make([]scanned, 0, limit+1)
+	unreadable := 0
+	take := func(until int64) {
+		for len(found) > 0 && found[0].ms > until && len(page) <= limit {
+			page = append(page, found[0])
+			found = found[1:]
+		}
+	}
+	for _, i := range order {
+		h := &hits[i]
+		if take(h.t); len(page) > limit {
+			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, 0, err
+		}
+		_, bad, err := sc.scan(h, lo, hi, func(id docID, ms int64, b []byte) {
+			if after != nil && !after.before(ms, id) {
+				return
+			}
+			f := scanned{ms: ms, id: id}
+			if decodeMatch(b, &f.r) {
+				f.r.ID = id.String()
+				found = append(found, f)
+			}
+		})
+		if err != nil {
+			if errors.Is(err, ErrCorrupt) {
+				// Damage found on read: serve the rest of the page.
+				ix.log.Warn("cannot read a block of log records", "block", h.id.String(), "err", err)
+				unreadable += int(h.match.lo)
+				continue
+			}
+			return nil, 0, fmt.Errorf("cannot read search hit: %w", err)
+		}
+		if bad > 0 {
+			ix.log.Warn("cannot read log records", "block", h.id.String(), "records", bad)
+			unreadable += bad
+		}
+		sort.Slice(found, func(a, b int) bool { return found[a].newer(&found[b]) })
+	}
+	take(math.MinInt64)
+	return page, unreadable, nil
 }
 
 // newer reports whether a comes before b in a page: newer, or as new with the
@@ -560,6 +640,9 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 	ctx, cancel := context.WithTimeout(ctx, ix.opts.SearchTimeout)
 	defer cancel()
 	hits, err := s.blocks(ctx, newBlockPlan(q), lo, hi)
+	if err == nil {
+		err = resolveAll(ctx, hits)
+	}
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
@@ -682,7 +765,11 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	var hits []blockHit
 	keyCounts := map[string]uint64{}
 	err = s.eachShard(ctx, func(p *partition, k int) error {
-		return p.readBlocks(ctx, k, pl, lo, hi, func(sr *shardReader, hs []blockHit) error {
+		sr, err := s.reader(p, k)
+		if err != nil {
+			return err
+		}
+		return withBlocks(ctx, sr, p, pl, lo, hi, func(hs []blockHit) error {
 			kc, err := sr.fieldCounts(ctx, fieldKeys, wholeDocs(hs))
 			if err != nil {
 				return err
@@ -696,6 +783,9 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			return nil
 		})
 	})
+	if err == nil {
+		err = resolveAll(ctx, hits)
+	}
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
@@ -766,7 +856,11 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	}
 	hits = hits[:0]
 	err = s.eachShard(ctx, func(p *partition, k int) error {
-		return p.readBlocks(ctx, k, pl, lo, hi, func(sr *shardReader, hs []blockHit) error {
+		sr, err := s.reader(p, k)
+		if err != nil {
+			return err
+		}
+		return withBlocks(ctx, sr, p, pl, lo, hi, func(hs []blockHit) error {
 			whole := wholeDocs(hs)
 			vcs := make([]map[string]uint64, len(top))
 			for i, kv := range top {
@@ -786,6 +880,9 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			return nil
 		})
 	})
+	if err == nil {
+		err = resolveAll(ctx, hits)
+	}
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
@@ -837,6 +934,16 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		f.Attributes = append(f.Attributes, AttributeFacet{Key: kv.Value, Count: kv.Count, Values: topValues(values[i], size)})
 	}
 	return f, nil
+}
+
+// withBlocks calls fn with the blocks of sr that may hold records matching pl
+// in [lo, hi).
+func withBlocks(ctx context.Context, sr *shardReader, p *partition, pl *blockPlan, lo, hi int64, fn func(hits []blockHit) error) error {
+	hits, err := sr.blocks(ctx, p, pl, lo, hi)
+	if err != nil {
+		return err
+	}
+	return fn(hits)
 }
 
 // wholeDocs returns the document numbers of the blocks of hits whose records
