@@ -178,8 +178,12 @@ func indexMapping() mapping.IndexMapping {
 //     again took about a tenth of the CPU of ingest.
 //   - No merge makes a segment of more than maxSegmentDocs documents (Bleve's
 //     default: 5 million). A merge holds Bleve's merger for its whole length,
-//     and one of 5 million documents took seven minutes beside a full-speed
-//     replay, while new segment files piled up unmerged.
+//     and builds each field's term dictionary in memory: with one document per
+//     record, one of 5 million took seven minutes beside a full-speed replay,
+//     while new segment files piled up unmerged. Blocks hold tens to hundreds
+//     of records, so the cap is in blocks: 50,000 blocks made segments of
+//     about 200 MB in a Loghub replay, where 1 million let a day's segments
+//     grow without bound and peak memory with them.
 func shardConfig() map[string]interface{} {
 	return map[string]interface{}{
 		"unsafe_batch": true,
@@ -194,7 +198,7 @@ func shardConfig() map[string]interface{} {
 
 const (
 	persisterNap   = 2 * time.Second
-	maxSegmentDocs = 1_000_000
+	maxSegmentDocs = 50_000
 )
 
 func createShard(path string) error {
