@@ -30,6 +30,11 @@ type bounds struct{ lo, hi int32 }
 
 func (b bounds) exact() bool { return b.lo == b.hi }
 
+// and is the bounds of both b and c over a block of size records.
+func (b bounds) and(c bounds, size int32) bounds {
+	return bounds{max(0, b.lo+c.lo-size), min(b.hi, c.hi)}
+}
+
 // blockPlan is a query prepared for evaluation over blocks.
 type blockPlan struct {
 	q      *Query
@@ -105,7 +110,8 @@ type blockHit struct {
 	sr    *shardReader
 	doc   uint64 // the document number in sr
 	size  int32  // records in the block
-	match bounds
+	query bounds // the block's records matching the query
+	match bounds // … and in the time range
 
 	resolved bool
 	id       docID
@@ -526,15 +532,89 @@ func (sr *shardReader) blocks(ctx context.Context, p *partition, pl *blockPlan, 
 		if ep, ok := edge[doc]; ok {
 			tb.hi = min(size, tb.hi+ep.sum)
 		}
-		b := pl.eval(pl.q.root, size, leaf)
-		// The query and the time range together.
-		b = bounds{max(0, b.lo+tb.lo-size), min(b.hi, tb.hi)}
-		if b.hi == 0 {
-			continue
+		qb := pl.eval(pl.q.root, size, leaf)
+		if b := qb.and(tb, size); b.hi > 0 {
+			hits = append(hits, blockHit{p: p, sr: sr, doc: doc, size: size, query: qb, match: b})
 		}
-		hits = append(hits, blockHit{p: p, sr: sr, doc: doc, size: size, match: b})
 	}
 	return hits, nil
+}
+
+// bucketCount is what the index counts of one block's matches in one
+// histogram bucket.
+type bucketCount struct {
+	hit    int // index in hits
+	bucket int
+	level  string
+	n      int32
+}
+
+// bucketCounts splits the matches of hits (blocks of sr in [lo, hi)) into the
+// histogram buckets of stepMs from first on, by level. The counts of a block
+// whose matches the index decides in every bucket are returned; the others'
+// indexes in hits, to be scanned.
+func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, hits []blockHit, lo, hi, first, stepMs int64) (counted []bucketCount, scan []int, err error) {
+	byDoc := make(map[uint64]int, len(hits))
+	for i := range hits {
+		byDoc[hits[i].doc] = i
+	}
+	level := make(map[uint64]string, len(hits))
+	for _, name := range levelNames {
+		ps := postings{}
+		if err := sr.term(ctx, fieldSev, name, ps); err != nil {
+			return nil, nil, err
+		}
+		for doc := range ps {
+			level[doc] = name
+		}
+	}
+	inexact := make([]bool, len(hits))
+	ds := int64(p.day) * 86_400_000
+	blo, bhi := max(lo, ds), min(hi, ds+86_400_000)
+	for b := floorDiv(blo-first, stepMs); first+b*stepMs < bhi; b++ {
+		inner, edge, err := sr.timePostings(ctx, max(blo, first+b*stepMs), min(bhi, first+(b+1)*stepMs), p.day)
+		if err != nil {
+			return nil, nil, err
+		}
+		in := func(doc uint64) {
+			i, ok := byDoc[doc]
+			if !ok || inexact[i] {
+				return
+			}
+			h := &hits[i]
+			tb := bounds{inner[doc].sum, 0}
+			tb.hi = min(h.size, tb.lo+edge[doc].sum)
+			switch c := h.query.and(tb, h.size); {
+			case c.hi == 0:
+			case c.exact():
+				counted = append(counted, bucketCount{i, int(b), level[doc], c.lo})
+			default:
+				inexact[i] = true
+			}
+		}
+		for doc := range inner {
+			in(doc)
+		}
+		for doc := range edge {
+			if _, ok := inner[doc]; !ok {
+				in(doc)
+			}
+		}
+	}
+	// A block with an undecided bucket is scanned whole: its decided buckets
+	// are not counted.
+	kept := counted[:0]
+	for _, c := range counted {
+		if !inexact[c.hit] {
+			kept = append(kept, c)
+		}
+	}
+	for i, in := range inexact {
+		if in {
+			scan = append(scan, i)
+		}
+	}
+	return kept, scan, nil
 }
 
 // whole reports whether every record of the block matches.

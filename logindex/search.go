@@ -639,13 +639,6 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 	defer s.release()
 	ctx, cancel := context.WithTimeout(ctx, ix.opts.SearchTimeout)
 	defer cancel()
-	hits, err := s.blocks(ctx, newBlockPlan(q), lo, hi)
-	if err == nil {
-		err = resolveAll(ctx, hits)
-	}
-	if err != nil {
-		return nil, searchError(req.Query, err)
-	}
 	bucket := func(ms int64) int { return int(floorDiv(ms-first, stepMs)) }
 	counts := make([]map[string]uint64, nb) // per bucket, by level
 	add := func(i int, level string, n uint64) {
@@ -654,16 +647,43 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 		}
 		counts[i][level] += n
 	}
-	// A block the index counts whole whose records all fall in one bucket
-	// needs no reading; the others are scanned.
-	var todo []int
-	for i := range hits {
-		hb := &hits[i]
-		if b := bucket(max(hb.t0, lo)); hb.match.exact() && b == bucket(min(hb.t, hi-1)) {
-			add(b, hb.level, uint64(hb.match.lo))
-			continue
+	// A block whose matches the index counts in every bucket its records
+	// fall in needs no reading; the others are scanned.
+	pl := newBlockPlan(q)
+	var mu sync.Mutex
+	var hits []blockHit
+	err = s.eachShard(ctx, func(p *partition, k int) error {
+		sr, err := s.reader(p, k)
+		if err != nil {
+			return err
 		}
-		todo = append(todo, i)
+		hs, err := sr.blocks(ctx, p, pl, lo, hi)
+		if err != nil || len(hs) == 0 {
+			return err
+		}
+		counted, scan, err := sr.bucketCounts(ctx, p, hs, lo, hi, first, stepMs)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range counted {
+			add(c.bucket, c.level, uint64(c.n))
+		}
+		for _, i := range scan {
+			hits = append(hits, hs[i])
+		}
+		return nil
+	})
+	if err == nil {
+		err = resolveAll(ctx, hits)
+	}
+	if err != nil {
+		return nil, searchError(req.Query, err)
+	}
+	todo := make([]int, len(hits))
+	for i := range todo {
+		todo[i] = i
 	}
 	sc := newScanner(q)
 	scans := make([][]uint32, len(todo)) // per scanned block, the matches' buckets
