@@ -617,6 +617,48 @@ func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, hits []bl
 	return kept, scan, nil
 }
 
+// countBy sums the counts of the blocks docs by their term of field (one per
+// block: the service or the level), reading the postings of terms, or of
+// every term of field when terms is nil.
+func (sr *shardReader) countBy(ctx context.Context, field string, terms []string, docs map[uint64]int32) (map[string]uint64, error) {
+	out := map[string]uint64{}
+	if len(docs) == 0 {
+		return out, nil
+	}
+	if terms == nil {
+		d, err := sr.r.FieldDict(field)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			e, err := d.Next()
+			if err != nil {
+				d.Close()
+				return nil, err
+			}
+			if e == nil {
+				break
+			}
+			terms = append(terms, e.Term)
+		}
+		if err := d.Close(); err != nil {
+			return nil, err
+		}
+	}
+	for _, t := range terms {
+		ps := postings{}
+		if err := sr.term(ctx, field, t, ps); err != nil {
+			return nil, err
+		}
+		for doc := range ps {
+			if n, ok := docs[doc]; ok {
+				out[t] += uint64(n)
+			}
+		}
+	}
+	return out, nil
+}
+
 // whole reports whether every record of the block matches.
 func (h *blockHit) whole() bool { return h.match.lo == h.size }
 

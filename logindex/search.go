@@ -780,10 +780,12 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	sc := newScanner(q)
 
 	// Services, levels and attribute keys. A block whose records all match
-	// counts its keys from the index; the others are read.
+	// counts its keys from the index; the others are read. The index also
+	// counts the services and levels of the blocks whose matches it counts.
 	var mu sync.Mutex
-	var hits []blockHit
+	var hits []blockHit // the blocks not all of whose records match
 	keyCounts := map[string]uint64{}
+	services, levels := map[string]uint64{}, map[string]uint64{}
 	err = s.eachShard(ctx, func(p *partition, k int) error {
 		sr, err := s.reader(p, k)
 		if err != nil {
@@ -794,11 +796,36 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			if err != nil {
 				return err
 			}
+			exact := map[uint64]int32{}
+			for i := range hs {
+				if hs[i].match.exact() {
+					exact[hs[i].doc] = hs[i].match.lo
+				}
+			}
+			svc, err := sr.countBy(ctx, fieldService, nil, exact)
+			if err != nil {
+				return err
+			}
+			lvl, err := sr.countBy(ctx, fieldSev, levelNames[:], exact)
+			if err != nil {
+				return err
+			}
 			mu.Lock()
 			defer mu.Unlock()
-			hits = append(hits, hs...)
+			for i := range hs {
+				if !hs[i].whole() {
+					hits = append(hits, hs[i])
+				}
+			}
 			for key, n := range kc {
 				keyCounts[key] += n
+			}
+			for v, n := range svc {
+				services[v] += n
+				f.Total += n
+			}
+			for v, n := range lvl {
+				levels[v] += n
 			}
 			return nil
 		})
@@ -809,18 +836,9 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	services, levels := map[string]uint64{}, map[string]uint64{}
-	var partial []int
-	for i := range hits {
-		h := &hits[i]
-		if h.match.exact() {
-			services[h.service] += uint64(h.match.lo)
-			levels[h.level] += uint64(h.match.lo)
-			f.Total += uint64(h.match.lo)
-		}
-		if !h.whole() {
-			partial = append(partial, i)
-		}
+	partial := make([]int, len(hits))
+	for i := range partial {
+		partial[i] = i
 	}
 	type scanCounts struct {
 		n    uint64
@@ -891,7 +909,11 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			hits = append(hits, hs...)
+			for i := range hs {
+				if !hs[i].whole() {
+					hits = append(hits, hs[i])
+				}
+			}
 			for i, vc := range vcs {
 				for v, n := range vc {
 					values[i][v] += n
@@ -908,9 +930,7 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	}
 	partial = partial[:0]
 	for i := range hits {
-		if !hits[i].whole() {
-			partial = append(partial, i)
-		}
+		partial = append(partial, i)
 	}
 	scanned := make([][]map[string]uint64, len(partial))
 	err = scanEach(ctx, hits, partial, func(j int) error {
