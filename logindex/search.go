@@ -415,6 +415,17 @@ func (ix *Index) page(ctx context.Context, s *scope, pl *blockPlan, sc *scanner,
 	if after != nil {
 		end = min(end, after.ms+1) // the page continues at or before the cursor's time
 	}
+	// The windows end at the newest record there is, not at the end asked for.
+	newest := int64(math.MinInt64)
+	for _, p := range s.parts {
+		if _, phi, ok := p.span(); ok {
+			newest = max(newest, phi)
+		}
+	}
+	end = min(end, newest)
+	if end <= lo {
+		return nil, nil
+	}
 	var page []scanned
 	for _, w := range pageWindows {
 		wlo := lo
