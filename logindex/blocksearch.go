@@ -237,19 +237,8 @@ func (sr *shardReader) term(ctx context.Context, field, term string, ps postings
 
 // dict adds the postings of every term of d to ps, and closes d.
 func (sr *shardReader) dict(ctx context.Context, field string, d index.FieldDict, ps postings) error {
-	var terms []string
-	for {
-		e, err := d.Next()
-		if err != nil {
-			d.Close()
-			return err
-		}
-		if e == nil {
-			break
-		}
-		terms = append(terms, e.Term)
-	}
-	if err := d.Close(); err != nil {
+	terms, err := dictTerms(d)
+	if err != nil {
 		return err
 	}
 	for _, t := range terms {
@@ -261,6 +250,31 @@ func (sr *shardReader) dict(ctx context.Context, field string, d index.FieldDict
 		}
 	}
 	return nil
+}
+
+// dictTerms lists the terms of d, and closes d.
+func dictTerms(d index.FieldDict) ([]string, error) {
+	var terms []string
+	for {
+		e, err := d.Next()
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		if e == nil {
+			return terms, d.Close()
+		}
+		terms = append(terms, e.Term)
+	}
+}
+
+// fieldTerms lists every term of field.
+func (sr *shardReader) fieldTerms(field string) ([]string, error) {
+	d, err := sr.r.FieldDict(field)
+	if err != nil {
+		return nil, err
+	}
+	return dictTerms(d)
 }
 
 // termRange adds the postings of the terms of field in [lo, hi] (inclusive).
@@ -626,22 +640,8 @@ func (sr *shardReader) countBy(ctx context.Context, field string, terms []string
 		return out, nil
 	}
 	if terms == nil {
-		d, err := sr.r.FieldDict(field)
-		if err != nil {
-			return nil, err
-		}
-		for {
-			e, err := d.Next()
-			if err != nil {
-				d.Close()
-				return nil, err
-			}
-			if e == nil {
-				break
-			}
-			terms = append(terms, e.Term)
-		}
-		if err := d.Close(); err != nil {
+		var err error
+		if terms, err = sr.fieldTerms(field); err != nil {
 			return nil, err
 		}
 	}
@@ -669,47 +669,23 @@ func (sr *shardReader) fieldCounts(ctx context.Context, field string, docs map[u
 	if docs != nil && len(docs) == 0 {
 		return out, nil
 	}
-	d, err := sr.r.FieldDict(field)
+	terms, err := sr.fieldTerms(field)
 	if err != nil {
-		return nil, err
-	}
-	var terms []string
-	for {
-		e, err := d.Next()
-		if err != nil {
-			d.Close()
-			return nil, err
-		}
-		if e == nil {
-			break
-		}
-		terms = append(terms, e.Term)
-	}
-	if err := d.Close(); err != nil {
 		return nil, err
 	}
 	for _, t := range terms {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		tfr, err := sr.r.TermFieldReader(ctx, []byte(t), field, true, false, false)
-		if err != nil {
+		ps := postings{}
+		if err := sr.term(ctx, field, t, ps); err != nil {
 			return nil, err
 		}
-		for {
-			td, err := tfr.Next(sr.tfd.Reset())
-			if err != nil {
-				tfr.Close()
-				return nil, err
-			}
-			if td == nil {
-				break
-			}
-			if docs == nil || docs[td.ID.Value()] {
-				out[t] += td.Freq
+		for doc, p := range ps {
+			if docs == nil || docs[doc] {
+				out[t] += uint64(p.sum)
 			}
 		}
-		tfr.Close()
 	}
 	return out, nil
 }

@@ -427,6 +427,8 @@ func shardSeconds(sh bleve.Index) (lo, hi int64, err error) {
 }
 
 // dictEnds returns the first and last terms of field; empty if it has none.
+// It walks the dictionary without keeping it (a shard's t0 field has a term
+// per block).
 func dictEnds(sh bleve.Index, field string) (first, last string, err error) {
 	d, err := sh.FieldDict(field)
 	if err != nil {
