@@ -257,28 +257,27 @@ func (sc *scanner) scan(h *blockHit, lo, hi int64, fn func(id docID, ms int64, b
 	return matches, unreadable, err
 }
 
-// scanEach calls fn(j) for every j in [0, len(idx)) (idx are indexes into
-// hits), in parallel, the blocks of one frame one after another in one call
-// sequence: a frame is then decompressed once (and kept in its partition's
-// cache) rather than once per block.
-func scanEach(ctx context.Context, hits []blockHit, idx []int, fn func(j int) error) error {
-	order := make([]int, len(idx))
-	for j := range order {
-		order[j] = j
+// scanEach calls fn(i) for every i in [0, len(hits)), in parallel, the blocks
+// of one frame one after another in one call sequence: a frame is then
+// decompressed once (and kept in its partition's cache) rather than once per
+// block. The hits must be resolved.
+func scanEach(ctx context.Context, hits []blockHit, fn func(i int) error) error {
+	order := make([]int, len(hits))
+	for i := range order {
+		order[i] = i
 	}
-	frameOf := func(j int) []byte { id := &hits[idx[j]].id; return id[:8] }
-	sort.Slice(order, func(a, b int) bool { return bytes.Compare(hits[idx[order[a]]].id[:], hits[idx[order[b]]].id[:]) < 0 })
+	sort.Slice(order, func(a, b int) bool { return bytes.Compare(hits[order[a]].id[:], hits[order[b]].id[:]) < 0 })
 	var groups [][]int
-	for _, j := range order {
-		if g := len(groups) - 1; g >= 0 && bytes.Equal(frameOf(groups[g][0]), frameOf(j)) {
-			groups[g] = append(groups[g], j)
+	for _, i := range order {
+		if g := len(groups) - 1; g >= 0 && bytes.Equal(hits[groups[g][0]].id[:8], hits[i].id[:8]) {
+			groups[g] = append(groups[g], i)
 			continue
 		}
-		groups = append(groups, []int{j})
+		groups = append(groups, []int{i})
 	}
 	return parallel(ctx, len(groups), func(g int) error {
-		for _, j := range groups[g] {
-			if err := fn(j); err != nil {
+		for _, i := range groups[g] {
+			if err := fn(i); err != nil {
 				return err
 			}
 		}
@@ -295,21 +294,21 @@ func decodeMatch(b []byte, r *Record) bool { return decodeRecord(b, r) == nil }
 // number of records it could not read.
 func countInexact(ctx context.Context, hits []blockHit, sc *scanner, lo, hi int64) (uint64, int, error) {
 	var total uint64
-	var todo []int
+	var todo []blockHit
 	for i := range hits {
 		if hits[i].match.exact() {
 			total += uint64(hits[i].match.lo)
 			continue
 		}
-		todo = append(todo, i)
 		if err := hits[i].resolve(); err != nil {
 			return 0, 0, err
 		}
+		todo = append(todo, hits[i])
 	}
 	counts := make([]int, len(todo))
 	bad := make([]int, len(todo))
-	err := scanEach(ctx, hits, todo, func(j int) error {
-		h := &hits[todo[j]]
+	err := scanEach(ctx, todo, func(j int) error {
+		h := &todo[j]
 		var err error
 		counts[j], bad[j], err = sc.scan(h, lo, hi, nil)
 		if errors.Is(err, ErrCorrupt) {
@@ -692,24 +691,20 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	todo := make([]int, len(hits))
-	for i := range todo {
-		todo[i] = i
-	}
 	sc := newScanner(q)
-	scans := make([][]uint32, len(todo)) // per scanned block, the matches' buckets
-	err = scanEach(ctx, hits, todo, func(j int) error {
-		_, _, err := sc.scan(&hits[todo[j]], lo, hi, func(_ docID, ms int64, _ []byte) {
+	scans := make([][]uint32, len(hits)) // per scanned block, the matches' buckets
+	err = scanEach(ctx, hits, func(j int) error {
+		_, _, err := sc.scan(&hits[j], lo, hi, func(_ docID, ms int64, _ []byte) {
 			scans[j] = append(scans[j], uint32(bucket(ms)))
 		})
-		return ix.skipDamage(err, &hits[todo[j]])
+		return ix.skipDamage(err, &hits[j])
 	})
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
 	for j, bs := range scans {
 		for _, b := range bs {
-			add(int(b), hits[todo[j]].level, 1)
+			add(int(b), hits[j].level, 1)
 		}
 	}
 	seen := map[string]bool{}
@@ -847,20 +842,16 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	partial := make([]int, len(hits))
-	for i := range partial {
-		partial[i] = i
-	}
 	type scanCounts struct {
 		n    uint64
 		keys map[string]uint64
 	}
-	counted := make([]scanCounts, len(partial))
-	err = scanEach(ctx, hits, partial, func(j int) error {
+	counted := make([]scanCounts, len(hits))
+	err = scanEach(ctx, hits, func(j int) error {
 		c := scanCounts{keys: map[string]uint64{}}
 		var seen []string
 		var r Record
-		_, _, err := sc.scan(&hits[partial[j]], lo, hi, func(_ docID, _ int64, b []byte) {
+		_, _, err := sc.scan(&hits[j], lo, hi, func(_ docID, _ int64, b []byte) {
 			c.n++
 			if !decodeMatch(b, &r) {
 				return
@@ -875,13 +866,13 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			})
 		})
 		counted[j] = c
-		return ix.skipDamage(err, &hits[partial[j]])
+		return ix.skipDamage(err, &hits[j])
 	})
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
 	for j, c := range counted {
-		h := &hits[partial[j]]
+		h := &hits[j]
 		if !h.match.exact() {
 			services[h.service] += c.n
 			levels[h.level] += c.n
@@ -939,19 +930,15 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	partial = partial[:0]
-	for i := range hits {
-		partial = append(partial, i)
-	}
-	scanned := make([][]map[string]uint64, len(partial))
-	err = scanEach(ctx, hits, partial, func(j int) error {
+	scanned := make([][]map[string]uint64, len(hits))
+	err = scanEach(ctx, hits, func(j int) error {
 		vc := make([]map[string]uint64, len(top))
 		for i := range vc {
 			vc[i] = map[string]uint64{}
 		}
 		var seen []Attr
 		var r Record
-		_, _, err := sc.scan(&hits[partial[j]], lo, hi, func(_ docID, _ int64, b []byte) {
+		_, _, err := sc.scan(&hits[j], lo, hi, func(_ docID, _ int64, b []byte) {
 			if !decodeMatch(b, &r) {
 				return
 			}
@@ -969,7 +956,7 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			})
 		})
 		scanned[j] = vc
-		return ix.skipDamage(err, &hits[partial[j]])
+		return ix.skipDamage(err, &hits[j])
 	})
 	if err != nil {
 		return nil, searchError(req.Query, err)
