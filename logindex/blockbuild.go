@@ -168,8 +168,6 @@ func blockShard(off int64, b, shards int) int {
 // once, and a builder left in the pool through two garbage collections is given
 // back.
 type blockBuilder struct {
-	frameBlocks // splits the frames of the batch
-
 	fields  []*countField
 	nfields int
 	attrs   map[string]*[2]*countField // attribute key → its a. and n. fields, in the current block

@@ -353,10 +353,11 @@ func BenchmarkBuildBlocks(b *testing.B) {
 		}
 	}
 	bb := newBlockBuilder()
+	var g frameBlocks
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		for k, members := range bb.split(recs) {
+		for k, members := range g.split(recs) {
 			bb.document(makeDocID(1, 0, k), recs, members)
 		}
 		bb.reset()

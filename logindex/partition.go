@@ -77,21 +77,29 @@ type pendingFrame struct {
 	off, end int64
 	recs     []Record
 
-	sharesOnce sync.Once
-	shares     []int // records per shard
+	blocksOnce sync.Once
+	blocks     [][]int32 // frameBlocks of recs
+	shares     []int     // records per shard
 }
 
-// share is how many of the frame's records go to shard k of shards (their
-// blocks, see blockShard).
-func (f *pendingFrame) share(k, shards int) int {
-	f.sharesOnce.Do(func() {
-		f.shares = make([]int, shards)
+// blockList returns the frame's blocks and how many of its records go to each
+// of shards shards (blockShard), worked out once.
+func (f *pendingFrame) blockList(shards int) ([][]int32, []int) {
+	f.blocksOnce.Do(func() {
 		var g frameBlocks
-		for b, members := range g.split(f.recs) {
+		f.blocks = g.split(f.recs) // g is not used again
+		f.shares = make([]int, shards)
+		for b, members := range f.blocks {
 			f.shares[blockShard(f.off, b, shards)] += len(members)
 		}
 	})
-	return f.shares[k]
+	return f.blocks, f.shares
+}
+
+// share is how many of the frame's records go to shard k of shards.
+func (f *pendingFrame) share(k, shards int) int {
+	_, shares := f.blockList(shards)
+	return shares[k]
 }
 
 const shardDirPrefix = "shard-"
@@ -631,7 +639,8 @@ func (p *partition) indexShard(k int, frames []*pendingFrame) error {
 		if fr.end <= p.applied[k] {
 			continue
 		}
-		for bi, members := range docs.split(fr.recs) {
+		blocks, _ := fr.blockList(len(p.shards))
+		for bi, members := range blocks {
 			if blockShard(fr.off, bi, len(p.shards)) != k {
 				continue
 			}
