@@ -753,14 +753,9 @@ func deleteDocsFrom(sh bleve.Index, day int, off int64) (int, error) {
 // record reads the record with the given id from the record log.
 func (p *partition) record(id docID, r *Record) error {
 	off := id.off()
-	fr := p.cache.get(off)
-	if fr == nil {
-		var err error
-		fr, err = readFrame(p.f, p.path, off, p.size.Load())
-		if err != nil {
-			return err
-		}
-		p.cache.put(fr)
+	fr, err := p.frame(off)
+	if err != nil {
+		return err
 	}
 	if id.idx() >= len(fr.recs) {
 		return fmt.Errorf("cannot find record %s: frame at %d has %d records: %w", id, off, len(fr.recs), ErrNotFound)
