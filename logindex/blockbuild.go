@@ -43,7 +43,7 @@ type frameBlocks struct {
 func (g *frameBlocks) split(recs []Record) [][]int32 {
 	g.start()
 	for i := range recs {
-		g.add(int32(i), recs[i].Service, levelOrder[recs[i].Severity])
+		addRecord(g, int32(i), recs[i].Service, levelOrder[recs[i].Severity])
 	}
 	return g.finish()
 }
@@ -57,7 +57,7 @@ func (g *frameBlocks) splitEncoded(recs [][]byte) ([][]int32, error) {
 		if err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
-		g.addBytes(int32(i), service, level)
+		addRecord(g, int32(i), service, level)
 	}
 	return g.finish(), nil
 }
@@ -72,12 +72,8 @@ func (g *frameBlocks) start() {
 	}
 }
 
-func (g *frameBlocks) add(i int32, service string, level int) {
-	g.key = append(append(g.key[:0], byte(level)), service...)
-	g.join(i)
-}
-
-func (g *frameBlocks) addBytes(i int32, service []byte, level int) {
+// addRecord puts record i, of service and level, into its group.
+func addRecord[S string | []byte](g *frameBlocks, i int32, service S, level int) {
 	g.key = append(append(g.key[:0], byte(level)), service...)
 	g.join(i)
 }
@@ -431,11 +427,7 @@ func (f *countField) add(term string, rec int32) {
 	if !ok {
 		k = f.newTerm(term)
 	}
-	if f.last[k] != rec+1 {
-		f.last[k] = rec + 1
-		f.counts[k]++
-		f.n++
-	}
+	f.count(k, rec)
 }
 
 // addBytes is add for a term in scratch bytes; the term is copied if new.
@@ -444,6 +436,11 @@ func (f *countField) addBytes(term []byte, rec int32) {
 	if !ok {
 		k = f.newTerm(string(term))
 	}
+	f.count(k, rec)
+}
+
+// count counts term k once for record rec.
+func (f *countField) count(k, rec int32) {
 	if f.last[k] != rec+1 {
 		f.last[k] = rec + 1
 		f.counts[k]++
