@@ -789,7 +789,8 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	// counts its keys from the index; the others are read. The index also
 	// counts the services and levels of the blocks whose matches it counts.
 	var mu sync.Mutex
-	var hits []blockHit // the blocks not all of whose records match
+	var hits []blockHit                          // the blocks not all of whose records match
+	wholes := map[*shardReader]map[uint64]bool{} // per shard, the blocks all of whose records match
 	keyCounts := map[string]uint64{}
 	services, levels := map[string]uint64{}, map[string]uint64{}
 	err = s.eachShard(ctx, func(p *partition, k int) error {
@@ -797,44 +798,48 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		if err != nil {
 			return err
 		}
-		return withBlocks(ctx, sr, p, pl, lo, hi, func(hs []blockHit) error {
-			kc, err := sr.fieldCounts(ctx, fieldKeys, wholeDocs(hs))
-			if err != nil {
-				return err
+		hs, err := sr.blocks(ctx, p, pl, lo, hi)
+		if err != nil {
+			return err
+		}
+		whole := wholeDocs(hs)
+		kc, err := sr.fieldCounts(ctx, fieldKeys, whole)
+		if err != nil {
+			return err
+		}
+		exact := map[uint64]int32{}
+		for i := range hs {
+			if hs[i].match.exact() {
+				exact[hs[i].doc] = hs[i].match.lo
 			}
-			exact := map[uint64]int32{}
-			for i := range hs {
-				if hs[i].match.exact() {
-					exact[hs[i].doc] = hs[i].match.lo
-				}
+		}
+		svc, err := sr.countBy(ctx, fieldService, nil, exact)
+		if err != nil {
+			return err
+		}
+		lvl, err := sr.countBy(ctx, fieldSev, levelNames[:], exact)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		wholes[sr] = whole
+		for i := range hs {
+			if !hs[i].whole() {
+				hits = append(hits, hs[i])
 			}
-			svc, err := sr.countBy(ctx, fieldService, nil, exact)
-			if err != nil {
-				return err
-			}
-			lvl, err := sr.countBy(ctx, fieldSev, levelNames[:], exact)
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for i := range hs {
-				if !hs[i].whole() {
-					hits = append(hits, hs[i])
-				}
-			}
-			for key, n := range kc {
-				keyCounts[key] += n
-			}
-			for v, n := range svc {
-				services[v] += n
-				f.Total += n
-			}
-			for v, n := range lvl {
-				levels[v] += n
-			}
-			return nil
-		})
+		}
+		for key, n := range kc {
+			keyCounts[key] += n
+		}
+		for v, n := range svc {
+			services[v] += n
+			f.Total += n
+		}
+		for v, n := range lvl {
+			levels[v] += n
+		}
+		return nil
 	})
 	if err == nil {
 		err = resolveAll(ctx, hits)
@@ -894,39 +899,33 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	for i := range values {
 		values[i] = map[string]uint64{}
 	}
-	hits = hits[:0]
+	// The same blocks as above (the request reads one snapshot per shard):
+	// the whole ones from the index, the others (hits, resolved) read again.
 	err = s.eachShard(ctx, func(p *partition, k int) error {
 		sr, err := s.reader(p, k)
 		if err != nil {
 			return err
 		}
-		return withBlocks(ctx, sr, p, pl, lo, hi, func(hs []blockHit) error {
-			whole := wholeDocs(hs)
-			vcs := make([]map[string]uint64, len(top))
-			for i, kv := range top {
-				var err error
-				if vcs[i], err = sr.fieldCounts(ctx, attrPrefix+kv.Value, whole); err != nil {
-					return err
-				}
+		whole := wholes[sr]
+		if whole == nil {
+			return nil // no block of this shard matched (nil would mean every block)
+		}
+		vcs := make([]map[string]uint64, len(top))
+		for i, kv := range top {
+			var err error
+			if vcs[i], err = sr.fieldCounts(ctx, attrPrefix+kv.Value, whole); err != nil {
+				return err
 			}
-			mu.Lock()
-			defer mu.Unlock()
-			for i := range hs {
-				if !hs[i].whole() {
-					hits = append(hits, hs[i])
-				}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i, vc := range vcs {
+			for v, n := range vc {
+				values[i][v] += n
 			}
-			for i, vc := range vcs {
-				for v, n := range vc {
-					values[i][v] += n
-				}
-			}
-			return nil
-		})
+		}
+		return nil
 	})
-	if err == nil {
-		err = resolveAll(ctx, hits)
-	}
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
@@ -972,16 +971,6 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		f.Attributes = append(f.Attributes, AttributeFacet{Key: kv.Value, Count: kv.Count, Values: topValues(values[i], size)})
 	}
 	return f, nil
-}
-
-// withBlocks calls fn with the blocks of sr that may hold records matching pl
-// in [lo, hi).
-func withBlocks(ctx context.Context, sr *shardReader, p *partition, pl *blockPlan, lo, hi int64, fn func(hits []blockHit) error) error {
-	hits, err := sr.blocks(ctx, p, pl, lo, hi)
-	if err != nil {
-		return err
-	}
-	return fn(hits)
 }
 
 // wholeDocs returns the document numbers of the blocks of hits whose records
