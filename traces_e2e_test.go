@@ -257,6 +257,10 @@ func TestBrowserTraces(t *testing.T) {
 		chromedp.SetValue(chromedp.CSS(`[data-testid="service"]`), "shop-payment"),
 		chromedp.Click(chromedp.CSS(`[data-testid="errors-only"]`)),
 		chromedp.Click(chromedp.CSS(`[data-testid="search"]`)),
+		// The form is a GET: wait for the page it loads, whose box is checked
+		// in its markup (a click only sets the property), not the old page's
+		// results, which list every trace.
+		chromedp.WaitVisible(chromedp.CSS(`[data-testid="errors-only"][checked]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="results"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`[data-testid="scatter"] canvas`)),
 	); err != nil {
