@@ -176,33 +176,9 @@ func resolveAll(ctx context.Context, hits []blockHit) error {
 	})
 }
 
-// postings accumulates, per block (internal document number), the sum and the
-// largest of the counts of some terms.
-type postings map[uint64]posting
-
-type posting struct {
-	sum, max int32
-}
-
-func (ps postings) add(doc uint64, freq int32) {
-	p := ps[doc]
-	p.sum += freq
-	p.max = max(p.max, freq)
-	ps[doc] = p
-}
-
-// keepLeast keeps the blocks ps and other have in common, each with the
-// smaller of their counts: the postings of a conjunction's upper bound.
-func (ps postings) keepLeast(other postings) {
-	for doc, p := range ps {
-		q, ok := other[doc]
-		if !ok {
-			delete(ps, doc)
-			continue
-		}
-		ps[doc] = posting{min(p.sum, q.sum), min(p.max, q.max)}
-	}
-}
+// Counts are read per shard, for a sorted list of blocks (internal document
+// numbers, docs) into slices aligned with it: the work of a term is the
+// smaller of its postings and the blocks asked for, not the shard's size.
 
 // shardReader reads one shard's blocks: one snapshot of the index, held for a
 // request (scope.reader). Reading postings is for one goroutine at a time;
@@ -210,47 +186,162 @@ func (ps postings) keepLeast(other postings) {
 type shardReader struct {
 	r   index.IndexReader
 	tfd index.TermFieldDoc
+	at  index.IndexInternalID // Advance's target
 
 	mu  sync.Mutex
 	dvr index.DocValueReader
 	iid index.IndexInternalID
 }
 
-// term adds the postings of term in field to ps.
-func (sr *shardReader) term(ctx context.Context, field, term string, ps postings) error {
+// seekCost is how many postings reading in order costs as much as one jump
+// (Advance) to a block: below that ratio of postings to blocks, a term's
+// postings are read in order.
+const seekCost = 8
+
+// eachPosting calls fn(i, freq) for every block docs[i] that has term in
+// field, in order. A term with many more postings than docs jumps to each
+// block; otherwise its postings are read in order and docs searched forward.
+func (sr *shardReader) eachPosting(ctx context.Context, field, term string, docs []uint64, fn func(i int, freq int32)) error {
+	if len(docs) == 0 {
+		return nil
+	}
 	tfr, err := sr.r.TermFieldReader(ctx, []byte(term), field, true, false, false)
 	if err != nil {
 		return err
 	}
 	defer tfr.Close()
-	for {
-		d, err := tfr.Next(sr.tfd.Reset())
+	n := tfr.Count()
+	if n == 0 {
+		return nil
+	}
+	seek := uint64(len(docs))*seekCost < n
+	for i, k := 0, 0; i < len(docs); k++ {
+		if k&4095 == 4095 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		var d *index.TermFieldDoc
+		if seek {
+			sr.at = index.NewIndexInternalID(sr.at, docs[i])
+			d, err = tfr.Advance(sr.at, sr.tfd.Reset())
+		} else {
+			d, err = tfr.Next(sr.tfd.Reset())
+		}
 		if err != nil {
 			return err
 		}
 		if d == nil {
 			return nil
 		}
-		ps.add(d.ID.Value(), int32(d.Freq))
-	}
-}
-
-// dict adds the postings of every term of d to ps, and closes d.
-func (sr *shardReader) dict(ctx context.Context, field string, d index.FieldDict, ps postings) error {
-	terms, err := dictTerms(d)
-	if err != nil {
-		return err
-	}
-	for _, t := range terms {
-		if err := ctx.Err(); err != nil {
-			return err
+		doc := d.ID.Value()
+		if docs[i] < doc {
+			i = gallop(docs, i, doc)
 		}
-		if err := sr.term(ctx, field, t, ps); err != nil {
-			return err
+		if i < len(docs) && docs[i] == doc {
+			fn(i, int32(d.Freq))
+			i++
 		}
 	}
 	return nil
 }
+
+// gallop returns the index of the first of docs[i:] at or after doc (sorted
+// docs), searching from i with growing steps.
+func gallop(docs []uint64, i int, doc uint64) int {
+	step := 1
+	for i+step < len(docs) && docs[i+step] < doc {
+		i += step
+		step *= 2
+	}
+	end := min(len(docs), i+step+1)
+	return i + sort.Search(end-i, func(j int) bool { return docs[i+j] >= doc })
+}
+
+// docCount is a block and a count of its records.
+type docCount struct {
+	doc uint64
+	n   int32
+}
+
+// termList reads every posting of term in field, in document order.
+func (sr *shardReader) termList(ctx context.Context, field, term string) ([]docCount, error) {
+	tfr, err := sr.r.TermFieldReader(ctx, []byte(term), field, true, false, false)
+	if err != nil {
+		return nil, err
+	}
+	defer tfr.Close()
+	out := make([]docCount, 0, tfr.Count())
+	for {
+		if len(out)&4095 == 4095 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		d, err := tfr.Next(sr.tfd.Reset())
+		if err != nil {
+			return nil, err
+		}
+		if d == nil {
+			return out, nil
+		}
+		out = append(out, docCount{d.ID.Value(), int32(d.Freq)})
+	}
+}
+
+// union reads the postings of terms and sums the counts of every block.
+func (sr *shardReader) union(ctx context.Context, terms []fieldTerm) ([]docCount, error) {
+	lists := make([][]docCount, 0, len(terms))
+	for _, t := range terms {
+		l, err := sr.termList(ctx, t.field, t.term)
+		if err != nil {
+			return nil, err
+		}
+		if len(l) > 0 {
+			lists = append(lists, l)
+		}
+	}
+	if len(lists) == 0 {
+		return nil, nil
+	}
+	for len(lists) > 1 { // merge pairs, so each posting is copied log(terms) times
+		next := lists[:0]
+		for i := 0; i < len(lists); i += 2 {
+			if i+1 == len(lists) {
+				next = append(next, lists[i])
+				break
+			}
+			next = append(next, mergeCounts(lists[i], lists[i+1]))
+		}
+		lists = next
+	}
+	return lists[0], nil
+}
+
+// mergeCounts merges two lists of blocks in document order, summing the counts
+// of a block in both.
+func mergeCounts(a, b []docCount) []docCount {
+	out := make([]docCount, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		switch {
+		case a[i].doc < b[j].doc:
+			out = append(out, a[i])
+			i++
+		case a[i].doc > b[j].doc:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, docCount{a[i].doc, a[i].n + b[j].n})
+			i, j = i+1, j+1
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// fieldTerm is a term of a field.
+type fieldTerm struct{ field, term string }
 
 // dictTerms lists the terms of d, and closes d.
 func dictTerms(d index.FieldDict) ([]string, error) {
@@ -277,32 +368,153 @@ func (sr *shardReader) fieldTerms(field string) ([]string, error) {
 	return dictTerms(d)
 }
 
-// termRange adds the postings of the terms of field in [lo, hi] (inclusive).
-func (sr *shardReader) termRange(ctx context.Context, field, lo, hi string, ps postings) error {
+// termRange lists the terms of field in [lo, hi] (inclusive).
+func (sr *shardReader) termRange(field, lo, hi string) ([]string, error) {
 	if lo > hi {
-		return nil
+		return nil, nil
 	}
 	d, err := sr.r.FieldDictRange(field, []byte(lo), []byte(hi))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return sr.dict(ctx, field, d, ps)
+	return dictTerms(d)
 }
 
-// regexp adds the postings of the terms of field that re matches whole.
-func (sr *shardReader) regexp(ctx context.Context, field, re string, ps postings) error {
+// regexp lists the terms of field that re matches whole.
+func (sr *shardReader) regexp(field, re string) ([]string, error) {
 	rr, ok := sr.r.(index.IndexReaderRegexp)
 	if !ok {
-		return errors.New("the index cannot expand regular expressions")
+		return nil, errors.New("the index cannot expand regular expressions")
 	}
 	d, err := rr.FieldDictRegexp(field, re)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return sr.dict(ctx, field, d, ps)
+	return dictTerms(d)
 }
 
-// leafMode says how a leaf's postings bound its matches in a block.
+// eachTerm calls eachPosting for every term of field in terms.
+func (sr *shardReader) eachTerm(ctx context.Context, field string, terms []string, docs []uint64, fn func(i int, freq int32)) error {
+	for _, t := range terms {
+		if err := sr.eachPosting(ctx, field, t, docs, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// timeTerms lists the time terms of [lo, hi) ms within day: inner, those of
+// the granules (at any level, coarsest first) the range holds whole; edge,
+// those of the granules it cuts.
+func (sr *shardReader) timeTerms(lo, hi int64, day int) (inner, edge []fieldTerm, err error) {
+	ds := int64(day) * 86_400_000
+	lo, hi = max(lo, ds), min(hi, ds+86_400_000)
+	if lo >= hi {
+		return nil, nil, nil
+	}
+	a := -floorDiv(-lo, granuleMs) * granuleMs // first whole granule
+	b := floorDiv(hi, granuleMs) * granuleMs   // end of the last whole granule
+	if a < b {
+		if inner, err = sr.levelTerms(a, b, 0, inner); err != nil {
+			return nil, nil, err
+		}
+	}
+	for _, g := range []int64{floorDiv(lo, granuleMs), floorDiv(hi-1, granuleMs)} {
+		if g*granuleMs < a || g*granuleMs >= b {
+			edge = append(edge, fieldTerm{fieldGranule, granuleTerm(g)})
+		}
+		if floorDiv(lo, granuleMs) == floorDiv(hi-1, granuleMs) {
+			break
+		}
+	}
+	return inner, edge, nil
+}
+
+// levelTerms appends the terms of [lo, hi) ms (whole granules) at the time
+// levels from level on, coarsest first.
+func (sr *shardReader) levelTerms(lo, hi int64, level int, out []fieldTerm) ([]fieldTerm, error) {
+	if lo >= hi {
+		return out, nil
+	}
+	l := blockTimeLevels[level]
+	a := -floorDiv(-lo, l.ms)
+	b := floorDiv(hi, l.ms)
+	if a >= b {
+		return sr.levelTerms(lo, hi, level+1, out)
+	}
+	terms, err := sr.termRange(l.field, levelTerm(a), levelTerm(b-1))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range terms {
+		out = append(out, fieldTerm{l.field, t})
+	}
+	if level+1 < len(blockTimeLevels) {
+		if out, err = sr.levelTerms(lo, a*l.ms, level+1, out); err != nil {
+			return nil, err
+		}
+		return sr.levelTerms(b*l.ms, hi, level+1, out)
+	}
+	return out, nil
+}
+
+// timeCounts finds the blocks with records in [lo, hi) ms within day (docs,
+// in document order) and the counts of those records: in the granules the
+// range holds whole (inner) and in those it cuts (edge), aligned with docs.
+func (sr *shardReader) timeCounts(ctx context.Context, lo, hi int64, day int) (docs []uint64, inner, edge []int32, err error) {
+	it, et, err := sr.timeTerms(lo, hi, day)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	in, err := sr.union(ctx, it)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ed, err := sr.union(ctx, et)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	n := len(in) + len(ed)
+	docs, inner, edge = make([]uint64, 0, n), make([]int32, 0, n), make([]int32, 0, n)
+	i, j := 0, 0
+	for i < len(in) || j < len(ed) {
+		switch {
+		case j == len(ed) || i < len(in) && in[i].doc < ed[j].doc:
+			docs, inner, edge = append(docs, in[i].doc), append(inner, in[i].n), append(edge, 0)
+			i++
+		case i == len(in) || ed[j].doc < in[i].doc:
+			docs, inner, edge = append(docs, ed[j].doc), append(inner, 0), append(edge, ed[j].n)
+			j++
+		default:
+			docs, inner, edge = append(docs, in[i].doc), append(inner, in[i].n), append(edge, ed[j].n)
+			i, j = i+1, j+1
+		}
+	}
+	return docs, inner, edge, nil
+}
+
+// timeInto adds the counts of the records of docs in [lo, hi) ms within day:
+// those in granules the range holds whole to inner, those in granules it cuts
+// to edge.
+func (sr *shardReader) timeInto(ctx context.Context, lo, hi int64, day int, docs []uint64, inner, edge func(i int, n int32)) error {
+	it, et, err := sr.timeTerms(lo, hi, day)
+	if err != nil {
+		return err
+	}
+	for _, t := range it {
+		if err := sr.eachPosting(ctx, t.field, t.term, docs, inner); err != nil {
+			return err
+		}
+	}
+	for _, t := range et {
+		if err := sr.eachPosting(ctx, t.field, t.term, docs, edge); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leafMode says how a leaf's counts bound its matches in a block.
 type leafMode int
 
 const (
@@ -316,31 +528,67 @@ const (
 	modeAtMost
 )
 
-// leafPostings reads the postings of leaf m and how they bound its matches.
-func (sr *shardReader) leafPostings(ctx context.Context, m *matchNode, day int) (ps postings, mode leafMode, err error) {
-	ps = postings{}
+// leafCounts are the counts of a leaf's terms in each block of a list: their
+// sum and the largest.
+type leafCounts struct {
+	sum, max []int32
+	mode     leafMode
+}
+
+func newLeafCounts(n int, mode leafMode) *leafCounts {
+	return &leafCounts{sum: make([]int32, n), max: make([]int32, n), mode: mode}
+}
+
+func (lc *leafCounts) add(i int, freq int32) {
+	lc.sum[i] += freq
+	lc.max[i] = max(lc.max[i], freq)
+}
+
+// keepLeast keeps, per block, the smaller of lc's and other's counts: the
+// counts of a conjunction's upper bound.
+func (lc *leafCounts) keepLeast(other *leafCounts) {
+	for i := range lc.sum {
+		lc.sum[i] = min(lc.sum[i], other.sum[i])
+		lc.max[i] = min(lc.max[i], other.max[i])
+	}
+}
+
+// bounds turns the counts of block i of size records into bounds.
+func (lc *leafCounts) bounds(i int, size int32) bounds {
+	switch lc.mode {
+	case modeSum:
+		return bounds{min(size, lc.sum[i]), min(size, lc.sum[i])}
+	case modeAtMost:
+		return bounds{0, min(size, lc.max[i])}
+	}
+	return bounds{min(size, lc.max[i]), min(size, lc.sum[i])}
+}
+
+// leafCounts reads the counts of leaf m's terms in the blocks docs.
+func (sr *shardReader) leafCounts(ctx context.Context, m *matchNode, day int, docs []uint64) (*leafCounts, error) {
 	field := fieldName(m)
 	switch m.kind {
 	case kindTerm:
-		return ps, modeSum, sr.term(ctx, field, m.value, ps)
+		lc := newLeafCounts(len(docs), modeSum)
+		return lc, sr.eachPosting(ctx, field, m.value, docs, lc.add)
 	case kindPhrase:
 		if len(m.words) == 0 {
-			return ps, modeSum, nil
+			return newLeafCounts(len(docs), modeSum), nil
 		}
-		var least postings
-		for i, w := range m.words {
-			wp := postings{}
-			if err := sr.term(ctx, fieldBody, w, wp); err != nil {
-				return nil, 0, err
+		var least *leafCounts
+		for _, w := range m.words {
+			wc := newLeafCounts(len(docs), modeSum)
+			if err := sr.eachPosting(ctx, fieldBody, w, docs, wc.add); err != nil {
+				return nil, err
 			}
-			if i == 0 {
-				least = wp
+			if least == nil {
+				least = wc
 				continue
 			}
-			least.keepLeast(wp)
+			least.keepLeast(wc)
 		}
 		if len(m.words) == 1 {
-			return least, modeSum, nil
+			return least, nil
 		}
 		// Word pairs: a phrase of two words that take part in pairs is one
 		// pair, counted exactly; a longer one has at most the least count
@@ -350,208 +598,150 @@ func (sr *shardReader) leafPostings(ctx context.Context, m *matchNode, day int) 
 			if !pairWord(a) || !pairWord(w) {
 				continue
 			}
-			pp := postings{}
-			if err := sr.term(ctx, fieldPairs, a+" "+w, pp); err != nil {
-				return nil, 0, err
+			pc := newLeafCounts(len(docs), modeSum)
+			if err := sr.eachPosting(ctx, fieldPairs, a+" "+w, docs, pc.add); err != nil {
+				return nil, err
 			}
 			if len(m.words) == 2 {
-				return pp, modeSum, nil
+				return pc, nil
 			}
-			least.keepLeast(pp)
+			least.keepLeast(pc)
 		}
-		return least, modeAtMost, nil
+		least.mode = modeAtMost
+		return least, nil
 	case kindWildcard, kindRegexp:
 		if m.kind == kindWildcard && m.value == ".*" && m.field == fAttr {
-			return ps, modeSum, sr.term(ctx, fieldKeys, m.key, ps) // key:* means the key is present
+			lc := newLeafCounts(len(docs), modeSum) // key:* means the key is present
+			return lc, sr.eachPosting(ctx, fieldKeys, m.key, docs, lc.add)
 		}
 		mode := modeRange
 		if m.field == fService || m.field == fSeverity { // one value per block
 			mode = modeSum
 		}
-		return ps, mode, sr.regexp(ctx, field, m.value, ps)
+		terms, err := sr.regexp(field, m.value)
+		if err != nil {
+			return nil, err
+		}
+		lc := newLeafCounts(len(docs), mode)
+		return lc, sr.eachTerm(ctx, field, terms, docs, lc.add)
 	case kindRange:
 		switch m.field {
 		case fTime:
-			inner, edge, err := sr.timePostings(ctx, m.timeLo, m.timeHi, day)
-			if err != nil {
-				return nil, 0, err
-			}
-			return mergeTime(inner, edge), modeRange, nil
+			// The lower bound (max) is the count in whole granules, the upper
+			// (sum) adds the cut ones.
+			lc := newLeafCounts(len(docs), modeRange)
+			return lc, sr.timeInto(ctx, m.timeLo, m.timeHi, day, docs,
+				func(i int, n int32) { lc.sum[i] += n; lc.max[i] += n },
+				func(i int, n int32) { lc.sum[i] += n })
 		case fSeverity:
-			return ps, modeSum, sr.termRange(ctx, fieldSevNum, sevNumTerm(int32(m.lo)), sevNumTerm(int32(m.hi)), ps)
+			terms, err := sr.termRange(fieldSevNum, sevNumTerm(int32(m.lo)), sevNumTerm(int32(m.hi)))
+			if err != nil {
+				return nil, err
+			}
+			lc := newLeafCounts(len(docs), modeSum)
+			return lc, sr.eachTerm(ctx, fieldSevNum, terms, docs, lc.add)
 		case fAttr:
-			return ps, modeRange, sr.numRange(ctx, numPrefix+m.key, m, ps)
+			lc := newLeafCounts(len(docs), modeRange)
+			return lc, sr.numRange(ctx, numPrefix+m.key, m, docs, lc)
 		}
 	}
-	return ps, modeSum, nil
+	return newLeafCounts(len(docs), modeSum), nil
 }
 
-// mergeTime turns the postings of a time range's whole granules (inner) and its
-// cut granules (edge) into postings whose max is the lower bound and sum the
-// upper (modeRange).
-func mergeTime(inner, edge postings) postings {
-	out := make(postings, len(inner)+len(edge))
-	for doc, p := range inner {
-		out[doc] = posting{sum: p.sum, max: p.sum}
-	}
-	for doc, p := range edge {
-		q := out[doc]
-		q.sum += p.sum
-		out[doc] = q
-	}
-	return out
-}
-
-// numRange adds the postings of the prefix-coded number terms of field in m's
+// numRange adds the counts of the prefix-coded number terms of field in m's
 // range.
-func (sr *shardReader) numRange(ctx context.Context, field string, m *matchNode, ps postings) error {
+func (sr *shardReader) numRange(ctx context.Context, field string, m *matchNode, docs []uint64, lc *leafCounts) error {
 	lo, hi, ok := numRangeBounds(m)
 	if !ok {
 		return nil
 	}
 	var err error
 	splitInt64Range(lo, hi, numPrecisionStep, func(a, b int64, shift uint) {
-		if err == nil {
-			err = sr.termRange(ctx, field, string(numeric.MustNewPrefixCodedInt64(a, shift)), string(numeric.MustNewPrefixCodedInt64(b, shift)), ps)
+		if err != nil {
+			return
+		}
+		var terms []string
+		if terms, err = sr.termRange(field, string(numeric.MustNewPrefixCodedInt64(a, shift)), string(numeric.MustNewPrefixCodedInt64(b, shift))); err == nil {
+			err = sr.eachTerm(ctx, field, terms, docs, lc.add)
 		}
 	})
 	return err
 }
 
-// timePostings reads the counts of a block's records with times in [lo, hi)
-// ms within day: inner, those of the granules the range holds whole; edge,
-// those of the granules it cuts.
-func (sr *shardReader) timePostings(ctx context.Context, lo, hi int64, day int) (inner, edge postings, err error) {
-	inner, edge = postings{}, postings{}
-	ds := int64(day) * 86_400_000
-	lo, hi = max(lo, ds), min(hi, ds+86_400_000)
-	if lo >= hi {
-		return inner, edge, nil
-	}
-	a := -floorDiv(-lo, granuleMs) * granuleMs // first whole granule
-	b := floorDiv(hi, granuleMs) * granuleMs   // end of the last whole granule
-	if a < b {
-		if err := sr.timeRange(ctx, a, b, 0, inner); err != nil {
-			return nil, nil, err
-		}
-	}
-	for _, g := range []int64{floorDiv(lo, granuleMs), floorDiv(hi-1, granuleMs)} {
-		if g*granuleMs < a || g*granuleMs >= b {
-			if err := sr.term(ctx, fieldGranule, granuleTerm(g), edge); err != nil {
-				return nil, nil, err
-			}
-		}
-		if floorDiv(lo, granuleMs) == floorDiv(hi-1, granuleMs) {
-			break
-		}
-	}
-	return inner, edge, nil
-}
-
-// timeRange adds the postings of [lo, hi) ms (whole granules) at the time
-// levels from level on, coarsest first.
-func (sr *shardReader) timeRange(ctx context.Context, lo, hi int64, level int, ps postings) error {
-	if lo >= hi {
-		return nil
-	}
-	l := blockTimeLevels[level]
-	a := -floorDiv(-lo, l.ms)
-	b := floorDiv(hi, l.ms)
-	if a >= b {
-		return sr.timeRange(ctx, lo, hi, level+1, ps)
-	}
-	if err := sr.termRange(ctx, l.field, levelTerm(a), levelTerm(b-1), ps); err != nil {
+// eachBlock calls fn for every block of the reader's shard of p that may hold
+// records matching pl in [lo, hi) ms, in document order, with its size, the
+// bounds of its records matching the query and of those also in the range.
+func (sr *shardReader) eachBlock(ctx context.Context, p *partition, pl *blockPlan, lo, hi int64, fn func(doc uint64, size int32, query, match bounds)) error {
+	docs, inner, edge, err := sr.timeCounts(ctx, lo, hi, p.day)
+	if err != nil || len(docs) == 0 {
 		return err
 	}
-	if level+1 < len(blockTimeLevels) {
-		if err := sr.timeRange(ctx, lo, a*l.ms, level+1, ps); err != nil {
+	// A block's size is its count of the day term, which is the inner count
+	// when the range holds the whole day.
+	sizes := inner
+	if ds := int64(p.day) * 86_400_000; lo > ds || hi < ds+86_400_000 {
+		sizes = make([]int32, len(docs))
+		if err := sr.eachPosting(ctx, "td", levelTerm(int64(p.day)), docs, func(i int, n int32) { sizes[i] = n }); err != nil {
 			return err
 		}
-		return sr.timeRange(ctx, b*l.ms, hi, level+1, ps)
 	}
-	return nil
-}
-
-// leafBounds turns a leaf's posting for a block of size records into bounds.
-func leafBounds(p posting, ok bool, size int32, mode leafMode) bounds {
-	switch {
-	case !ok:
-		return bounds{}
-	case mode == modeSum:
-		return bounds{min(size, p.sum), min(size, p.sum)}
-	case mode == modeAtMost:
-		return bounds{0, min(size, p.max)}
-	}
-	return bounds{p.max, min(size, p.sum)}
-}
-
-// blocks finds the blocks of the reader's shard of p that may hold records
-// matching pl in [lo, hi) ms, unresolved.
-func (sr *shardReader) blocks(ctx context.Context, p *partition, pl *blockPlan, lo, hi int64) ([]blockHit, error) {
-	inner, edge, err := sr.timePostings(ctx, lo, hi, p.day)
-	if err != nil {
-		return nil, err
-	}
-	if len(inner) == 0 && len(edge) == 0 {
-		return nil, nil
-	}
-	sizes := postings{}
-	if err := sr.term(ctx, "td", levelTerm(int64(p.day)), sizes); err != nil {
-		return nil, err
-	}
-	leafPs := make([]postings, len(pl.list))
-	modes := make([]leafMode, len(pl.list))
+	leafs := make([]*leafCounts, len(pl.list))
 	for i, m := range pl.list {
 		if m.kind == kindAll {
 			continue
 		}
-		if leafPs[i], modes[i], err = sr.leafPostings(ctx, m, p.day); err != nil {
-			return nil, err
+		if leafs[i], err = sr.leafCounts(ctx, m, p.day, docs); err != nil {
+			return err
 		}
 	}
-	docs := make([]uint64, 0, len(inner)+len(edge))
-	for doc := range inner {
-		docs = append(docs, doc)
-	}
-	for doc := range edge {
-		if _, ok := inner[doc]; !ok {
-			docs = append(docs, doc)
-		}
-	}
-	sort.Slice(docs, func(i, j int) bool { return docs[i] < docs[j] })
 	leaf := make([]bounds, len(pl.list))
-	var hits []blockHit
-	for n, doc := range docs {
-		if n%4096 == 0 {
+	for i, doc := range docs {
+		if i&4095 == 4095 {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		sp, ok := sizes[doc]
-		if !ok {
+		size := sizes[i]
+		if size == 0 {
 			continue
 		}
-		size := sp.sum
-		for i := range pl.list {
-			if pl.list[i].kind != kindAll {
-				lp, ok := leafPs[i][doc]
-				leaf[i] = leafBounds(lp, ok, size, modes[i])
+		for j, lc := range leafs {
+			if lc != nil {
+				leaf[j] = lc.bounds(i, size)
 			}
 		}
-		tb := bounds{}
-		if ip, ok := inner[doc]; ok {
-			tb.lo = ip.sum
-		}
-		tb.hi = tb.lo
-		if ep, ok := edge[doc]; ok {
-			tb.hi = min(size, tb.hi+ep.sum)
-		}
+		tb := bounds{inner[i], min(size, inner[i]+edge[i])}
 		qb := pl.eval(pl.q.root, size, leaf)
 		if b := qb.and(tb, size); b.hi > 0 {
-			hits = append(hits, blockHit{p: p, sr: sr, doc: doc, size: size, query: qb, match: b})
+			fn(doc, size, qb, b)
 		}
 	}
-	return hits, nil
+	return nil
+}
+
+// blocks finds the blocks of the reader's shard of p that may hold records
+// matching pl in [lo, hi) ms, unresolved, in document order.
+func (sr *shardReader) blocks(ctx context.Context, p *partition, pl *blockPlan, lo, hi int64) ([]blockHit, error) {
+	var hits []blockHit
+	err := sr.eachBlock(ctx, p, pl, lo, hi, func(doc uint64, size int32, query, match bounds) {
+		hits = append(hits, blockHit{p: p, sr: sr, doc: doc, size: size, query: query, match: match})
+	})
+	return hits, err
+}
+
+// count sums the matches of the blocks of the reader's shard of p whose count
+// the index decides, and returns the others, unresolved.
+func (sr *shardReader) count(ctx context.Context, p *partition, pl *blockPlan, lo, hi int64) (uint64, []blockHit, error) {
+	var total uint64
+	var open []blockHit
+	err := sr.eachBlock(ctx, p, pl, lo, hi, func(doc uint64, size int32, query, match bounds) {
+		if match.exact() {
+			total += uint64(match.lo)
+			return
+		}
+		open = append(open, blockHit{p: p, sr: sr, doc: doc, size: size, query: query, match: match})
+	})
+	return total, open, err
 }
 
 // bucketCount is what the index counts of one block's matches in one
@@ -563,55 +753,52 @@ type bucketCount struct {
 	n      int32
 }
 
-// bucketCounts splits the matches of hits (blocks of sr in [lo, hi)) into the
-// histogram buckets of stepMs from first on, by level. The counts of a block
-// whose matches the index decides in every bucket are returned; the others'
-// indexes in hits, to be scanned.
+// bucketCounts splits the matches of hits (blocks of sr in [lo, hi), in
+// document order) into the histogram buckets of stepMs from first on, by
+// level. The counts of a block whose matches the index decides in every
+// bucket are returned; the others' indexes in hits, to be scanned.
 func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, hits []blockHit, lo, hi, first, stepMs int64) (counted []bucketCount, scan []int, err error) {
-	byDoc := make(map[uint64]int, len(hits))
+	docs := make([]uint64, len(hits))
 	for i := range hits {
-		byDoc[hits[i].doc] = i
+		docs[i] = hits[i].doc
 	}
-	level := make(map[uint64]string, len(hits))
+	level := make([]string, len(hits))
 	for _, name := range levelNames {
-		ps := postings{}
-		if err := sr.term(ctx, fieldSev, name, ps); err != nil {
+		if err := sr.eachPosting(ctx, fieldSev, name, docs, func(i int, _ int32) { level[i] = name }); err != nil {
 			return nil, nil, err
-		}
-		for doc := range ps {
-			level[doc] = name
 		}
 	}
 	inexact := make([]bool, len(hits))
+	inner, edge := make([]int32, len(hits)), make([]int32, len(hits))
+	var touched []int // the hits with counts in the bucket
+	touch := func(i int) {
+		if inner[i] == 0 && edge[i] == 0 {
+			touched = append(touched, i)
+		}
+	}
 	ds := int64(p.day) * 86_400_000
 	blo, bhi := max(lo, ds), min(hi, ds+86_400_000)
 	for b := floorDiv(blo-first, stepMs); first+b*stepMs < bhi; b++ {
-		inner, edge, err := sr.timePostings(ctx, max(blo, first+b*stepMs), min(bhi, first+(b+1)*stepMs), p.day)
+		touched = touched[:0]
+		err := sr.timeInto(ctx, max(blo, first+b*stepMs), min(bhi, first+(b+1)*stepMs), p.day, docs,
+			func(i int, n int32) { touch(i); inner[i] += n },
+			func(i int, n int32) { touch(i); edge[i] += n })
 		if err != nil {
 			return nil, nil, err
 		}
-		in := func(doc uint64) {
-			i, ok := byDoc[doc]
-			if !ok || inexact[i] {
-				return
-			}
+		for _, i := range touched {
 			h := &hits[i]
-			tb := bounds{inner[doc].sum, 0}
-			tb.hi = min(h.size, tb.lo+edge[doc].sum)
+			tb := bounds{inner[i], min(h.size, inner[i]+edge[i])}
+			inner[i], edge[i] = 0, 0
+			if inexact[i] {
+				continue
+			}
 			switch c := h.query.and(tb, h.size); {
 			case c.hi == 0:
 			case c.exact():
-				counted = append(counted, bucketCount{i, int(b), level[doc], c.lo})
+				counted = append(counted, bucketCount{i, int(b), level[i], c.lo})
 			default:
 				inexact[i] = true
-			}
-		}
-		for doc := range inner {
-			in(doc)
-		}
-		for doc := range edge {
-			if _, ok := inner[doc]; !ok {
-				in(doc)
 			}
 		}
 	}
@@ -631,10 +818,10 @@ func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, hits []bl
 	return kept, scan, nil
 }
 
-// countBy sums the counts of the blocks docs by their term of field (one per
-// block: the service or the level), reading the postings of terms, or of
-// every term of field when terms is nil.
-func (sr *shardReader) countBy(ctx context.Context, field string, terms []string, docs map[uint64]int32) (map[string]uint64, error) {
+// countBy sums counts (aligned with docs, blocks in document order) by the
+// blocks' term of field (one per block: the service or the level), reading
+// the postings of terms, or of every term of field when terms is nil.
+func (sr *shardReader) countBy(ctx context.Context, field string, terms []string, docs []uint64, counts []int32) (map[string]uint64, error) {
 	out := map[string]uint64{}
 	if len(docs) == 0 {
 		return out, nil
@@ -646,14 +833,9 @@ func (sr *shardReader) countBy(ctx context.Context, field string, terms []string
 		}
 	}
 	for _, t := range terms {
-		ps := postings{}
-		if err := sr.term(ctx, field, t, ps); err != nil {
+		err := sr.eachPosting(ctx, field, t, docs, func(i int, _ int32) { out[t] += uint64(counts[i]) })
+		if err != nil {
 			return nil, err
-		}
-		for doc := range ps {
-			if n, ok := docs[doc]; ok {
-				out[t] += uint64(n)
-			}
 		}
 	}
 	return out, nil
@@ -662,11 +844,11 @@ func (sr *shardReader) countBy(ctx context.Context, field string, terms []string
 // whole reports whether every record of the block matches.
 func (h *blockHit) whole() bool { return h.match.lo == h.size }
 
-// fieldCounts sums, per term of field, its counts in the blocks docs; nil docs
-// means every block.
-func (sr *shardReader) fieldCounts(ctx context.Context, field string, docs map[uint64]bool) (map[string]uint64, error) {
+// fieldCounts sums, per term of field, its counts in the blocks docs (in
+// document order).
+func (sr *shardReader) fieldCounts(ctx context.Context, field string, docs []uint64) (map[string]uint64, error) {
 	out := map[string]uint64{}
-	if docs != nil && len(docs) == 0 {
+	if len(docs) == 0 {
 		return out, nil
 	}
 	terms, err := sr.fieldTerms(field)
@@ -677,14 +859,9 @@ func (sr *shardReader) fieldCounts(ctx context.Context, field string, docs map[u
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		ps := postings{}
-		if err := sr.term(ctx, field, t, ps); err != nil {
+		err := sr.eachPosting(ctx, field, t, docs, func(_ int, n int32) { out[t] += uint64(n) })
+		if err != nil {
 			return nil, err
-		}
-		for doc, p := range ps {
-			if docs == nil || docs[doc] {
-				out[t] += uint64(p.sum)
-			}
 		}
 	}
 	return out, nil

@@ -1,8 +1,11 @@
 package logindex
 
 import (
+	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestBoundsContainCount checks that the bounds eval gives a query over a block
@@ -125,6 +128,98 @@ func TestBoundsExactCases(t *testing.T) {
 		}
 		if got := pl.eval(c.n, 10, leaf); got != c.want {
 			t.Errorf("%#v with a %v, b %v: %v, want %v", c.n, c.la, c.lb, got, c.want)
+		}
+	}
+}
+
+// TestEachPostingMatchesTermList checks eachPosting, which jumps to the blocks
+// asked for when they are few against a term's postings and reads the postings
+// in order otherwise, against the term's whole posting list, for lists of
+// blocks from one to all of a shard's, with and without blocks lacking the term.
+func TestEachPostingMatchesTermList(t *testing.T) {
+	ix, _ := openTest(t, &Options{Shards: 1})
+	now := time.Now().UTC().Truncate(time.Hour).Add(-time.Hour)
+	for b := range 400 { // small writes: 2 to 3 blocks each
+		var recs []genRecord
+		for i := range 2 + b%2 {
+			body := "plain line"
+			if (b+i)%3 == 0 {
+				body = "rare word"
+			}
+			recs = append(recs, genRecord{t: now.Add(time.Duration(b) * time.Second), service: genServices[i], sev: genLevels[0], body: body})
+		}
+		write(t, ix, recs)
+	}
+	flush(t, ix)
+	s, err := ix.acquireRange(now.UnixMilli(), now.Add(time.Hour).UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.release()
+	p := s.parts[s.days[0]]
+	sr, err := s.reader(p, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	all, err := sr.termList(ctx, "td", levelTerm(int64(p.day)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) < 800 {
+		t.Fatalf("%d blocks, want at least 800", len(all))
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, term := range []fieldTerm{{"td", levelTerm(int64(p.day))}, {fieldBody, "rare"}, {fieldBody, "absent"}} {
+		list, err := sr.termList(ctx, term.field, term.term)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[uint64]int32{}
+		for _, c := range list {
+			want[c.doc] = c.n
+		}
+		for _, n := range []int{1, 2, 5, 20, 90, 300, len(all)} {
+			for range 5 {
+				var docs []uint64
+				for _, i := range rng.Perm(len(all))[:n] {
+					docs = append(docs, all[i].doc)
+				}
+				slices.Sort(docs)
+				got := make([]int32, len(docs))
+				if err := sr.eachPosting(ctx, term.field, term.term, docs, func(i int, f int32) { got[i] += f }); err != nil {
+					t.Fatal(err)
+				}
+				for i, doc := range docs {
+					if got[i] != want[doc] {
+						t.Fatalf("%v over %d blocks: block %d count %d, want %d", term, n, doc, got[i], want[doc])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestGallop checks gallop against a linear search.
+func TestGallop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 9))
+	for range 2000 {
+		docs := make([]uint64, rng.IntN(60))
+		for i := range docs {
+			docs[i] = uint64(rng.IntN(100))
+		}
+		slices.Sort(docs)
+		i := 0
+		if len(docs) > 0 {
+			i = rng.IntN(len(docs))
+		}
+		doc := uint64(rng.IntN(110))
+		want := i
+		for want < len(docs) && docs[want] < doc {
+			want++
+		}
+		if got := gallop(docs, i, doc); got != want {
+			t.Fatalf("gallop(%v, %d, %d) = %d, want %d", docs, i, doc, got, want)
 		}
 	}
 }

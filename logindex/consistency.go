@@ -80,13 +80,19 @@ func fieldTotal(sh bleve.Index, field string) (uint64, error) {
 	}
 	defer r.Close()
 	sr := &shardReader{r: r}
-	counts, err := sr.fieldCounts(context.Background(), field, nil)
+	terms, err := sr.fieldTerms(field)
 	if err != nil {
 		return 0, err
 	}
 	var n uint64
-	for _, c := range counts {
-		n += c
+	for _, t := range terms {
+		l, err := sr.termList(context.Background(), field, t)
+		if err != nil {
+			return 0, err
+		}
+		for _, c := range l {
+			n += uint64(c.n)
+		}
 	}
 	return n, nil
 }

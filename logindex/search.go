@@ -289,25 +289,34 @@ func scanEach(ctx context.Context, hits []blockHit, fn func(i int) error) error 
 // decode was counted unreadable by scan already and cannot be a match.
 func decodeMatch(b []byte, r *Record) bool { return decodeRecord(b, r) == nil }
 
-// countInexact scans the blocks of hits whose count the index does not decide
-// (in parallel) and returns the sum of the counts of every block, and the
-// number of records it could not read.
-func countInexact(ctx context.Context, hits []blockHit, sc *scanner, lo, hi int64) (uint64, int, error) {
+// count returns the number of records matching pl in [lo, hi): the index's
+// count of the blocks it decides, plus the matches of the others, scanned in
+// parallel; and the number of records it could not read.
+func (s *scope) count(ctx context.Context, pl *blockPlan, sc *scanner, lo, hi int64) (uint64, int, error) {
+	var mu sync.Mutex
 	var total uint64
 	var todo []blockHit
-	for i := range hits {
-		if hits[i].match.exact() {
-			total += uint64(hits[i].match.lo)
-			continue
+	err := s.eachShard(ctx, func(p *partition, k int) error {
+		sr, err := s.reader(p, k)
+		if err != nil {
+			return err
 		}
-		if err := hits[i].resolve(); err != nil {
-			return 0, 0, err
-		}
-		todo = append(todo, hits[i])
+		n, open, err := sr.count(ctx, p, pl, lo, hi)
+		mu.Lock()
+		total += n
+		todo = append(todo, open...)
+		mu.Unlock()
+		return err
+	})
+	if err == nil {
+		err = resolveAll(ctx, todo)
+	}
+	if err != nil {
+		return 0, 0, err
 	}
 	counts := make([]int, len(todo))
 	bad := make([]int, len(todo))
-	err := scanEach(ctx, todo, func(j int) error {
+	err = scanEach(ctx, todo, func(j int) error {
 		h := &todo[j]
 		var err error
 		counts[j], bad[j], err = sc.scan(h, lo, hi, nil)
@@ -375,11 +384,7 @@ func (ix *Index) Search(ctx context.Context, req SearchRequest) (*SearchResult, 
 		last := page[len(page)-1]
 		res.NextCursor = encodeCursor(cursor{ms: last.ms, id: last.id})
 	}
-	hits, err := s.blocks(ctx, pl, lo, hi)
-	if err != nil {
-		return nil, searchError(req.Query, err)
-	}
-	total, bad, err := countInexact(ctx, hits, sc, lo, hi)
+	total, bad, err := s.count(ctx, pl, sc, lo, hi)
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
@@ -789,8 +794,8 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	// counts its keys from the index; the others are read. The index also
 	// counts the services and levels of the blocks whose matches it counts.
 	var mu sync.Mutex
-	var hits []blockHit                          // the blocks not all of whose records match
-	wholes := map[*shardReader]map[uint64]bool{} // per shard, the blocks all of whose records match
+	var hits []blockHit                   // the blocks not all of whose records match
+	wholes := map[*shardReader][]uint64{} // per shard, the blocks all of whose records match
 	keyCounts := map[string]uint64{}
 	services, levels := map[string]uint64{}, map[string]uint64{}
 	err = s.eachShard(ctx, func(p *partition, k int) error {
@@ -807,17 +812,19 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		if err != nil {
 			return err
 		}
-		exact := map[uint64]int32{}
+		var exact []uint64 // the blocks whose matches the index counts, and their counts
+		var counts []int32
 		for i := range hs {
 			if hs[i].match.exact() {
-				exact[hs[i].doc] = hs[i].match.lo
+				exact = append(exact, hs[i].doc)
+				counts = append(counts, hs[i].match.lo)
 			}
 		}
-		svc, err := sr.countBy(ctx, fieldService, nil, exact)
+		svc, err := sr.countBy(ctx, fieldService, nil, exact, counts)
 		if err != nil {
 			return err
 		}
-		lvl, err := sr.countBy(ctx, fieldSev, levelNames[:], exact)
+		lvl, err := sr.countBy(ctx, fieldSev, levelNames[:], exact, counts)
 		if err != nil {
 			return err
 		}
@@ -907,8 +914,8 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			return err
 		}
 		whole := wholes[sr]
-		if whole == nil {
-			return nil // no block of this shard matched (nil would mean every block)
+		if len(whole) == 0 {
+			return nil
 		}
 		vcs := make([]map[string]uint64, len(top))
 		for i, kv := range top {
@@ -974,12 +981,12 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 }
 
 // wholeDocs returns the document numbers of the blocks of hits whose records
-// all match.
-func wholeDocs(hits []blockHit) map[uint64]bool {
-	out := map[uint64]bool{}
+// all match, in the order of hits.
+func wholeDocs(hits []blockHit) []uint64 {
+	var out []uint64
 	for i := range hits {
 		if hits[i].whole() {
-			out[hits[i].doc] = true
+			out = append(out, hits[i].doc)
 		}
 	}
 	return out
