@@ -233,6 +233,11 @@
       facetsEl.appendChild(el("p", "muted", "No values to filter on."));
       return;
     }
+    if (f.estimated) {
+      var note = el("p", "muted", "Attribute counts are estimated: too many records to read them all.");
+      note.setAttribute("data-testid", "facets-estimated");
+      facetsEl.appendChild(note);
+    }
     facetsEl.appendChild(facetList("Service", "service", f.service || [], "facet-service"));
     facetsEl.appendChild(facetList("Severity", "severity", f.severity || [], "facet-severity"));
     (f.attributes || []).forEach(function (a) {

@@ -40,6 +40,9 @@ type blockPlan struct {
 	q      *Query
 	leaves map[*matchNode]int // index of each leaf in a block's leaf bounds
 	list   []*matchNode
+	// required are the indexes of the leaves every matching record has: the
+	// root, or the leaves of conjunctions down from it.
+	required []int
 }
 
 func newBlockPlan(q *Query) *blockPlan {
@@ -65,6 +68,20 @@ func newBlockPlan(q *Query) *blockPlan {
 		}
 	}
 	walk(q.root)
+	var must func(n node)
+	must = func(n node) {
+		switch n := n.(type) {
+		case *andNode:
+			for _, k := range n.kids {
+				must(k)
+			}
+		case *matchNode:
+			if n.kind != kindAll {
+				pl.required = append(pl.required, pl.leaves[n])
+			}
+		}
+	}
+	must(q.root)
 	return pl
 }
 
@@ -668,11 +685,120 @@ func (sr *shardReader) numRange(ctx context.Context, field string, m *matchNode,
 	return err
 }
 
+// driverTerms returns the terms a block with a record matching leaf m must
+// have one of, when m names them without expanding a dictionary: a term, the
+// rarest word or word pair of a phrase, the levels of a severity range, or an
+// attribute key; and their postings.
+func (sr *shardReader) driverTerms(ctx context.Context, m *matchNode) ([]fieldTerm, uint64, error) {
+	var cands [][]fieldTerm // one of them: the one with the fewest postings
+	switch {
+	case m.kind == kindTerm:
+		cands = [][]fieldTerm{{{fieldName(m), m.value}}}
+	case m.kind == kindPhrase:
+		for i, w := range m.words {
+			cands = append(cands, []fieldTerm{{fieldBody, w}})
+			if i > 0 && pairWord(m.words[i-1]) && pairWord(w) {
+				cands = append(cands, []fieldTerm{{fieldPairs, m.words[i-1] + " " + w}})
+			}
+		}
+	case m.kind == kindWildcard && m.value == ".*" && m.field == fAttr:
+		cands = [][]fieldTerm{{{fieldKeys, m.key}}}
+	case m.kind == kindRange && m.field == fSeverity:
+		terms, err := sr.termRange(fieldSevNum, sevNumTerm(int32(m.lo)), sevNumTerm(int32(m.hi)))
+		if err != nil {
+			return nil, 0, err
+		}
+		var ts []fieldTerm
+		for _, t := range terms {
+			ts = append(ts, fieldTerm{fieldSevNum, t})
+		}
+		cands = [][]fieldTerm{ts}
+	}
+	var best []fieldTerm
+	var bestN uint64
+	for _, ts := range cands {
+		var n uint64
+		for _, t := range ts {
+			c, err := sr.postingCount(ctx, t)
+			if err != nil {
+				return nil, 0, err
+			}
+			n += c
+		}
+		if best == nil || n < bestN {
+			best, bestN = ts, n
+		}
+	}
+	return best, bestN, nil
+}
+
+// postingCount returns how many blocks have term t.
+func (sr *shardReader) postingCount(ctx context.Context, t fieldTerm) (uint64, error) {
+	tfr, err := sr.r.TermFieldReader(ctx, []byte(t.term), t.field, false, false, false)
+	if err != nil {
+		return 0, err
+	}
+	defer tfr.Close()
+	return tfr.Count(), nil
+}
+
+// driverShare is how many times fewer than the blocks of a range a required
+// leaf's blocks must be for a search to start from them; otherwise the blocks
+// of the range are listed and the leaf's postings read against them. (A
+// variable for tests.)
+var driverShare = 4.0
+
+// candidates lists the blocks of the reader's shard of p that may hold records
+// matching pl in [lo, hi) ms (docs, in document order) with the counts of
+// their records in the granules the range holds whole (inner) and cuts (edge).
+// They are the blocks of the range, or, when a leaf every match has is rarer,
+// that leaf's blocks.
+func (sr *shardReader) candidates(ctx context.Context, p *partition, pl *blockPlan, lo, hi int64) (docs []uint64, inner, edge []int32, err error) {
+	var drive []fieldTerm
+	var driveN uint64
+	for _, i := range pl.required {
+		ts, n, err := sr.driverTerms(ctx, pl.list[i])
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		if ts != nil && (drive == nil || n < driveN) {
+			drive, driveN = ts, n
+		}
+	}
+	if drive != nil {
+		dayBlocks, err := sr.postingCount(ctx, fieldTerm{"td", levelTerm(int64(p.day))})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		ds := int64(p.day) * 86_400_000
+		share := float64(min(hi, ds+86_400_000)-max(lo, ds)) / 86_400_000
+		if float64(driveN)*driverShare >= float64(dayBlocks)*share {
+			drive = nil
+		}
+	}
+	if drive == nil {
+		return sr.timeCounts(ctx, lo, hi, p.day)
+	}
+	list, err := sr.union(ctx, drive)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	docs = make([]uint64, len(list))
+	for i, c := range list {
+		docs[i] = c.doc
+	}
+	inner, edge = make([]int32, len(docs)), make([]int32, len(docs))
+	err = sr.timeInto(ctx, lo, hi, p.day, docs,
+		func(i int, n int32) { inner[i] += n },
+		func(i int, n int32) { edge[i] += n })
+	return docs, inner, edge, err
+}
+
 // eachBlock calls fn for every block of the reader's shard of p that may hold
 // records matching pl in [lo, hi) ms, in document order, with its size, the
 // bounds of its records matching the query and of those also in the range.
 func (sr *shardReader) eachBlock(ctx context.Context, p *partition, pl *blockPlan, lo, hi int64, fn func(doc uint64, size int32, query, match bounds)) error {
-	docs, inner, edge, err := sr.timeCounts(ctx, lo, hi, p.day)
+	docs, inner, edge, err := sr.candidates(ctx, p, pl, lo, hi)
 	if err != nil || len(docs) == 0 {
 		return err
 	}
@@ -821,8 +947,8 @@ func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, hits []bl
 // countBy sums counts (aligned with docs, blocks in document order) by the
 // blocks' term of field (one per block: the service or the level), reading
 // the postings of terms, or of every term of field when terms is nil.
-func (sr *shardReader) countBy(ctx context.Context, field string, terms []string, docs []uint64, counts []int32) (map[string]uint64, error) {
-	out := map[string]uint64{}
+func (sr *shardReader) countBy(ctx context.Context, field string, terms []string, docs []uint64, counts []float64) (map[string]float64, error) {
+	out := map[string]float64{}
 	if len(docs) == 0 {
 		return out, nil
 	}
@@ -833,7 +959,7 @@ func (sr *shardReader) countBy(ctx context.Context, field string, terms []string
 		}
 	}
 	for _, t := range terms {
-		err := sr.eachPosting(ctx, field, t, docs, func(i int, _ int32) { out[t] += uint64(counts[i]) })
+		err := sr.eachPosting(ctx, field, t, docs, func(i int, _ int32) { out[t] += counts[i] })
 		if err != nil {
 			return nil, err
 		}
@@ -845,9 +971,9 @@ func (sr *shardReader) countBy(ctx context.Context, field string, terms []string
 func (h *blockHit) whole() bool { return h.match.lo == h.size }
 
 // fieldCounts sums, per term of field, its counts in the blocks docs (in
-// document order).
-func (sr *shardReader) fieldCounts(ctx context.Context, field string, docs []uint64) (map[string]uint64, error) {
-	out := map[string]uint64{}
+// document order), each times its weight (nil: 1).
+func (sr *shardReader) fieldCounts(ctx context.Context, field string, docs []uint64, weight []float64) (map[string]float64, error) {
+	out := map[string]float64{}
 	if len(docs) == 0 {
 		return out, nil
 	}
@@ -859,7 +985,13 @@ func (sr *shardReader) fieldCounts(ctx context.Context, field string, docs []uin
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		err := sr.eachPosting(ctx, field, t, docs, func(_ int, n int32) { out[t] += uint64(n) })
+		err := sr.eachPosting(ctx, field, t, docs, func(i int, n int32) {
+			if weight == nil {
+				out[t] += float64(n)
+			} else {
+				out[t] += float64(n) * weight[i]
+			}
+		})
 		if err != nil {
 			return nil, err
 		}

@@ -56,6 +56,12 @@ type Options struct {
 	SearchTimeout time.Duration
 	// MaxLimit caps SearchRequest.Limit. Zero means 1000.
 	MaxLimit int
+	// FacetScanRecords bounds the records facets read from the record log: the
+	// blocks only some of whose records match a query. Beyond it, a sample of
+	// those blocks spread over the range is read and the others' attribute
+	// counts are estimated from the index (Facets.Estimated). Zero means
+	// 100,000.
+	FacetScanRecords int
 	// FrameCache is how many decompressed record-log frames each partition keeps
 	// for reads. Zero means 32.
 	FrameCache int
@@ -102,6 +108,9 @@ func (o *Options) withDefaults() Options {
 	}
 	if r.MaxLimit == 0 {
 		r.MaxLimit = 1000
+	}
+	if r.FacetScanRecords == 0 {
+		r.FacetScanRecords = 100_000
 	}
 	if r.FrameCache == 0 {
 		r.FrameCache = 32

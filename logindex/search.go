@@ -745,6 +745,11 @@ type Facets struct {
 	Service    []FacetValue     `json:"service"`
 	Severity   []FacetValue     `json:"severity"`
 	Attributes []AttributeFacet `json:"attributes"`
+	// Estimated says that some counts are estimates: more records than
+	// Options.FacetScanRecords were to be read, and for the blocks not read
+	// each key's and value's count in the block is taken in proportion to the
+	// block's matches.
+	Estimated bool `json:"estimated"`
 }
 
 // FacetValue is a value and how many matching records have it.
@@ -761,8 +766,26 @@ type AttributeFacet struct {
 	Values []FacetValue `json:"values"`
 }
 
+// facetShard is what facets keep of one shard's blocks between passes.
+type facetShard struct {
+	sr    *shardReader
+	whole []uint64 // the blocks all of whose records match
+	// The blocks only some of whose records match, in document order, and of
+	// those the ones estimated from the index with the share of their records
+	// that match.
+	partial []blockHit
+	est     []uint64
+	share   []float64 // the middle of the bounds of their matches over their size
+	matches []float64 // … the middle itself, or 0 when the index counts it
+}
+
 // Facets returns the most common services, severities and attribute keys (with
 // their most common values) of the records matching the request.
+//
+// The index counts the services and levels of the blocks whose matches it
+// counts, and the keys and values of the blocks whose records all match. The
+// other blocks are read, up to Options.FacetScanRecords records; beyond that a
+// sample of them spread over the range is read, and the rest estimated.
 func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error) {
 	q, err := ParseQuery(req.Query)
 	if err != nil {
@@ -790,14 +813,17 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	pl := newBlockPlan(q)
 	sc := newScanner(q)
 
-	// Services, levels and attribute keys. A block whose records all match
-	// counts its keys from the index; the others are read. The index also
-	// counts the services and levels of the blocks whose matches it counts.
+	// Services, levels and keys from the index.
 	var mu sync.Mutex
-	var hits []blockHit                   // the blocks not all of whose records match
-	wholes := map[*shardReader][]uint64{} // per shard, the blocks all of whose records match
-	keyCounts := map[string]uint64{}
-	services, levels := map[string]uint64{}, map[string]uint64{}
+	shards := map[shardKey]*facetShard{}
+	var total float64
+	keyCounts := map[string]float64{}
+	services, levels := map[string]float64{}, map[string]float64{}
+	merge := func(into, from map[string]float64) {
+		for v, n := range from {
+			into[v] += n
+		}
+	}
 	err = s.eachShard(ctx, func(p *partition, k int) error {
 		sr, err := s.reader(p, k)
 		if err != nil {
@@ -807,18 +833,26 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		if err != nil {
 			return err
 		}
-		whole := wholeDocs(hs)
-		kc, err := sr.fieldCounts(ctx, fieldKeys, whole)
+		fs := &facetShard{sr: sr}
+		var exact []uint64 // the blocks whose matches the index counts, and their counts
+		var counts []float64
+		var n float64
+		for i := range hs {
+			h := &hs[i]
+			if h.match.exact() {
+				exact = append(exact, h.doc)
+				counts = append(counts, float64(h.match.lo))
+				n += float64(h.match.lo)
+			}
+			if h.whole() {
+				fs.whole = append(fs.whole, h.doc)
+			} else {
+				fs.partial = append(fs.partial, *h)
+			}
+		}
+		kc, err := sr.fieldCounts(ctx, fieldKeys, fs.whole, nil)
 		if err != nil {
 			return err
-		}
-		var exact []uint64 // the blocks whose matches the index counts, and their counts
-		var counts []int32
-		for i := range hs {
-			if hs[i].match.exact() {
-				exact = append(exact, hs[i].doc)
-				counts = append(counts, hs[i].match.lo)
-			}
 		}
 		svc, err := sr.countBy(ctx, fieldService, nil, exact, counts)
 		if err != nil {
@@ -830,51 +864,88 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		}
 		mu.Lock()
 		defer mu.Unlock()
-		wholes[sr] = whole
-		for i := range hs {
-			if !hs[i].whole() {
-				hits = append(hits, hs[i])
-			}
-		}
-		for key, n := range kc {
-			keyCounts[key] += n
-		}
-		for v, n := range svc {
-			services[v] += n
-			f.Total += n
-		}
-		for v, n := range lvl {
-			levels[v] += n
-		}
+		shards[shardKey{p.day, k}] = fs
+		total += n
+		merge(keyCounts, kc)
+		merge(services, svc)
+		merge(levels, lvl)
 		return nil
 	})
-	if err == nil {
-		err = resolveAll(ctx, hits)
-	}
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
+
+	// The blocks to read: all of those only some of whose records match, or
+	// every k-th of them (shards in a fixed order, blocks in document order)
+	// when they hold more than FacetScanRecords records.
+	var order []*facetShard
+	var partialRecords int64
+	for _, day := range s.days {
+		for k := range s.parts[day].shards {
+			if fs := shards[shardKey{day, k}]; fs != nil {
+				order = append(order, fs)
+				for i := range fs.partial {
+					partialRecords += int64(fs.partial[i].size)
+				}
+			}
+		}
+	}
+	stride := max(1, int(-floorDiv(-partialRecords, int64(ix.opts.FacetScanRecords))))
+	var hits []blockHit
+	n := 0
+	for _, fs := range order {
+		for i := range fs.partial {
+			h := &fs.partial[i]
+			if n%stride == 0 {
+				hits = append(hits, *h)
+			} else {
+				m := float64(h.match.lo+h.match.hi) / 2
+				fs.est = append(fs.est, h.doc)
+				fs.share = append(fs.share, m/float64(h.size))
+				if h.match.exact() {
+					m = 0 // counted with the services and levels above
+				}
+				fs.matches = append(fs.matches, m)
+				f.Estimated = true
+			}
+			n++
+		}
+	}
+	if err := resolveAll(ctx, hits); err != nil {
+		return nil, searchError(req.Query, err)
+	}
+
+	// Read them once, counting keys and every key's values.
 	type scanCounts struct {
-		n    uint64
-		keys map[string]uint64
+		n      uint64
+		keys   map[string]uint64
+		values map[Attr]uint64
 	}
 	counted := make([]scanCounts, len(hits))
 	err = scanEach(ctx, hits, func(j int) error {
-		c := scanCounts{keys: map[string]uint64{}}
-		var seen []string
+		c := scanCounts{keys: map[string]uint64{}, values: map[Attr]uint64{}}
+		var seenKeys []string // a record counts once per key and per value, as the index counts it
+		var seen []Attr
 		var r Record
 		_, _, err := sc.scan(&hits[j], lo, hi, func(_ docID, _ int64, b []byte) {
 			c.n++
 			if !decodeMatch(b, &r) {
 				return
 			}
-			seen = seen[:0]
+			seenKeys, seen = seenKeys[:0], seen[:0]
 			eachAttr(&r, func(a Attr) {
-				if a.Key == "" || len(a.Key) > MaxKeywordLen || slices.Contains(seen, a.Key) {
+				if a.Key == "" || len(a.Key) > MaxKeywordLen {
 					return
 				}
-				seen = append(seen, a.Key)
-				c.keys[a.Key]++
+				if !slices.Contains(seenKeys, a.Key) {
+					seenKeys = append(seenKeys, a.Key)
+					c.keys[a.Key]++
+				}
+				kv := Attr{Key: a.Key, Value: a.Value}
+				if len(a.Value) <= MaxKeywordLen && !slices.Contains(seen, kv) {
+					seen = append(seen, kv)
+					c.values[kv]++
+				}
 			})
 		})
 		counted[j] = c
@@ -886,14 +957,50 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	for j, c := range counted {
 		h := &hits[j]
 		if !h.match.exact() {
-			services[h.service] += c.n
-			levels[h.level] += c.n
-			f.Total += c.n
+			services[h.service] += float64(c.n)
+			levels[h.level] += float64(c.n)
+			total += float64(c.n)
 		}
 		for key, n := range c.keys {
-			keyCounts[key] += n
+			keyCounts[key] += float64(n)
 		}
 	}
+
+	// The blocks not read: their matches (the middle of their bounds) by
+	// service and level, and their keys in proportion.
+	err = s.eachShard(ctx, func(p *partition, k int) error {
+		fs := shards[shardKey{p.day, k}]
+		if fs == nil || len(fs.est) == 0 {
+			return nil
+		}
+		svc, err := fs.sr.countBy(ctx, fieldService, nil, fs.est, fs.matches)
+		if err != nil {
+			return err
+		}
+		lvl, err := fs.sr.countBy(ctx, fieldSev, levelNames[:], fs.est, fs.matches)
+		if err != nil {
+			return err
+		}
+		kc, err := fs.sr.fieldCounts(ctx, fieldKeys, fs.est, fs.share)
+		if err != nil {
+			return err
+		}
+		var n float64
+		for _, m := range fs.matches {
+			n += m
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		total += n
+		merge(keyCounts, kc)
+		merge(services, svc)
+		merge(levels, lvl)
+		return nil
+	})
+	if err != nil {
+		return nil, searchError(req.Query, err)
+	}
+	f.Total = uint64(math.Round(total))
 	f.Service = topValues(services, size)
 	f.Severity = topValues(levels, len(levelOrder))
 	top := topValues(keyCounts, keys)
@@ -902,75 +1009,43 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	}
 
 	// The values of the most common keys, the same way.
-	values := make([]map[string]uint64, len(top))
+	values := make([]map[string]float64, len(top))
 	for i := range values {
-		values[i] = map[string]uint64{}
+		values[i] = map[string]float64{}
 	}
-	// The same blocks as above (the request reads one snapshot per shard):
-	// the whole ones from the index, the others (hits, resolved) read again.
 	err = s.eachShard(ctx, func(p *partition, k int) error {
-		sr, err := s.reader(p, k)
-		if err != nil {
-			return err
-		}
-		whole := wholes[sr]
-		if len(whole) == 0 {
+		fs := shards[shardKey{p.day, k}]
+		if fs == nil {
 			return nil
 		}
-		vcs := make([]map[string]uint64, len(top))
-		for i, kv := range top {
-			var err error
-			if vcs[i], err = sr.fieldCounts(ctx, attrPrefix+kv.Value, whole); err != nil {
+		vcs := make([]map[string]float64, 0, 2*len(top))
+		for _, kv := range top {
+			whole, err := fs.sr.fieldCounts(ctx, attrPrefix+kv.Value, fs.whole, nil)
+			if err != nil {
 				return err
 			}
+			est, err := fs.sr.fieldCounts(ctx, attrPrefix+kv.Value, fs.est, fs.share)
+			if err != nil {
+				return err
+			}
+			vcs = append(vcs, whole, est)
 		}
 		mu.Lock()
 		defer mu.Unlock()
 		for i, vc := range vcs {
-			for v, n := range vc {
-				values[i][v] += n
-			}
+			merge(values[i/2], vc)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, searchError(req.Query, err)
 	}
-	scanned := make([][]map[string]uint64, len(hits))
-	err = scanEach(ctx, hits, func(j int) error {
-		vc := make([]map[string]uint64, len(top))
-		for i := range vc {
-			vc[i] = map[string]uint64{}
-		}
-		var seen []Attr
-		var r Record
-		_, _, err := sc.scan(&hits[j], lo, hi, func(_ docID, _ int64, b []byte) {
-			if !decodeMatch(b, &r) {
-				return
-			}
-			seen = seen[:0]
-			eachAttr(&r, func(a Attr) {
-				if len(a.Value) > MaxKeywordLen || slices.Contains(seen, Attr{Key: a.Key, Value: a.Value}) {
-					return
+	for _, c := range counted {
+		for a, n := range c.values {
+			for i, kv := range top {
+				if a.Key == kv.Value {
+					values[i][a.Value] += float64(n)
 				}
-				for i, kv := range top {
-					if a.Key == kv.Value {
-						seen = append(seen, Attr{Key: a.Key, Value: a.Value})
-						vc[i][a.Value]++
-					}
-				}
-			})
-		})
-		scanned[j] = vc
-		return ix.skipDamage(err, &hits[j])
-	})
-	if err != nil {
-		return nil, searchError(req.Query, err)
-	}
-	for _, vc := range scanned {
-		for i, m := range vc {
-			for v, n := range m {
-				values[i][v] += n
 			}
 		}
 	}
@@ -978,18 +1053,6 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		f.Attributes = append(f.Attributes, AttributeFacet{Key: kv.Value, Count: kv.Count, Values: topValues(values[i], size)})
 	}
 	return f, nil
-}
-
-// wholeDocs returns the document numbers of the blocks of hits whose records
-// all match, in the order of hits.
-func wholeDocs(hits []blockHit) []uint64 {
-	var out []uint64
-	for i := range hits {
-		if hits[i].whole() {
-			out = append(out, hits[i].doc)
-		}
-	}
-	return out
 }
 
 // eachShard calls fn for every shard of the scope, in parallel.
@@ -1008,11 +1071,12 @@ func (s *scope) eachShard(ctx context.Context, fn func(p *partition, k int) erro
 	return parallel(ctx, len(jobs), func(i int) error { return fn(jobs[i].p, jobs[i].k) })
 }
 
-// topValues returns the n values with the largest counts, ties by value.
-func topValues(counts map[string]uint64, n int) []FacetValue {
+// topValues returns the n values with the largest counts (rounded to whole
+// records), ties by value.
+func topValues(counts map[string]float64, n int) []FacetValue {
 	out := make([]FacetValue, 0, len(counts))
 	for v, c := range counts {
-		if c > 0 {
+		if c := uint64(math.Round(c)); c > 0 {
 			out = append(out, FacetValue{Value: v, Count: c})
 		}
 	}

@@ -85,6 +85,14 @@ func BenchmarkSearch(b *testing.B) {
 			return err
 		}},
 		{"facets-24h", func() error { _, err := ix.Facets(ctx, FacetsRequest{Start: day, End: now}); return err }},
+		{"histogram-term-24h", func() error {
+			_, err := ix.Histogram(ctx, HistogramRequest{Query: "failed", Start: day, End: now})
+			return err
+		}},
+		{"facets-term-24h", func() error {
+			_, err := ix.Facets(ctx, FacetsRequest{Query: "failed", Start: day, End: now})
+			return err
+		}},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
+	"reflect"
 	"sort"
 	"testing"
 	"time"
@@ -347,5 +349,145 @@ func TestHistogramBlockAcrossBuckets(t *testing.T) {
 	}
 	if len(h.Buckets) != 2 || h.Buckets[0].Total != 60 || h.Buckets[1].Total != 5 || h.Total != 65 {
 		t.Errorf("buckets %+v, total %d; want 60 and 5, 65", h.Buckets, h.Total)
+	}
+}
+
+// TestFacetsEstimated checks facets over more partially matching records than
+// FacetScanRecords: the total, services and levels stay exact for a query the
+// index counts; a key every record has is counted exactly; the values of an
+// attribute independent of the query are estimated within 10%; and the same
+// request gives the same answer. Read whole, the same facets are exact,
+// including an attribute the query's matches are likelier to have.
+func TestFacetsEstimated(t *testing.T) {
+	base := time.Now().UTC().Add(-30 * time.Hour).Truncate(time.Hour)
+	const n = 24000
+	recs := make([]genRecord, n)
+	for i := range recs {
+		body := fmt.Sprintf("request %d handled", i)
+		if i%5 == 0 {
+			body += " slow"
+		}
+		attrs := map[string]any{"region": genRegions[(i/5)%len(genRegions)]}
+		if i%10 == 0 {
+			attrs["retry"] = "yes"
+		}
+		recs[i] = genRecord{t: base.Add(time.Duration(i) * 3 * time.Second), service: genServices[i%len(genServices)], sev: genLevels[(i/3)%len(genLevels)], body: body, attrs: attrs}
+	}
+	want := map[string]map[string]uint64{"service": {}, "severity": {}, "region": {}, "retry": {}}
+	var total uint64
+	for i, g := range recs {
+		if i%5 != 0 {
+			continue
+		}
+		total++
+		want["service"][g.service]++
+		want["severity"][levelOf(int32(g.sev))]++
+		want["region"][g.attrs["region"].(string)]++
+		if v, ok := g.attrs["retry"]; ok {
+			want["retry"][v.(string)]++
+		}
+	}
+	start, end := base.Add(-time.Minute), base.Add(time.Duration(n)*3*time.Second+time.Minute)
+	for _, c := range []struct {
+		budget    int
+		estimated bool
+	}{{2000, true}, {0, false}} {
+		ix, _ := openTest(t, &Options{FacetScanRecords: c.budget})
+		for i := 0; i < n; i += 1000 {
+			write(t, ix, recs[i:i+1000])
+		}
+		flush(t, ix)
+		req := FacetsRequest{Query: "slow", Start: start, End: end, Keys: 10, Size: 10}
+		f, err := ix.Facets(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ix.Facets(context.Background(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(f, again) {
+			t.Errorf("budget %d: two answers\n%+v\n%+v", c.budget, f, again)
+		}
+		if f.Estimated != c.estimated || f.Total != total {
+			t.Fatalf("budget %d: estimated %v total %d, want %v %d", c.budget, f.Estimated, f.Total, c.estimated, total)
+		}
+		got := map[string][]FacetValue{"service": f.Service, "severity": f.Severity}
+		counts := map[string]uint64{}
+		for _, a := range f.Attributes {
+			got[a.Key], counts[a.Key] = a.Values, a.Count
+		}
+		for field, w := range want {
+			if !c.estimated || field == "service" || field == "severity" {
+				if len(got[field]) != len(w) {
+					t.Errorf("budget %d: %s %v, want %v", c.budget, field, got[field], w)
+				}
+				for _, v := range got[field] {
+					if v.Count != w[v.Value] {
+						t.Errorf("budget %d: %s %q: %d, want %d", c.budget, field, v.Value, v.Count, w[v.Value])
+					}
+				}
+			}
+		}
+		if counts["region"] != total || !c.estimated && counts["retry"] != total/2 {
+			t.Errorf("budget %d: key counts %v, want region %d, retry %d", c.budget, counts, total, total/2)
+		}
+		if c.estimated {
+			for _, v := range got["region"] {
+				if w := float64(want["region"][v.Value]); math.Abs(float64(v.Count)-w) > 0.1*w {
+					t.Errorf("region %q: estimated %d, want %v ± 10%%", v.Value, v.Count, w)
+				}
+			}
+		}
+	}
+}
+
+// TestDriverMatchesRangeScan checks that a search gives the same counts,
+// pages and histograms whether it starts from the blocks of a rare leaf every
+// match has or from every block of its range, against a scan of the records.
+func TestDriverMatchesRangeScan(t *testing.T) {
+	ix, recs, base := openGenerated(t, 6000)
+	defer func(v float64) { driverShare = v }(driverShare)
+	ranges := [][2]time.Time{
+		{base.Add(-time.Hour), base.Add(100 * time.Hour)},
+		{base.Add(5*time.Hour + 3333*time.Millisecond), base.Add(50*time.Hour + 7*time.Millisecond)},
+		{recs[100].t.Truncate(time.Millisecond), recs[400].t.Truncate(time.Millisecond)},
+	}
+	for _, q := range []string{"handled", "service:billing", "severity>=WARN region:eu", `"request 7"`, `"path=/v1/items/3 status=201"`,
+		"region:eu -status=200", "latency_ms:[10 TO 500] service:api", "user_id:* service:worker", "service:api OR region:us"} {
+		pq, err := ParseQuery(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range ranges {
+			var want uint64
+			for _, g := range recs {
+				rec := recordOf(g)
+				if ms := g.t.UnixMilli(); ms >= r[0].UnixMilli() && ms < r[1].UnixMilli() && pq.Matches(&rec) {
+					want++
+				}
+			}
+			var pages [2][]string
+			var hists [2]*Histogram
+			for i, share := range []float64{0, math.Inf(1)} { // always start from the leaf, never
+				driverShare = share
+				res, err := ix.Search(context.Background(), SearchRequest{Query: q, Start: r[0], End: r[1], Limit: 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Total != want {
+					t.Errorf("%q in [%s, %s), driver share %v: %d, want %d", q, r[0], r[1], share, res.Total, want)
+				}
+				for _, rec := range res.Records {
+					pages[i] = append(pages[i], rec.ID)
+				}
+				if hists[i], err = ix.Histogram(context.Background(), HistogramRequest{Query: q, Start: r[0], End: r[1]}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !reflect.DeepEqual(pages[0], pages[1]) || !reflect.DeepEqual(hists[0], hists[1]) || hists[0].Total != want {
+				t.Errorf("%q in [%s, %s): pages or histograms differ (histogram totals %d, %d, want %d)", q, r[0], r[1], hists[0].Total, hists[1].Total, want)
+			}
+		}
 	}
 }
