@@ -873,29 +873,46 @@ func (sr *shardReader) count(ctx context.Context, p *partition, pl *blockPlan, l
 // bucketCount is what the index counts of one block's matches in one
 // histogram bucket.
 type bucketCount struct {
-	hit    int // index in hits
+	block  int // index in the blocks
 	bucket int
 	level  string
 	n      int32
 }
 
-// bucketCounts splits the matches of hits (blocks of sr in [lo, hi), in
-// document order) into the histogram buckets of stepMs from first on, by
-// level. The counts of a block whose matches the index decides in every
-// bucket are returned; the others' indexes in hits, to be scanned.
-func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, hits []blockHit, lo, hi, first, stepMs int64) (counted []bucketCount, scan []int, err error) {
-	docs := make([]uint64, len(hits))
-	for i := range hits {
-		docs[i] = hits[i].doc
-	}
-	level := make([]string, len(hits))
+// blockRefs are blocks of one shard, in document order, with their sizes and
+// the bounds of their matches: eachBlock's answers, kept compact.
+type blockRefs struct {
+	docs         []uint64
+	size         []int32
+	query, match []bounds
+}
+
+func (br *blockRefs) add(doc uint64, size int32, query, match bounds) {
+	br.docs = append(br.docs, doc)
+	br.size = append(br.size, size)
+	br.query = append(br.query, query)
+	br.match = append(br.match, match)
+}
+
+// hit returns block i as a hit of sr's shard of p.
+func (br *blockRefs) hit(p *partition, sr *shardReader, i int) blockHit {
+	return blockHit{p: p, sr: sr, doc: br.docs[i], size: br.size[i], query: br.query[i], match: br.match[i]}
+}
+
+// bucketCounts splits the matches of blocks (of sr, in [lo, hi)) into the
+// histogram buckets of stepMs from first on, by level. The counts of a block
+// whose matches the index decides in every bucket are returned; the others'
+// indexes in blocks, to be scanned.
+func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, blocks *blockRefs, lo, hi, first, stepMs int64) (counted []bucketCount, scan []int, err error) {
+	docs := blocks.docs
+	level := make([]string, len(docs))
 	for _, name := range levelNames {
 		if err := sr.eachPosting(ctx, fieldSev, name, docs, func(i int, _ int32) { level[i] = name }); err != nil {
 			return nil, nil, err
 		}
 	}
-	inexact := make([]bool, len(hits))
-	inner, edge := make([]int32, len(hits)), make([]int32, len(hits))
+	inexact := make([]bool, len(docs))
+	inner, edge := make([]int32, len(docs)), make([]int32, len(docs))
 	var touched []int // the hits with counts in the bucket
 	touch := func(i int) {
 		if inner[i] == 0 && edge[i] == 0 {
@@ -913,13 +930,13 @@ func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, hits []bl
 			return nil, nil, err
 		}
 		for _, i := range touched {
-			h := &hits[i]
-			tb := bounds{inner[i], min(h.size, inner[i]+edge[i])}
+			size := blocks.size[i]
+			tb := bounds{inner[i], min(size, inner[i]+edge[i])}
 			inner[i], edge[i] = 0, 0
 			if inexact[i] {
 				continue
 			}
-			switch c := h.query.and(tb, h.size); {
+			switch c := blocks.query[i].and(tb, size); {
 			case c.hi == 0:
 			case c.exact():
 				counted = append(counted, bucketCount{i, int(b), level[i], c.lo})
@@ -932,7 +949,7 @@ func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, hits []bl
 	// are not counted.
 	kept := counted[:0]
 	for _, c := range counted {
-		if !inexact[c.hit] {
+		if !inexact[c.block] {
 			kept = append(kept, c)
 		}
 	}
@@ -966,9 +983,6 @@ func (sr *shardReader) countBy(ctx context.Context, field string, terms []string
 	}
 	return out, nil
 }
-
-// whole reports whether every record of the block matches.
-func (h *blockHit) whole() bool { return h.match.lo == h.size }
 
 // fieldCounts sums, per term of field, its counts in the blocks docs (in
 // document order), each times its weight (nil: 1).

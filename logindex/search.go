@@ -672,11 +672,11 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 		if err != nil {
 			return err
 		}
-		hs, err := sr.blocks(ctx, p, pl, lo, hi)
-		if err != nil || len(hs) == 0 {
+		var br blockRefs
+		if err := sr.eachBlock(ctx, p, pl, lo, hi, br.add); err != nil || len(br.docs) == 0 {
 			return err
 		}
-		counted, scan, err := sr.bucketCounts(ctx, p, hs, lo, hi, first, stepMs)
+		counted, scan, err := sr.bucketCounts(ctx, p, &br, lo, hi, first, stepMs)
 		if err != nil {
 			return err
 		}
@@ -686,7 +686,7 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 			add(c.bucket, c.level, uint64(c.n))
 		}
 		for _, i := range scan {
-			hits = append(hits, hs[i])
+			hits = append(hits, br.hit(p, sr, i))
 		}
 		return nil
 	})
@@ -829,26 +829,24 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		if err != nil {
 			return err
 		}
-		hs, err := sr.blocks(ctx, p, pl, lo, hi)
-		if err != nil {
-			return err
-		}
 		fs := &facetShard{sr: sr}
 		var exact []uint64 // the blocks whose matches the index counts, and their counts
 		var counts []float64
 		var n float64
-		for i := range hs {
-			h := &hs[i]
-			if h.match.exact() {
-				exact = append(exact, h.doc)
-				counts = append(counts, float64(h.match.lo))
-				n += float64(h.match.lo)
+		err = sr.eachBlock(ctx, p, pl, lo, hi, func(doc uint64, size int32, query, match bounds) {
+			if match.exact() {
+				exact = append(exact, doc)
+				counts = append(counts, float64(match.lo))
+				n += float64(match.lo)
 			}
-			if h.whole() {
-				fs.whole = append(fs.whole, h.doc)
+			if match.lo == size {
+				fs.whole = append(fs.whole, doc)
 			} else {
-				fs.partial = append(fs.partial, *h)
+				fs.partial = append(fs.partial, blockHit{p: p, sr: sr, doc: doc, size: size, query: query, match: match})
 			}
+		})
+		if err != nil {
+			return err
 		}
 		kc, err := sr.fieldCounts(ctx, fieldKeys, fs.whole, nil)
 		if err != nil {
