@@ -9,7 +9,8 @@
 // are grouped into partitions, one per UTC day of the record's time. Each partition
 // holds a record log — the compressed, checksummed, append-only file that is both the
 // write-ahead log and the record store — and a few Bleve indexes (shards) that index
-// blocks of records (up to 256 records of one service and level from one write)
+// blocks of records (up to 256 records of one service and level from one frame:
+// one write, or the small writes that arrived together)
 // but store none of their fields. Each term of a block counts the block's records
 // that have it. A search reads the shards of the partitions that overlap its time
 // range, counts what the counts decide, and reads the other candidate blocks'

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -43,6 +44,12 @@ type partition struct {
 
 	syncMu sync.Mutex
 	synced int64 // guarded by syncMu: size known to be fsync'd
+
+	// Writes waiting to be appended as one frame (groupWrite), and whether
+	// one of them is appending.
+	groupMu sync.Mutex
+	waiting []*groupWrite
+	leading bool
 
 	queues []*shardQueue // one per shard
 	stop   chan struct{}
@@ -327,11 +334,103 @@ func (p *partition) acquire() bool {
 
 func (p *partition) release() { p.use.RUnlock() }
 
-// append writes recs, encoded in wb (writeBuffers.encode), as frames to the
-// record log, assigns their ids, fsyncs and queues them for indexing. recs[i].ID
-// is set. It returns how many records it queued for indexing (all of them unless
-// it fails).
+// append writes recs (encoded in wb.enc) to the record log, assigns their
+// ids, fsyncs and queues them for indexing. recs[i].ID is set. It returns how
+// many records it queued for indexing (all of them unless it fails).
+//
+// Concurrent writes are appended together (group commit): while one write is
+// being appended and synced, the writes that arrive wait, and the first of
+// them then appends them all as one frame. A frame's records are indexed in
+// blocks by service and level, so small concurrent writes make a few large
+// blocks instead of many small ones. A write of more than half a frame is
+// appended on its own.
 func (p *partition) append(recs []Record, wb *writeBuffers) (queued int, err error) {
+	if len(recs) > maxFrameRecords/2 {
+		return p.appendAlone(recs, wb)
+	}
+	g := &groupWrite{recs: recs, enc: wb.enc[:len(recs)], done: make(chan bool, 1)}
+	p.groupMu.Lock()
+	p.waiting = append(p.waiting, g)
+	if p.leading {
+		p.groupMu.Unlock()
+		if lead := <-g.done; !lead {
+			return g.queued, g.err
+		}
+		p.groupMu.Lock() // handed the lead: g is first in p.waiting
+	}
+	p.leading = true
+	n, records := 0, 0
+	for n < len(p.waiting) && (n == 0 || records+len(p.waiting[n].recs) <= maxFrameRecords) {
+		records += len(p.waiting[n].recs)
+		n++
+	}
+	group := slices.Clone(p.waiting[:n])
+	clear(p.waiting[:n]) // the waiting list's array keeps no finished writes alive
+	p.waiting = p.waiting[n:]
+	p.groupMu.Unlock()
+
+	p.appendGroup(group, records, wb)
+
+	p.groupMu.Lock()
+	if len(p.waiting) > 0 {
+		p.waiting[0].done <- true // the next group's first write leads it
+	} else {
+		p.leading = false
+		p.waiting = nil
+	}
+	p.groupMu.Unlock()
+	return g.queued, g.err
+}
+
+// groupWrite is one write waiting in a group (partition.append).
+type groupWrite struct {
+	recs []Record
+	enc  [][]byte
+	// Set by the write that appends the group, before done.
+	queued int
+	err    error
+	done   chan bool // receives false when appended, true when handed the lead
+}
+
+// appendGroup appends the records of group as one frame (records in all),
+// syncs, and tells every write of the group but the first (its caller's) that
+// it is done.
+func (p *partition) appendGroup(group []*groupWrite, records int, wb *writeBuffers) {
+	all := group[0].recs
+	enc := group[0].enc
+	if len(group) > 1 {
+		all = make([]Record, 0, records)
+		enc = make([][]byte, 0, records)
+		for _, g := range group {
+			all = append(all, g.recs...)
+			enc = append(enc, g.enc...)
+		}
+	}
+	wb.frame, wb.block = appendFrame(wb.frame[:0], wb.block, enc)
+	end, err := p.appendFrame(wb.frame, all)
+	if err == nil {
+		err = p.syncTo(end)
+	}
+	i := 0
+	for k, g := range group {
+		if end > 0 { // appended: queued for indexing, ids assigned
+			g.queued = len(g.recs)
+			if len(group) > 1 {
+				for j := range g.recs {
+					g.recs[j].ID = all[i+j].ID
+				}
+			}
+		}
+		i += len(g.recs)
+		g.err = err
+		if k > 0 {
+			g.done <- false
+		}
+	}
+}
+
+// appendAlone appends recs as frames of their own.
+func (p *partition) appendAlone(recs []Record, wb *writeBuffers) (queued int, err error) {
 	enc := wb.enc
 	for len(recs) > 0 {
 		n := min(len(recs), maxFrameRecords)
