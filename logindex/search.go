@@ -766,6 +766,10 @@ type AttributeFacet struct {
 	Values []FacetValue `json:"values"`
 }
 
+// facetSampleRun is how many blocks in a row facets read when they read a
+// sample of the partly matching blocks.
+const facetSampleRun = 16
+
 // facetShard is what facets keep of one shard's blocks between passes.
 type facetShard struct {
 	sr    *shardReader
@@ -874,8 +878,10 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	}
 
 	// The blocks to read: all of those only some of whose records match, or
-	// every k-th of them (shards in a fixed order, blocks in document order)
-	// when they hold more than FacetScanRecords records.
+	// every k-th run of facetSampleRun of them (shards in a fixed order,
+	// blocks in document order) when they hold more than FacetScanRecords
+	// records. Blocks next to each other in a shard mostly come from one
+	// frame, which is then decompressed once for the whole run.
 	var order []*facetShard
 	var partialRecords int64
 	for _, day := range s.days {
@@ -894,7 +900,7 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	for _, fs := range order {
 		for i := range fs.partial {
 			h := &fs.partial[i]
-			if n%stride == 0 {
+			if (n/facetSampleRun)%stride == 0 {
 				hits = append(hits, *h)
 			} else {
 				m := float64(h.match.lo+h.match.hi) / 2
