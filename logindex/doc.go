@@ -41,6 +41,11 @@
 //   - Search is near-real-time: a record is searchable after its batch is indexed,
 //     usually within tens of milliseconds of the acknowledgement.
 //   - Time ranges have millisecond resolution.
+//   - A search's cost grows with the blocks it looks at: those of its time
+//     range, or those of the rarest term every match has when that is fewer.
+//     Totals stay exact however many blocks must be read for them; facets read
+//     at most Options.FacetScanRecords records and estimate the rest
+//     (Facets.Estimated).
 //   - Attribute values longer than MaxKeywordLen bytes are kept in the record but not
 //     indexed, so they cannot be searched.
 //   - Retention drops whole days: a partition goes when its last day ends before the

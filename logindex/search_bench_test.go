@@ -19,8 +19,10 @@ import (
 // LOGINDEX_BENCH_RECORDS records (default 5,000,000; replays past the first change
 // the numbers in each line) in LOGINDEX_BENCH_DIR, or in a temporary directory
 // when that is unset; a directory already built for the same count is reused, so
-// -count and repeated runs measure without rebuilding. It does not run under
-// -short.
+// -count and repeated runs measure without rebuilding. A server's data directory
+// (its logs/ fed by loadgen, say) is measured in place when it holds a file
+// bench-<records> with the RFC 3339 time the queries end at (the last record's),
+// and no newline. It does not run under -short.
 func BenchmarkSearch(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds millions of records")
