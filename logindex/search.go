@@ -828,6 +828,32 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			into[v] += n
 		}
 	}
+	// count adds the matches of the blocks docs of sr (counts) to the total,
+	// services and levels, and the keys of the blocks keyDocs (times weights;
+	// nil: 1) to the keys.
+	count := func(sr *shardReader, docs []uint64, counts []float64, keyDocs []uint64, weights []float64) error {
+		svc, err := sr.countBy(ctx, fieldService, nil, docs, counts)
+		if err != nil {
+			return err
+		}
+		lvl, err := sr.countBy(ctx, fieldSev, levelNames[:], docs, counts)
+		if err != nil {
+			return err
+		}
+		kc, err := sr.fieldCounts(ctx, fieldKeys, keyDocs, weights)
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range counts {
+			total += n
+		}
+		merge(keyCounts, kc)
+		merge(services, svc)
+		merge(levels, lvl)
+		return nil
+	}
 	err = s.eachShard(ctx, func(p *partition, k int) error {
 		sr, err := s.reader(p, k)
 		if err != nil {
@@ -836,12 +862,10 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		fs := &facetShard{sr: sr}
 		var exact []uint64 // the blocks whose matches the index counts, and their counts
 		var counts []float64
-		var n float64
 		err = sr.eachBlock(ctx, p, pl, lo, hi, func(doc uint64, size int32, query, match bounds) {
 			if match.exact() {
 				exact = append(exact, doc)
 				counts = append(counts, float64(match.lo))
-				n += float64(match.lo)
 			}
 			if match.lo == size {
 				fs.whole = append(fs.whole, doc)
@@ -852,26 +876,10 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		if err != nil {
 			return err
 		}
-		kc, err := sr.fieldCounts(ctx, fieldKeys, fs.whole, nil)
-		if err != nil {
-			return err
-		}
-		svc, err := sr.countBy(ctx, fieldService, nil, exact, counts)
-		if err != nil {
-			return err
-		}
-		lvl, err := sr.countBy(ctx, fieldSev, levelNames[:], exact, counts)
-		if err != nil {
-			return err
-		}
 		mu.Lock()
-		defer mu.Unlock()
 		shards[shardKey{p.day, k}] = fs
-		total += n
-		merge(keyCounts, kc)
-		merge(services, svc)
-		merge(levels, lvl)
-		return nil
+		mu.Unlock()
+		return count(sr, exact, counts, fs.whole, nil)
 	})
 	if err != nil {
 		return nil, searchError(req.Query, err)
@@ -977,29 +985,7 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		if fs == nil || len(fs.est) == 0 {
 			return nil
 		}
-		svc, err := fs.sr.countBy(ctx, fieldService, nil, fs.est, fs.matches)
-		if err != nil {
-			return err
-		}
-		lvl, err := fs.sr.countBy(ctx, fieldSev, levelNames[:], fs.est, fs.matches)
-		if err != nil {
-			return err
-		}
-		kc, err := fs.sr.fieldCounts(ctx, fieldKeys, fs.est, fs.share)
-		if err != nil {
-			return err
-		}
-		var n float64
-		for _, m := range fs.matches {
-			n += m
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		total += n
-		merge(keyCounts, kc)
-		merge(services, svc)
-		merge(levels, lvl)
-		return nil
+		return count(fs.sr, fs.est, fs.matches, fs.est, fs.share)
 	})
 	if err != nil {
 		return nil, searchError(req.Query, err)
