@@ -208,6 +208,8 @@ type shardReader struct {
 	mu  sync.Mutex
 	dvr index.DocValueReader
 	iid index.IndexInternalID
+
+	sums *termSums // the shard's, kept across requests; nil reads every posting
 }
 
 // seekCost is how many postings reading in order costs as much as one jump
@@ -858,6 +860,9 @@ func (sr *shardReader) blocks(ctx context.Context, p *partition, pl *blockPlan, 
 // count sums the matches of the blocks of the reader's shard of p whose count
 // the index decides, and returns the others, unresolved.
 func (sr *shardReader) count(ctx context.Context, p *partition, pl *blockPlan, lo, hi int64) (uint64, []blockHit, error) {
+	if m, ok := pl.q.root.(*matchNode); ok && m.kind == kindAll {
+		return sr.countAll(ctx, p, lo, hi)
+	}
 	var total uint64
 	var open []blockHit
 	err := sr.eachBlock(ctx, p, pl, lo, hi, func(doc uint64, size int32, query, match bounds) {

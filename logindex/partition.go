@@ -31,6 +31,7 @@ type partition struct {
 	path   string // record log path
 	f      *os.File
 	shards []bleve.Index
+	sums   []*termSums // per shard: its segments' sums of day and hour terms
 	cache  frameCache
 
 	// users hold use.RLock while they read or write the partition; dropping
@@ -207,6 +208,7 @@ func openPartition(ix *Index, day int) (*partition, error) {
 			ix.log.Info("rebuilding a log index shard of an older format from its record log", "partition", dayDirName(day), "shard", k, "format", shardFormat)
 		}
 		p.shards = append(p.shards, sh)
+		p.sums = append(p.sums, &termSums{})
 		p.applied = append(p.applied, applied)
 		p.docsIndexed = append(p.docsIndexed, 0)
 		p.recsIndexed = append(p.recsIndexed, 0)

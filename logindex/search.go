@@ -110,7 +110,7 @@ func (s *scope) reader(p *partition, k int) (*shardReader, error) {
 	if s.readers == nil {
 		s.readers = map[shardKey]*shardReader{}
 	}
-	sr := &shardReader{r: r, iid: make(index.IndexInternalID, 8)}
+	sr := &shardReader{r: r, iid: make(index.IndexInternalID, 8), sums: p.sums[k]}
 	s.readers[key] = sr
 	return sr, nil
 }
@@ -748,7 +748,9 @@ type Facets struct {
 	// Estimated says that some counts are estimates: more records than
 	// Options.FacetScanRecords were to be read, and for the blocks not read
 	// each key's and value's count in the block is taken in proportion to the
-	// block's matches.
+	// block's matches. Which blocks are read follows their order in the
+	// index, which Bleve's merges change, so estimates of the same request
+	// may differ a little.
 	Estimated bool `json:"estimated"`
 }
 
