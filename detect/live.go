@@ -34,8 +34,9 @@ const (
 // on it.
 type LiveOptions struct {
 	// Storage receives the scores and expected bands (ScoreMetric, LowerMetric,
-	// UpperMetric) through its appenders; or, when it also has AppendRefs (as a
-	// *tsdb.DB does), through that, keeping the refs of the series written. Required.
+	// UpperMetric) through its appenders; or, when it also has AppendDerived (as
+	// a *tsdb.DB does), through that, keeping the refs of the series written:
+	// the TSDB's observer then does not see them come back. Required.
 	Storage storage.Appendable
 
 	// MetricTypes returns the type of each known metric family by metric name
@@ -120,15 +121,16 @@ type Live struct {
 	dropped, processed, scoredN, written, writeErrs atomic.Int64
 	refusedSkips                                    atomic.Int64 // samples of refused series not offered to the Set again
 
-	// own is the engine's own write while it is being committed, nil
-	// otherwise: the TSDB shows it to Observe like any other batch.
+	// own is the engine's own write through appenders while it is being
+	// committed, nil otherwise: the TSDB shows it to Observe like any other
+	// batch (AppendDerived does not).
 	own atomic.Pointer[ownBatch]
 
 	// Owned by the goroutine.
 	res       int64           // Resolution in ms; zero: every sample
 	index     refIndex        // the Set's entries by TSDB ref
 	scored    int64           // detector runs, for LiveStats.Scored
-	refs      refAppender     // Storage's AppendRefs, if it has one
+	refs      refAppender     // Storage's AppendDerived, if it has one
 	kinds     map[string]bool // metric name → counter
 	types     map[string]string
 	typesAt   uint64 // round in which types was last read
@@ -142,7 +144,7 @@ type Live struct {
 	refused   []uint64
 	retryAt   int64
 	pending   []tsdb.RefSample // Ref zero: by Labels
-	resolve   []pendingRef     // pending samples whose ref AppendRefs will tell
+	resolve   []pendingRef     // pending samples whose ref AppendDerived will tell
 	notes     []liveNote       // verdicts for the anomaly list, applied once pending is written
 	lb        *labels.Builder
 	described bool // the output metrics' metadata was written
@@ -206,15 +208,15 @@ func isOutputName(name string) bool {
 	return false
 }
 
-// refAppender is the bulk write path of a *tsdb.DB.
+// refAppender is the bulk write path of a *tsdb.DB for derived samples.
 type refAppender interface {
-	AppendRefs([]tsdb.RefSample) (int64, error)
+	AppendDerived([]tsdb.RefSample) (int64, error)
 }
 
 // liveSeries is the engine's note on one watched series, kept in its Set entry
 // beside its Detector. The pointer comes first (see setEntry).
 type liveSeries struct {
-	// The output series (score, lower, upper): their refs with AppendRefs, else
+	// The output series (score, lower, upper): their refs with AppendDerived, else
 	// their labels, allocated at the first write (a *tsdb.DB never needs them).
 	out       *[3]labels.Labels
 	refs      [3]tsdb.SeriesRef
@@ -780,13 +782,12 @@ func (l *Live) flush() {
 		return
 	}
 	var err error
-	l.own.Store(newOwnBatch(l.pending))
 	if l.refs != nil {
 		err = l.describe()
 		if err == nil {
-			_, err = l.refs.AppendRefs(l.pending)
+			_, err = l.refs.AppendDerived(l.pending)
 		}
-		// Keep the refs AppendRefs resolved, even for a failed call: a
+		// Keep the refs AppendDerived resolved, even for a failed call: a
 		// series it created stays.
 		for _, p := range l.resolve {
 			if ref := l.pending[p.i].Ref; ref != 0 {
@@ -794,9 +795,10 @@ func (l *Live) flush() {
 			}
 		}
 	} else {
+		l.own.Store(newOwnBatch(l.pending))
 		err = l.appendAll()
+		l.own.Store(nil)
 	}
-	l.own.Store(nil)
 	if err != nil {
 		l.writeErrs.Add(1)
 		l.opts.Logger.Warn("cannot write anomaly scores", "samples", len(l.pending), "err", err)

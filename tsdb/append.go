@@ -48,6 +48,13 @@ func (ab *appliedBufs) put(series []*memSeries, samples [][]sample) {
 // appendBatch stores a batch: it checks every sample, logs the accepted ones to the
 // WAL, puts them into the head and returns once the WAL record is durable.
 func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string, err error) {
+	return db.appendSamples(batch, false)
+}
+
+// appendSamples is appendBatch; derived marks samples computed from stored ones
+// (AppendDerived): the observer does not see them, and the head counts them
+// apart (DB.headFull).
+func (db *DB) appendSamples(batch []seriesSamples, derived bool) (rejected int64, reason string, err error) {
 	now := db.opts.Now()
 	var minT int64 = math.MinInt64
 	if db.opts.Retention > 0 {
@@ -172,15 +179,19 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 			db.mu.Unlock()
 			return 0, "", &BackpressureError{Err: err, After: 5 * time.Second}
 		}
+		n0 := db.headSamples
 		for i, ms := range applied {
 			for _, s := range appliedSamples[i] {
 				db.insertHead(ms, s)
 			}
 		}
+		if derived {
+			db.headDerived += db.headSamples - n0
+		}
 		if wasEmpty && db.headSamples > 0 {
 			db.headSince = now
 		}
-		if db.opts.HeadMaxSamples > 0 && db.headSamples >= db.opts.HeadMaxSamples {
+		if db.headFull() {
 			select {
 			case db.flushDue <- struct{}{}:
 			default:
@@ -206,7 +217,9 @@ func (db *DB) appendBatch(batch []seriesSamples) (rejected int64, reason string,
 		}
 	}
 	// The batch is durable: show it to the observer, outside the lock.
-	db.observe(applied, appliedSamples, accepted)
+	if !derived {
+		db.observe(applied, appliedSamples, accepted)
+	}
 	ab.put(applied, appliedSamples)
 	rejected = ooo + old
 	switch {

@@ -39,6 +39,7 @@ type DB struct {
 	parts       []*partition  // sorted by seq
 	nextSeq     uint64
 	headSamples int
+	headDerived int       // of headSamples, those written by AppendDerived
 	headSince   time.Time // when the oldest sample in the head was written
 	closed      bool
 
@@ -76,6 +77,7 @@ type memSeries struct {
 type Stats struct {
 	Series              int   // series known
 	HeadSamples         int   // samples in memory not yet in partitions
+	HeadDerivedSamples  int   // of HeadSamples, those written by AppendDerived
 	Partitions          int   // partition files
 	PartitionBytes      int64 // size of the partition files
 	OutOfOrderRejected  int64 // samples refused: older than the out-of-order window
@@ -381,7 +383,7 @@ func (db *DB) insertHead(ms *memSeries, s sample) {
 // Stats returns the DB's counters.
 func (db *DB) Stats() Stats {
 	db.mu.RLock()
-	st := Stats{Series: len(db.series), HeadSamples: db.headSamples, Partitions: len(db.parts)}
+	st := Stats{Series: len(db.series), HeadSamples: db.headSamples, HeadDerivedSamples: db.headDerived, Partitions: len(db.parts)}
 	for _, p := range db.parts {
 		st.PartitionBytes += p.size
 	}

@@ -22,7 +22,9 @@
 // the appenders pay per sample. A call is one batch exactly like an appender's
 // Commit: one lock hold, the same retention and out-of-order checks, the usual WAL
 // records (no record type of its own), durable on return, seen by the observer.
-// Refs are valid while the DB is open, not across restarts.
+// Refs are valid while the DB is open, not across restarts. AppendDerived is the
+// same for samples computed from stored ones (a detector's scores): the observer
+// does not see them, and they count apart from HeadMaxSamples.
 //
 // A write is acknowledged only after its WAL record is fsync'd. Concurrent writers
 // share one fsync (group commit): each writer appends its record to the log buffer,

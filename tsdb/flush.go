@@ -58,7 +58,7 @@ func (db *DB) flushLocked() error {
 	fz := &frozenHead{series: frozen}
 	db.flushing = append(db.flushing, fz)
 	n := db.headSamples
-	db.headSamples = 0
+	db.headSamples, db.headDerived = 0, 0
 	db.headSince = time.Time{}
 	db.mu.Unlock()
 
@@ -440,6 +440,18 @@ func (m *sampleMerger) merge(lists [][]sample) []sample {
 	return out[:w]
 }
 
+// headFull reports whether the head is due to be flushed for its size: its
+// samples other than derived ones (AppendDerived) reach HeadMaxSamples, or all
+// its samples twice that. Derived samples thus do not make flushes more
+// frequent while there are fewer of them than ingested ones (the anomaly
+// detector writes about one for every two or three points it scores): a flush
+// has a fixed cost per series, and derived series are many and sparse. The
+// caller holds db.mu.
+func (db *DB) headFull() bool {
+	limit := db.opts.HeadMaxSamples
+	return limit > 0 && (db.headSamples-db.headDerived >= limit || db.headSamples >= 2*limit)
+}
+
 // maintain is the DB's one background goroutine: it flushes the head when it is
 // old or large (woken at once when an append brings it to HeadMaxSamples),
 // merges finished days and applies the retention.
@@ -455,9 +467,9 @@ func (db *DB) maintain() {
 		case <-db.flushDue:
 		}
 		db.mu.RLock()
-		n, since := db.headSamples, db.headSince
+		n, since, full := db.headSamples, db.headSince, db.headFull()
 		db.mu.RUnlock()
-		if n > 0 && ((db.opts.HeadMaxSamples > 0 && n >= db.opts.HeadMaxSamples) ||
+		if n > 0 && (full ||
 			(db.opts.HeadMaxAge > 0 && !since.IsZero() && db.opts.Now().Sub(since) >= db.opts.HeadMaxAge)) {
 			if err := db.Flush(); err != nil {
 				db.log.Error("tsdb: cannot flush head", "err", err)

@@ -30,7 +30,8 @@ type Options struct {
 	// Zero: 2 hours. Negative: never flush on age.
 	HeadMaxAge time.Duration
 
-	// HeadMaxSamples flushes the head once it holds this many samples. Zero: 8
+	// HeadMaxSamples flushes the head once it holds this many samples besides
+	// derived ones (written with AppendDerived), or twice this many in all. Zero: 8
 	// million (about 40 MB at the 4 to 6 bytes a typical sample takes in the
 	// head; histogram and out-of-order samples take more). Negative: never flush
 	// on size.

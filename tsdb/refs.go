@@ -38,6 +38,20 @@ type RefSample struct {
 // Refused samples are counted in rejected and make err wrap ErrRejected and
 // storage.ErrOutOfOrderSample, as Commit's does; the others are stored.
 func (db *DB) AppendRefs(samples []RefSample) (rejected int64, err error) {
+	return db.appendRefs(samples, false)
+}
+
+// AppendDerived is AppendRefs for samples computed from samples the DB stored,
+// such as an anomaly detector's scores: the observer does not see them (its
+// own output need not come back to it), and the head counts them apart from
+// HeadMaxSamples (up to as many again), so that they do not make flushes more
+// frequent. Everything else is as with AppendRefs: the same checks, the same
+// WAL record, durable on return.
+func (db *DB) AppendDerived(samples []RefSample) (rejected int64, err error) {
+	return db.appendRefs(samples, true)
+}
+
+func (db *DB) appendRefs(samples []RefSample, derived bool) (rejected int64, err error) {
 	if len(samples) == 0 {
 		return 0, nil
 	}
@@ -53,7 +67,7 @@ func (db *DB) AppendRefs(samples []RefSample) (rejected int64, err error) {
 		}
 		batch = append(batch, seriesSamples{lset: s.Labels, ref: s.Ref, samples: flat[i : i+1 : i+1]})
 	}
-	rejected, reason, err := db.appendBatch(batch)
+	rejected, reason, err := db.appendSamples(batch, derived)
 	// Series resolved before a failure (e.g. of the WAL) exist: their refs are
 	// valid too.
 	setRefs(samples, batch)

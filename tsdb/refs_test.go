@@ -124,3 +124,58 @@ func TestAppendRefsUnknownRef(t *testing.T) {
 		t.Fatalf("%d series, want 1", st.Series)
 	}
 }
+
+// AppendDerived stores like AppendRefs, but its samples are not shown to the
+// observer and count apart from HeadMaxSamples, up to as many again.
+func TestAppendDerived(t *testing.T) {
+	db, _ := openTest(t, &Options{MaintenanceInterval: -1, Retention: -1, HeadMaxSamples: 10})
+	var seen int
+	db.SetObserver(func(b []ObservedSample) { seen += len(b) })
+	in := labels.FromStrings("__name__", "in")
+	out := labels.FromStrings("__name__", "out")
+	var ref SeriesRef
+	for i := range 12 {
+		t0 := int64(1000 * (i + 1))
+		if _, err := db.AppendRefs([]RefSample{{Labels: in, T: t0, V: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		s := []RefSample{{Ref: ref, Labels: out, T: t0, V: 2}}
+		if _, err := db.AppendDerived(s); err != nil {
+			t.Fatal(err)
+		}
+		ref = s[0].Ref
+		db.mu.RLock()
+		full := db.headFull()
+		db.mu.RUnlock()
+		if want := i+1 >= 10; full != want {
+			t.Fatalf("after %d ingested and %d derived samples: head full %v, want %v", i+1, i+1, full, want)
+		}
+	}
+	if seen != 12 {
+		t.Fatalf("observer saw %d samples, want the 12 not derived", seen)
+	}
+	if st := db.Stats(); st.HeadSamples != 24 || st.HeadDerivedSamples != 12 {
+		t.Fatalf("head %d samples, %d derived; want 24, 12", st.HeadSamples, st.HeadDerivedSamples)
+	}
+	if got := readAll(t, db)[out.String()]; len(got) != 12 {
+		t.Fatalf("%d derived samples stored, want 12", len(got))
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st := db.Stats(); st.HeadSamples != 0 || st.HeadDerivedSamples != 0 {
+		t.Fatalf("after a flush: head %d samples, %d derived", st.HeadSamples, st.HeadDerivedSamples)
+	}
+	// Derived samples alone fill the head at twice HeadMaxSamples.
+	for i := range 20 {
+		if _, err := db.AppendDerived([]RefSample{{Ref: ref, T: int64(200_000 + 1000*i), V: 3}}); err != nil {
+			t.Fatal(err)
+		}
+		db.mu.RLock()
+		full := db.headFull()
+		db.mu.RUnlock()
+		if want := i+1 >= 20; full != want {
+			t.Fatalf("after %d derived samples: head full %v, want %v", i+1, full, want)
+		}
+	}
+}
