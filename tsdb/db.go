@@ -29,6 +29,9 @@ type DB struct {
 	w       *wal
 
 	flushMu sync.Mutex // serialises Flush, Compact and retention
+	// order holds the ids of the first len(order) series in label order (see
+	// labelOrder); guarded by flushMu.
+	order []uint32
 
 	mu          sync.RWMutex          // guards everything below
 	series      []*memSeries          // by id

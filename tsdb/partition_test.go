@@ -7,8 +7,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"hash/crc32"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -348,5 +350,44 @@ func TestCollectors(t *testing.T) {
 	}
 	if len(got) != len(statsMetrics) || st.PartitionBytes == 0 {
 		t.Errorf("%d metrics gathered, want %d; partition bytes %d", len(got), len(statsMetrics), st.PartitionBytes)
+	}
+}
+
+// Each flush writes its series in label order, whatever the order in which
+// they were created, before the previous flush or since.
+func TestFlushLabelOrder(t *testing.T) {
+	db, _ := openTest(t, nil)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var ref SeriesRef
+	for round := range 4 {
+		var batch []RefSample
+		for _, k := range rng.Perm(50) {
+			batch = append(batch, RefSample{Labels: labels.FromStrings("__name__", "m", "k", fmt.Sprint(k), "round", fmt.Sprint(round%2)), T: int64(1000 * (round + 1)), V: 1})
+		}
+		if ref != 0 { // a series of the first round, so that not every series is in each flush
+			batch = append(batch, RefSample{Ref: ref, T: int64(1000 * (round + 1)), V: 2})
+		}
+		if _, err := db.AppendRefs(batch); err != nil {
+			t.Fatal(err)
+		}
+		ref = batch[0].Ref
+		if err := db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.mu.RLock()
+	parts := slices.Clone(db.parts)
+	db.mu.RUnlock()
+	if len(parts) != 4 {
+		t.Fatalf("%d partitions, want 4", len(parts))
+	}
+	for _, p := range parts {
+		pi, err := readPartitionIndex(p.path, p.f, p.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.IsSortedFunc(pi.lsets, labels.Compare) || len(pi.lsets) < 50 {
+			t.Fatalf("partition %s: %d series, not in label order: %v", p.path, len(pi.lsets), pi.lsets)
+		}
 	}
 }
