@@ -136,7 +136,8 @@ func cpuTime() time.Duration {
 // sampled once a minute: each operation hands it one sample of every series, in
 // batches of 10,000 as the TSDB's observer would (the batches are built outside
 // the measurement), and waits for it (Sync). Its writes go to a real TSDB whose
-// observer is the engine, so the engine also sees its own output. cpu-ns/point
+// observer is the engine (through AppendDerived, which the observer does not
+// see). cpu-ns/point
 // is the process' user+system CPU per sample: the detector, the plumbing
 // around it and the write-back. The first 60 operations (the detector's
 // warm-up) are not measured; use a -benchtime that is a multiple of 20.
