@@ -100,7 +100,8 @@ func (f *Filter) Matches(lset labels.Labels) bool {
 }
 
 // Wrap returns an observer that passes next only the samples of matching
-// series.
+// series. A batch with none is handed back (tsdb.RecycleObserved) for a later
+// one, as next would have done.
 func (f *Filter) Wrap(next tsdb.Observer) tsdb.Observer {
 	return func(batch []tsdb.ObservedSample) {
 		kept := batch[:0]
@@ -116,9 +117,11 @@ func (f *Filter) Wrap(next tsdb.Observer) tsdb.Observer {
 			}
 		}
 		f.mu.Unlock()
-		if len(kept) > 0 {
-			next(kept)
+		if len(kept) == 0 {
+			tsdb.RecycleObserved(batch)
+			return
 		}
+		next(kept)
 	}
 }
 
