@@ -9,9 +9,10 @@
 // retryable), 413 for bodies over the limit, and 429/503 with Retry-After (gRPC
 // ResourceExhausted/Unavailable with RetryInfo) under back-pressure.
 //
-// A protobuf metrics request of gauges and sums that passes those checks as it is
-// is not decoded: otlpwire.Scan checks it on the wire and the consumer reads it so
-// (WireConsumer), which costs a fraction of decoding it into pdata.
+// A protobuf metrics request that passes those checks as it is is not decoded
+// whole: otlpwire.Scan checks it on the wire and the consumer reads its gauges,
+// sums and explicit-bucket histograms so (WireConsumer), which costs a fraction
+// of decoding them into pdata.
 //
 // It owns no storage.
 package ingest

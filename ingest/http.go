@@ -44,10 +44,10 @@ type decoded struct {
 	respond func(rejected int64, msg string, json bool) ([]byte, error)
 }
 
-// decodeMetrics decodes a metrics request. A protobuf request of gauges and
-// sums that passes the checks of enforceLimits as it is is not decoded at all:
-// the store reads it on the wire (see otlpwire), which costs a fraction of
-// decoding it. Anything else is decoded with pdata.
+// decodeMetrics decodes a metrics request. A protobuf request that passes the
+// checks of enforceLimits as it is is not decoded whole: the store reads its
+// gauges, sums and explicit-bucket histograms on the wire (see otlpwire), which
+// costs a fraction of decoding them. Anything else is decoded with pdata.
 func (r *Receiver) decodeMetrics(body []byte, json bool) (decoded, error) {
 	if !json {
 		if m, ok := otlpwire.Scan(body, r.opts.MaxAttributes); ok {

@@ -7,7 +7,7 @@
 //
 // Open a DB on a directory with Open; write decoded OTLP batches with WriteMetrics
 // (which maps them onto Prometheus series, see otlp.go and README.md), or a
-// request of gauges and sums still in its protobuf form with WriteMetricsWire
+// request still in its protobuf form with WriteMetricsWire
 // (the same mapping, without decoding it first: see otlpwire.go); read with
 // Querier, which returns a github.com/prometheus/prometheus/storage.Querier that
 // promql.NewEngine can evaluate queries over. Flush writes everything in memory into

@@ -50,6 +50,7 @@ type scopeCache struct {
 // the metadata.
 type family struct {
 	name string
+	hist histogramSeries // the series names of a histogram
 	md   Metadata
 	gen  atomic.Uint64
 }

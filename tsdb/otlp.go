@@ -171,12 +171,15 @@ type translator struct {
 	rejected int64
 	reasons  []string
 	b        labels.Builder
-	scopeKey []byte            // labels of the scope being translated, as bytes
-	scope    *scopeCache       // its label cache
-	attrs    pcommon.Map       // attributes of the point being translated (see point)
-	attrsSig []byte            // their signature
-	sig      []byte            // scratch for series signatures
-	cum      []float64         // scratch for a histogram's cumulative bucket counts
+	scopeKey []byte          // labels of the scope being translated, as bytes
+	scope    *scopeCache     // its label cache
+	attrs    pcommon.Map     // attributes of the point being translated (see point)
+	attrsSig []byte          // their signature
+	sig      []byte          // scratch for series signatures
+	cum      []float64       // scratch for a histogram's cumulative bucket counts
+	buckets  []*cachedLabels // and the cache entries of its series
+	bounds   []float64       // and its bounds and bucket counts, when decoded
+	counts   []uint64
 	les      map[uint64]string // le values by the bits of their bound (see le)
 }
 
@@ -668,53 +671,119 @@ func (tr *translator) accumulateHistogram(lset labels.Labels, st int64, fh *hist
 }
 
 func (tr *translator) explicitHistogram(name string, scope labels.Labels, dp pmetric.HistogramDataPoint, t int64, delta bool) {
-	st := nsToMs(dp.StartTimestamp())
-	stale := dp.Flags().NoRecordedValue()
-	bounds, counts := dp.ExplicitBounds(), dp.BucketCounts()
-	if counts.Len() != 0 && counts.Len() != bounds.Len()+1 {
-		tr.reject(1, fmt.Sprintf("histogram %q has %d bucket counts for %d bounds", name, counts.Len(), bounds.Len()))
+	p := histogramPoint{
+		t: t, st: nsToMs(dp.StartTimestamp()), count: dp.Count(), sum: dp.Sum(), hasSum: dp.HasSum(),
+		stale:  dp.Flags().NoRecordedValue(),
+		bounds: tr.bounds[:0], counts: tr.counts[:0],
+	}
+	for i := range dp.ExplicitBounds().Len() {
+		p.bounds = append(p.bounds, dp.ExplicitBounds().At(i))
+	}
+	for i := range dp.BucketCounts().Len() {
+		p.counts = append(p.counts, dp.BucketCounts().At(i))
+	}
+	tr.bounds, tr.counts = p.bounds, p.counts
+	tr.point(dp.Attributes())
+	tr.addHistogram(histogramNames(name), &p, delta, func(name, extraName, extraValue string) (*cachedLabels, error) {
+		return tr.cachedLabels(name, scope, extraName, extraValue), nil
+	})
+}
+
+// histogramPoint is an explicit-bucket histogram data point, decoded or read
+// on the wire.
+type histogramPoint struct {
+	t, st  int64 // Unix ms
+	count  uint64
+	sum    float64
+	hasSum bool
+	stale  bool // flagged "no recorded value"
+	bounds []float64
+	counts []uint64
+}
+
+// histogramSeries names the series of an explicit-bucket histogram.
+type histogramSeries struct {
+	name, bucket, sum, count string
+}
+
+func histogramNames(name string) histogramSeries {
+	return histogramSeries{name: name, bucket: name + "_bucket", sum: name + "_sum", count: name + "_count"}
+}
+
+// addHistogram adds the samples of an explicit-bucket histogram point to its
+// series (cumulative buckets, the sum when present, the count); series
+// returns the cache entry of each, by name and extra label, for the point's
+// attributes, or why it cannot (which rejects the point).
+func (tr *translator) addHistogram(n histogramSeries, p *histogramPoint, delta bool, series func(name, extraName, extraValue string) (*cachedLabels, error)) {
+	if len(p.counts) != 0 && len(p.counts) != len(p.bounds)+1 {
+		tr.reject(1, fmt.Sprintf("histogram %q has %d bucket counts for %d bounds", n.name, len(p.counts), len(p.bounds)))
 		return
 	}
-	cum := slices.Grow(tr.cum[:0], bounds.Len()+1)[:bounds.Len()+1]
+	nb := len(p.bounds) + 1
+	cum := slices.Grow(tr.cum[:0], nb)[:nb]
 	tr.cum = cum
 	var c float64
 	for i := range cum {
-		if i < counts.Len() {
-			c += float64(counts.At(i))
+		if i < len(p.counts) {
+			c += float64(p.counts[i])
 		}
 		cum[i] = c
 	}
-	count, sum := float64(dp.Count()), dp.Sum()
-	tr.point(dp.Attributes())
-	bucket := name + "_bucket"
-	if delta && !stale {
+	// The series: the buckets, the count, the sum (when present, or
+	// accumulated) and the histogram's own name (when accumulated).
+	buckets := slices.Grow(tr.buckets[:0], nb+3)[:nb+3]
+	tr.buckets = buckets
+	accumulate := delta && !p.stale
+	for i := range buckets {
+		var err error
+		switch {
+		case i < nb:
+			buckets[i], err = series(n.bucket, "le", tr.le(p.bounds, i))
+		case i == nb:
+			buckets[i], err = series(n.count, "", "")
+		case i == nb+1 && (p.hasSum || accumulate):
+			buckets[i], err = series(n.sum, "", "")
+		case i == nb+2 && accumulate:
+			buckets[i], err = series(n.name, "", "")
+		default:
+			buckets[i] = nil
+		}
+		if err != nil {
+			tr.reject(1, "malformed data point: "+err.Error())
+			return
+		}
+	}
+	countSeries, sumSeries := buckets[nb], buckets[nb+1]
+	buckets = buckets[:nb]
+	st, count, sum := p.st, float64(p.count), p.sum
+	if accumulate {
 		// Accumulate every bucket, the sum and the count as separate counters.
 		// The running totals are kept per set of bounds, so that new bounds
 		// start afresh; after a restart each continues from its stored series.
-		base := tr.seriesLabels(name, scope, "", "")
-		key := fmt.Sprint(bounds.AsRaw())
+		base := tr.buckets[nb+2].lset
+		key := fmt.Sprint(p.bounds)
 		for i := range cum {
 			_, cum[i] = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", strconv.Itoa(i)).Labels(),
-				tr.seriesLabels(bucket, scope, "le", tr.le(bounds, i)), st, cum[i])
+				buckets[i].lset, st, cum[i])
 		}
 		st, count = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", "count").Labels(),
-			tr.seriesLabels(name+"_count", scope, "", ""), st, count)
+			countSeries.lset, st, count)
 		_, sum = tr.accumulate(labels.NewBuilder(base).Set("le", key).Set("i", "sum").Labels(),
-			tr.seriesLabels(name+"_sum", scope, "", ""), st, sum)
+			sumSeries.lset, st, sum)
 	}
 	val := func(v float64) float64 {
-		if stale {
+		if p.stale {
 			return math.Float64frombits(value.StaleNaN)
 		}
 		return v
 	}
-	for i := range cum {
-		tr.addPoint(bucket, scope, "le", tr.le(bounds, i), sample{t: t, st: st, v: val(cum[i])})
+	for i, e := range buckets {
+		tr.addEntry(e, sample{t: p.t, st: st, v: val(cum[i])})
 	}
-	if dp.HasSum() {
-		tr.addPoint(name+"_sum", scope, "", "", sample{t: t, st: st, v: val(sum)})
+	if p.hasSum {
+		tr.addEntry(sumSeries, sample{t: p.t, st: st, v: val(sum)})
 	}
-	tr.addPoint(name+"_count", scope, "", "", sample{t: t, st: st, v: val(count)})
+	tr.addEntry(countSeries, sample{t: p.t, st: st, v: val(count)})
 }
 
 // ExponentialToNative converts an OTLP exponential histogram point into a
@@ -780,11 +849,11 @@ func expBuckets(b pmetric.ExponentialHistogramDataPointBuckets, down uint) ([]hi
 
 // le returns the le label value of bucket i of bounds: its bound, formatted
 // once per request, or +Inf for the last bucket.
-func (tr *translator) le(bounds pcommon.Float64Slice, i int) string {
-	if i >= bounds.Len() {
+func (tr *translator) le(bounds []float64, i int) string {
+	if i >= len(bounds) {
 		return "+Inf"
 	}
-	b := bounds.At(i)
+	b := bounds[i]
 	if tr.les == nil {
 		tr.les = map[uint64]string{}
 	}

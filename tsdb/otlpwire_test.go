@@ -3,6 +3,7 @@ package tsdb
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -15,12 +16,15 @@ import (
 	"outpost/internal/otlpwire"
 )
 
-// TestWriteMetricsWireMatchesDecoded writes the same random requests of gauges
-// and sums through WriteMetrics (decoded) into one DB and WriteMetricsWire (on
+// TestWriteMetricsWireMatchesDecoded writes the same random requests of gauges,
+// sums and explicit-bucket histograms (and some of the metrics the wire path
+// decodes) through WriteMetrics (decoded) into one DB and WriteMetricsWire (on
 // the wire) into another, and expects the same answers, series, samples (bit
 // for bit) and metadata: the resource mapping, scopes, name normalisation,
-// start timestamps, delta sums accumulated across requests, staleness markers,
-// attributes of every type, and the label cache on later requests.
+// start timestamps, delta sums and histograms accumulated across requests,
+// staleness markers, attributes of every type, histograms without a sum or
+// with bucket counts that do not fit their bounds, and the label cache on
+// later requests.
 func TestWriteMetricsWireMatchesDecoded(t *testing.T) {
 	opts := func() *Options {
 		return &Options{OutOfOrderWindow: time.Hour, PromoteResourceAttributes: []string{"deployment.environment", "cloud.region"}}
@@ -203,7 +207,8 @@ func randomNumberMetrics(r *rand.Rand, req int) pmetric.Metrics {
 	return md
 }
 
-// laterPoints moves every number point of md d later.
+// laterPoints moves every number and explicit-bucket histogram point of md d
+// later.
 func laterPoints(md pmetric.Metrics, d time.Duration) {
 	rms := md.ResourceMetrics()
 	for i := range rms.Len() {
@@ -217,6 +222,12 @@ func laterPoints(md pmetric.Metrics, d time.Duration) {
 					dps = m.Gauge().DataPoints()
 				case pmetric.MetricTypeSum:
 					dps = m.Sum().DataPoints()
+				case pmetric.MetricTypeHistogram:
+					hps := m.Histogram().DataPoints()
+					for l := range hps.Len() {
+						hps.At(l).SetTimestamp(hps.At(l).Timestamp() + pcommon.Timestamp(d))
+					}
+					continue
 				default:
 					continue
 				}
@@ -266,20 +277,52 @@ func reshape(r *rand.Rand, md pmetric.Metrics) {
 	}
 }
 
-// otherMetric makes m a histogram, an exponential histogram or a summary.
+// otherMetric makes m an explicit-bucket histogram (twice as likely as the
+// others), an exponential histogram or a summary.
 func otherMetric(r *rand.Rand, m pmetric.Metric, req int) {
 	at := pcommon.NewTimestampFromTime(t0.Add(time.Duration(req)*10*time.Second + time.Duration(r.IntN(10_000))*time.Millisecond))
-	switch r.IntN(3) {
-	case 0:
+	switch r.IntN(4) {
+	case 0, 3:
 		h := m.SetEmptyHistogram()
 		h.SetAggregationTemporality(pmetric.AggregationTemporality(1 + r.IntN(2)))
-		dp := h.DataPoints().AppendEmpty()
-		dp.SetTimestamp(at)
-		dp.ExplicitBounds().FromRaw([]float64{0.1, 1})
-		dp.BucketCounts().FromRaw([]uint64{uint64(r.IntN(3)), 1, 2})
-		dp.SetCount(dp.BucketCounts().At(0) + 3)
-		dp.SetSum(float64(r.IntN(100)) / 10)
-		dp.Attributes().PutStr("route", "/h")
+		bounds := [][]float64{{0.1, 1}, {}, {0.005, 0.25, 2.5, 10}, {1, 2, math.Inf(1)}}[r.IntN(4)]
+		for i := range 1 + r.IntN(3) {
+			dp := h.DataPoints().AppendEmpty()
+			dp.SetTimestamp(at)
+			if r.IntN(2) == 0 {
+				dp.SetStartTimestamp(pcommon.NewTimestampFromTime(t0.Add(-time.Duration(r.IntN(3)) * time.Minute)))
+			}
+			dp.ExplicitBounds().FromRaw(bounds)
+			counts := make([]uint64, len(bounds)+1)
+			for j := range counts {
+				counts[j] = uint64(r.IntN(4))
+			}
+			switch r.IntN(10) {
+			case 0:
+				counts = nil // no buckets: all count as zero
+			case 1:
+				counts = counts[1:] // one short: the point is rejected
+			}
+			dp.BucketCounts().FromRaw(counts)
+			dp.SetCount(uint64(r.IntN(20)))
+			if r.IntN(4) > 0 {
+				dp.SetSum(float64(r.IntN(100)) / 10)
+			}
+			if r.IntN(3) == 0 {
+				dp.SetMin(0.001)
+				dp.SetMax(12)
+			}
+			if r.IntN(12) == 0 {
+				dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+			}
+			if r.IntN(20) == 0 { // the metric is then decoded
+				dp.Exemplars().AppendEmpty().SetDoubleValue(1)
+			}
+			dp.Attributes().PutStr("route", fmt.Sprint("/h", i))
+			if r.IntN(3) == 0 {
+				dp.Attributes().PutInt("code", int64(200+r.IntN(2)))
+			}
+		}
 	case 1:
 		h := m.SetEmptyExponentialHistogram()
 		h.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)

@@ -2,20 +2,21 @@
 // (ExportMetricsServiceRequest) in their protobuf wire form, without decoding
 // them into pdata objects first. Decoding a request into pdata allocates an
 // object for every data point, attribute and string, and that was the largest
-// part of the CPU of metrics ingest; most points are gauges' and sums', which
-// the TSDB needs as a few numbers and the bytes of their attributes (which, as
-// sent, identify a series as well as its labels do).
+// part of the CPU of metrics ingest; most points are gauges', sums' and
+// explicit-bucket histograms', which the TSDB needs as a few numbers and the
+// bytes of their attributes (which, as sent, identify a series as well as its
+// labels do).
 //
 // Scan reads a request once: it checks it the way the receiver's decoding and
 // limits would (well-formed, valid UTF-8, no more attributes than allowed) and
 // notes where each resource, scope, metric and data point is; a request that
 // fails is for pdata. It decodes with pdata only the metrics that are not
-// gauges or sums of points without exemplars (histograms, summaries, the rare
-// rest). Walk then shows an accepted request to a Visitor from those notes,
-// without reading it again. Resource and Attributes decode the rare parts a
-// Visitor needs as pdata (a resource, or the attributes of a series not seen
-// before) through pdata itself, so that they mean exactly what they would
-// have meant decoded whole.
+// gauges, sums or explicit-bucket histograms of points without exemplars
+// (exponential histograms, summaries, the rare rest). Walk then shows an
+// accepted request to a Visitor from those notes, without reading it again.
+// Resource and Attributes decode the rare parts a Visitor needs as pdata (a
+// resource, or the attributes of a series not seen before) through pdata
+// itself, so that they mean exactly what they would have meant decoded whole.
 //
 // Stores may import it: it imports nothing of Outpost.
 package otlpwire
@@ -43,10 +44,11 @@ type Metrics struct {
 }
 
 // notes is what Scan noted for Walk: the request's parts in order, its number
-// data points, and the metrics it decoded.
+// and histogram data points, and the metrics it decoded.
 type notes struct {
 	parts   []part
 	points  []Point
+	hpoints []HistogramPoint
 	attrs   []byte // the attributes of points whose attribute fields were apart
 	decoded []pmetric.Metric
 }
@@ -57,7 +59,7 @@ type part struct {
 	raw           []byte // resource: the Resource message
 	name, version []byte // scope
 	metric        Metric
-	from, to      int // metric: its points; decoded: the index in decoded
+	from, to      int // metric: its points (hpoints for a histogram); decoded: the index in decoded
 }
 
 type partKind uint8
@@ -78,14 +80,15 @@ const maxPooled = 1 << 17
 // after. Not calling it only costs an allocation.
 func (m *Metrics) Release() {
 	n := m.notes
-	if n == nil || cap(n.points) > maxPooled {
+	if n == nil || cap(n.points) > maxPooled || cap(n.hpoints) > maxPooled {
 		return
 	}
 	m.notes = nil
 	clear(n.parts)
 	clear(n.points)
+	clear(n.hpoints)
 	clear(n.decoded)
-	*n = notes{parts: n.parts[:0], points: n.points[:0], attrs: n.attrs[:0], decoded: n.decoded[:0]}
+	*n = notes{parts: n.parts[:0], points: n.points[:0], hpoints: n.hpoints[:0], attrs: n.attrs[:0], decoded: n.decoded[:0]}
 	notesPool.Put(n)
 }
 
@@ -105,6 +108,7 @@ type Kind uint8
 const (
 	Gauge Kind = iota + 1
 	Sum
+	Histogram // explicit-bucket histogram: its points are HistogramPoints
 )
 
 // Metric is one metric, as Walk shows it; its byte slices point into the body.
@@ -112,7 +116,7 @@ type Metric struct {
 	Name, Description, Unit []byte
 	Kind                    Kind
 	Monotonic               bool // sums
-	Delta                   bool // sums: delta aggregation temporality
+	Delta                   bool // sums and histograms: delta aggregation temporality
 }
 
 // Point is one number data point, as Walk shows it.
@@ -141,6 +145,42 @@ func (p *Point) Value() float64 {
 // staleness marker).
 func (p *Point) NoRecordedValue() bool { return p.Flags&1 != 0 }
 
+// HistogramPoint is one explicit-bucket histogram data point, as Walk shows
+// it. Its bucket counts and bounds are read in place, from the body.
+type HistogramPoint struct {
+	// Attrs holds the point's attribute fields as they came (field 9 of a
+	// HistogramDataPoint), as Point.Attrs does.
+	Attrs  []byte
+	Start  uint64 // start_time_unix_nano
+	Time   uint64 // time_unix_nano
+	Count  uint64
+	Sum    float64
+	HasSum bool
+	Flags  uint32
+	counts []byte // bucket_counts: packed, 8 bytes each
+	bounds []byte // explicit_bounds: packed, 8 bytes each
+}
+
+// NoRecordedValue reports the flag that marks a point without a value (a
+// staleness marker).
+func (p *HistogramPoint) NoRecordedValue() bool { return p.Flags&1 != 0 }
+
+// BucketCounts appends the point's bucket counts to dst.
+func (p *HistogramPoint) BucketCounts(dst []uint64) []uint64 {
+	for b := p.counts; len(b) >= 8; b = b[8:] {
+		dst = append(dst, binary.LittleEndian.Uint64(b))
+	}
+	return dst
+}
+
+// ExplicitBounds appends the point's bucket bounds to dst.
+func (p *HistogramPoint) ExplicitBounds(dst []float64) []float64 {
+	for b := p.bounds; len(b) >= 8; b = b[8:] {
+		dst = append(dst, math.Float64frombits(binary.LittleEndian.Uint64(b)))
+	}
+	return dst
+}
+
 // Visitor is shown a request by Walk. Resource comes before the scopes of its
 // resource, Scope before the metrics of its scope, Metric before its points,
 // whatever the order of the fields in the body. What it is given is valid
@@ -149,9 +189,11 @@ type Visitor interface {
 	Resource(raw []byte) // the Resource message, empty when there is none
 	Scope(name, version []byte)
 	Metric(m *Metric)
-	Point(p *Point)
-	// Decoded is shown a metric that is neither a gauge nor a sum, or has
-	// exemplars, decoded with pdata, in place of Metric and its Points.
+	Point(p *Point)                   // of a gauge or a sum
+	HistogramPoint(p *HistogramPoint) // of a Histogram
+	// Decoded is shown a metric that is neither a gauge, a sum nor an
+	// explicit-bucket histogram, or has exemplars, decoded with pdata, in
+	// place of Metric and its points.
 	Decoded(m pmetric.Metric)
 }
 
@@ -185,6 +227,12 @@ func Walk(m *Metrics, v Visitor) {
 			v.Scope(pt.name, pt.version)
 		case partMetric:
 			v.Metric(&pt.metric)
+			if pt.metric.Kind == Histogram {
+				for j := pt.from; j < pt.to; j++ {
+					v.HistogramPoint(&n.hpoints[j])
+				}
+				break
+			}
 			for j := pt.from; j < pt.to; j++ {
 				v.Point(&n.points[j])
 			}
@@ -544,20 +592,25 @@ func (w *walker) metric(b []byte) error {
 			if num == 7 {
 				m.Kind = Sum
 			}
-		case 9, 10, 11: // histogram, exponential_histogram, summary: decoded
+		case 9: // histogram
+			if err := want(wt, wtLen); err != nil {
+				return err
+			}
+			kinds++
+			data = p
+			m.Kind = Histogram
+			attrField = 9 // HistogramDataPoint.attributes
+		case 10, 11: // exponential_histogram, summary: decoded
 			if err := want(wt, wtLen); err != nil {
 				return err
 			}
 			kinds++
 			data = p
 			m.Kind = 0
-			switch num {
-			case 9: // HistogramDataPoint.attributes
-				attrField = 9
-			case 10: // ExponentialHistogramDataPoint.attributes
-				attrField = 1
-			default: // SummaryDataPoint.attributes
-				attrField = 7
+			if num == 10 {
+				attrField = 1 // ExponentialHistogramDataPoint.attributes
+			} else {
+				attrField = 7 // SummaryDataPoint.attributes
 			}
 		case 12: // metadata
 			if err := want(wt, wtLen); err != nil {
@@ -575,7 +628,8 @@ func (w *walker) metric(b []byte) error {
 	if m.Kind == 0 {
 		return w.decode(b, data, attrField)
 	}
-	// A sum's temporality and monotonicity before its points.
+	// A sum's or a histogram's temporality, and a sum's monotonicity, before
+	// the points.
 	for r := data; len(r) > 0; {
 		num, wt, v, _, rest, err := next(r)
 		if err != nil {
@@ -587,8 +641,8 @@ func (w *walker) metric(b []byte) error {
 			if err := want(wt, wtLen); err != nil {
 				return err
 			}
-		case 2, 3: // aggregation_temporality, is_monotonic
-			if m.Kind != Sum {
+		case 2, 3: // aggregation_temporality, is_monotonic (a sum's)
+			if m.Kind == Gauge || m.Kind == Histogram && num == 3 {
 				break
 			}
 			if err := want(wt, wtVarint); err != nil {
@@ -602,25 +656,36 @@ func (w *walker) metric(b []byte) error {
 		}
 	}
 	n := w.notes
-	from, attrs := len(n.points), len(n.attrs)
+	from, hfrom, attrs := len(n.points), len(n.hpoints), len(n.attrs)
 	for len(data) > 0 {
 		num, _, _, p, rest, _ := next(data)
 		data = rest
 		if num != 1 {
 			continue
 		}
-		exemplar, err := w.point(p)
+		var decode bool
+		var err error
+		if m.Kind == Histogram {
+			decode, err = w.histogramPoint(p)
+		} else {
+			decode, err = w.point(p)
+		}
 		if err != nil {
 			return err
 		}
-		if exemplar { // not for the wire: the whole metric is decoded
-			w.points -= len(n.points) - from
+		if decode { // not for the wire: the whole metric is decoded
+			w.points -= len(n.points) - from + len(n.hpoints) - hfrom
 			clear(n.points[from:])
-			n.points, n.attrs = n.points[:from], n.attrs[:attrs]
+			clear(n.hpoints[hfrom:])
+			n.points, n.hpoints, n.attrs = n.points[:from], n.hpoints[:hfrom], n.attrs[:attrs]
 			return w.decode(b, data, attrField) // the points not checked yet
 		}
 	}
-	n.parts = append(n.parts, part{kind: partMetric, metric: m, from: from, to: len(n.points)})
+	to := len(n.points)
+	if m.Kind == Histogram {
+		from, to = hfrom, len(n.hpoints)
+	}
+	n.parts = append(n.parts, part{kind: partMetric, metric: m, from: from, to: to})
 	return nil
 }
 
@@ -675,9 +740,7 @@ func (w *walker) point(b []byte) (exemplar bool, err error) {
 	n := w.notes
 	n.points = append(n.points, Point{})
 	pt := &n.points[len(n.points)-1]
-	nattrs := 0
-	var first, last []byte // the first attribute field, and what follows the last
-	apart := false         // whether another field came between two attribute fields
+	var attrs attrFields
 	for len(b) > 0 {
 		if len(b) >= 9 { // the times and the value, read without next
 			v := binary.LittleEndian.Uint64(b[1:])
@@ -705,14 +768,7 @@ func (w *walker) point(b []byte) (exemplar bool, err error) {
 			if err := want(wt, wtLen); err != nil {
 				return false, err
 			}
-			if first == nil {
-				first = b
-			} else if len(last) != len(b) {
-				apart = true
-			}
-			last = rest
-			nattrs++
-			if _, _, err := keyValue(p, 0); err != nil {
+			if err := attrs.add(b, p, rest); err != nil {
 				return false, err
 			}
 		case 2, 3, 4, 6: // start_time_unix_nano, time_unix_nano, as_double, as_int
@@ -739,26 +795,121 @@ func (w *walker) point(b []byte) (exemplar bool, err error) {
 		}
 		b = rest
 	}
-	if nattrs > w.maxAttrs {
+	if attrs.n > w.maxAttrs {
 		return false, errRefused
 	}
-	switch {
-	case first == nil:
-	case !apart: // the usual case: the attribute fields side by side
-		pt.Attrs = first[:len(first)-len(last)]
-	default: // gathered, in order
-		start := len(n.attrs)
-		for r := first; len(r) > len(last); {
-			num, _, _, _, rest, _ := next(r)
-			if num == 7 {
-				n.attrs = append(n.attrs, r[:len(r)-len(rest)]...)
-			}
-			r = rest
-		}
-		pt.Attrs = n.attrs[start:len(n.attrs):len(n.attrs)]
-	}
+	pt.Attrs = attrs.fields(n, 7)
 	w.points++
 	return exemplar, nil
+}
+
+// histogramPoint checks an explicit-bucket histogram data point and notes
+// it; it reports whether the point is for pdata to decode instead: it has
+// exemplars, or bucket counts or bounds in any form but one packed field
+// each (pdata appends what comes unpacked, and a packed field replaces what
+// came before it).
+func (w *walker) histogramPoint(b []byte) (decode bool, err error) {
+	n := w.notes
+	n.hpoints = append(n.hpoints, HistogramPoint{})
+	pt := &n.hpoints[len(n.hpoints)-1]
+	var attrs attrFields
+	counts, bounds := 0, 0
+	for len(b) > 0 {
+		num, wt, v, p, rest, err := next(b)
+		if err != nil {
+			return false, err
+		}
+		switch num {
+		case 9: // attributes
+			if err := want(wt, wtLen); err != nil {
+				return false, err
+			}
+			if err := attrs.add(b, p, rest); err != nil {
+				return false, err
+			}
+		case 2, 3, 4, 5, 11, 12: // start_time_unix_nano, time_unix_nano, count, sum, min, max
+			if err := want(wt, wtFixed64); err != nil {
+				return false, err
+			}
+			switch num {
+			case 2:
+				pt.Start = v
+			case 3:
+				pt.Time = v
+			case 4:
+				pt.Count = v
+			case 5:
+				pt.Sum, pt.HasSum = math.Float64frombits(v), true
+			}
+		case 6, 7: // bucket_counts, explicit_bounds
+			if wt != wtLen || len(p)%8 != 0 {
+				decode = true
+			}
+			if num == 6 {
+				pt.counts = p
+				counts++
+			} else {
+				pt.bounds = p
+				bounds++
+			}
+		case 8: // exemplars
+			decode = true
+		case 10: // flags
+			if err := want(wt, wtVarint); err != nil {
+				return false, err
+			}
+			pt.Flags = uint32(v)
+		}
+		b = rest
+	}
+	if attrs.n > w.maxAttrs {
+		return false, errRefused
+	}
+	pt.Attrs = attrs.fields(n, 9)
+	w.points++
+	return decode || counts > 1 || bounds > 1, nil
+}
+
+// attrFields follows the attribute fields of a data point as they come.
+type attrFields struct {
+	n           int
+	first, last []byte // the first attribute field, and what follows the last
+	apart       bool   // whether another field came between two attribute fields
+}
+
+// add checks the attribute field at the start of b, whose payload is p and
+// which rest follows.
+func (a *attrFields) add(b, p, rest []byte) error {
+	if a.first == nil {
+		a.first = b
+	} else if len(a.last) != len(b) {
+		a.apart = true
+	}
+	a.last = rest
+	a.n++
+	_, _, err := keyValue(p, 0)
+	return err
+}
+
+// fields returns the attribute fields (field num of the point): in place in
+// the body when they came side by side, the usual case, else gathered in
+// n.attrs, in order.
+func (a *attrFields) fields(n *notes, num uint64) []byte {
+	switch {
+	case a.first == nil:
+		return nil
+	case !a.apart:
+		return a.first[:len(a.first)-len(a.last)]
+	}
+	start := len(n.attrs)
+	for r := a.first; len(r) > len(a.last); {
+		f, _, _, _, rest, _ := next(r)
+		if f == num {
+			n.attrs = append(n.attrs, r[:len(r)-len(rest)]...)
+		}
+		r = rest
+	}
+	return n.attrs[start:len(n.attrs):len(n.attrs)]
 }
 
 // keyValue checks a KeyValue (valid UTF-8 everywhere, each value set once and

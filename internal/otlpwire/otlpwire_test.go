@@ -3,6 +3,7 @@ package otlpwire
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -204,7 +205,7 @@ func (r *recorder) Scope(name, version []byte) {
 }
 func (r *recorder) Metric(m *Metric) {
 	r.b.WriteString("metric " + string(m.Name) + " " + string(m.Unit) + " " + string(m.Description))
-	r.b.WriteString(map[Kind]string{Gauge: " gauge", Sum: " sum"}[m.Kind])
+	r.b.WriteString(map[Kind]string{Gauge: " gauge", Sum: " sum", Histogram: " histogram"}[m.Kind])
 	if m.Monotonic {
 		r.b.WriteString(" monotonic")
 	}
@@ -213,8 +214,45 @@ func (r *recorder) Metric(m *Metric) {
 	}
 	r.b.WriteString("\n")
 }
+
+// Decoded writes down a decoded explicit-bucket histogram as Metric and
+// HistogramPoint would have: which of the two ways Walk shows one depends on
+// how its points were encoded (TestHistogramsDecoded).
 func (r *recorder) Decoded(m pmetric.Metric) {
+	if m.Type() == pmetric.MetricTypeHistogram {
+		r.histogram(m)
+		return
+	}
 	r.b.WriteString("decoded " + m.Name() + " " + m.Type().String() + "\n")
+}
+
+func (r *recorder) histogram(m pmetric.Metric) {
+	h := m.Histogram()
+	r.Metric(&Metric{Name: []byte(m.Name()), Unit: []byte(m.Unit()), Description: []byte(m.Description()), Kind: Histogram,
+		Delta: h.AggregationTemporality() == pmetric.AggregationTemporalityDelta})
+	for i := range h.DataPoints().Len() {
+		dp := h.DataPoints().At(i)
+		r.histogramPoint(mapString(dp.Attributes()), dp.StartTimestamp(), dp.Timestamp(), dp.Count(), dp.Sum(), dp.HasSum(), uint32(dp.Flags()),
+			dp.BucketCounts().AsRaw(), dp.ExplicitBounds().AsRaw())
+	}
+}
+
+func (r *recorder) HistogramPoint(p *HistogramPoint) {
+	attrs, err := Attributes(p.Attrs)
+	if err != nil {
+		r.b.WriteString("histogram point error\n")
+		return
+	}
+	r.histogramPoint(mapString(attrs), pcommon.Timestamp(p.Start), pcommon.Timestamp(p.Time), p.Count, p.Sum, p.HasSum, p.Flags,
+		p.BucketCounts(nil), p.ExplicitBounds(nil))
+}
+
+func (r *recorder) histogramPoint(attrs string, start, at pcommon.Timestamp, count uint64, sum float64, hasSum bool, flags uint32, counts []uint64, bounds []float64) {
+	fmt.Fprintf(&r.b, "histogram point %s %s %s count %d", attrs, start, at, count)
+	if hasSum {
+		fmt.Fprintf(&r.b, " sum %v", sum)
+	}
+	fmt.Fprintf(&r.b, " flags %d counts %v bounds %v\n", flags, counts, bounds)
 }
 func (r *recorder) Point(p *Point) {
 	attrs, err := Attributes(p.Attrs)
@@ -256,6 +294,10 @@ func pdataRecord(md pmetric.Metrics) string {
 					r.Decoded(m)
 					continue
 				}
+				if m.Type() == pmetric.MetricTypeHistogram {
+					r.histogram(m)
+					continue
+				}
 				wm := Metric{Name: []byte(m.Name()), Unit: []byte(m.Unit()), Description: []byte(m.Description())}
 				var dps pmetric.NumberDataPointSlice
 				if m.Type() == pmetric.MetricTypeSum {
@@ -285,7 +327,9 @@ func pdataRecord(md pmetric.Metrics) string {
 	return r.b.String()
 }
 
-// decodedType reports whether Walk shows m decoded.
+// decodedType reports whether Walk shows m decoded, for a metric other than
+// an explicit-bucket histogram (which recorder writes down the same either
+// way).
 func decodedType(m pmetric.Metric) bool {
 	var dps pmetric.NumberDataPointSlice
 	switch m.Type() {
@@ -293,6 +337,8 @@ func decodedType(m pmetric.Metric) bool {
 		dps = m.Gauge().DataPoints()
 	case pmetric.MetricTypeSum:
 		dps = m.Sum().DataPoints()
+	case pmetric.MetricTypeHistogram:
+		return false
 	default:
 		return true
 	}
@@ -392,6 +438,7 @@ func TestAttributesApart(t *testing.T) {
 func FuzzScan(f *testing.F) {
 	f.Add(gauges(f, nil))
 	f.Add(gauges(f, func(md pmetric.Metrics) { firstPoint(md).Attributes().PutEmptySlice("s").AppendEmpty().SetStr("x") }))
+	f.Add(gauges(f, histograms))
 	f.Add([]byte{0x0a, 0x00})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		m, ok := Scan(body, 128)
@@ -425,5 +472,153 @@ func TestNest(t *testing.T) {
 		if got := nest(p); !bytes.Equal(got, p) {
 			t.Fatalf("%d bytes: nest without fields changed the payload", n)
 		}
+	}
+}
+
+// histograms adds explicit-bucket histograms to the first scope of md: with
+// and without a sum, bounds and counts, delta, stale, and with attributes.
+func histograms(md pmetric.Metrics) {
+	ms := md.ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
+	h := ms.AppendEmpty()
+	h.SetName("http.server.duration")
+	h.SetUnit("s")
+	h.SetDescription("request time")
+	hist := h.SetEmptyHistogram()
+	hist.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for i := range 3 {
+		dp := hist.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(pcommon.Timestamp(1e18 - 60e9))
+		dp.SetTimestamp(pcommon.Timestamp(1e18 + i))
+		dp.ExplicitBounds().FromRaw([]float64{0.005, 0.1, 1, math.Inf(1)}[:i+1])
+		dp.BucketCounts().FromRaw([]uint64{1, 2, 3, 4, 5}[:i+2])
+		dp.SetCount(uint64(10 * i))
+		if i != 1 {
+			dp.SetSum(float64(i) + 0.5)
+		}
+		dp.SetMin(0.001)
+		dp.Attributes().PutStr("route", fmt.Sprint("/", i))
+		dp.Attributes().PutInt("code", 200)
+		if i == 2 {
+			dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+		}
+	}
+	d := ms.AppendEmpty()
+	d.SetName("rpc.duration")
+	dh := d.SetEmptyHistogram()
+	dh.SetAggregationTemporality(pmetric.AggregationTemporalityDelta)
+	dp := dh.DataPoints().AppendEmpty() // no bounds, no counts
+	dp.SetTimestamp(1e18)
+	dp.SetCount(3)
+}
+
+// histogramCounter counts what Walk shows of histograms.
+type histogramCounter struct {
+	recorder
+	points, decoded int
+}
+
+func (c *histogramCounter) HistogramPoint(p *HistogramPoint) {
+	c.points++
+	c.recorder.HistogramPoint(p)
+}
+
+func (c *histogramCounter) Decoded(m pmetric.Metric) {
+	c.decoded++
+	c.recorder.Decoded(m)
+}
+
+// TestHistogramsOnTheWire: explicit-bucket histograms are shown on the wire,
+// as pdata decodes them.
+func TestHistogramsOnTheWire(t *testing.T) {
+	m, ok := Scan(gauges(t, histograms), 128)
+	if !ok {
+		t.Fatal("refused")
+	}
+	if m.Points != 13 {
+		t.Errorf("points %d, want 13", m.Points)
+	}
+	var c histogramCounter
+	Walk(m, &c)
+	if c.points != 4 || c.decoded != 0 {
+		t.Errorf("%d histogram points on the wire and %d metrics decoded, want 4 and 0", c.points, c.decoded)
+	}
+	walkMatches(t, m)
+}
+
+// TestHistogramsDecoded: a histogram whose points have exemplars, or bucket
+// counts or bounds in any form but one packed field, is decoded with pdata,
+// and means what pdata makes of it; counts in a field whose length is not a
+// multiple of 8 are refused, as pdata refuses them.
+func TestHistogramsDecoded(t *testing.T) {
+	fixed := func(b []byte, num, v uint64) []byte {
+		b = binary.AppendUvarint(b, num<<3|wtFixed64)
+		return binary.LittleEndian.AppendUint64(b, v)
+	}
+	packed := func(b []byte, num uint64, vs ...uint64) []byte {
+		var p []byte
+		for _, v := range vs {
+			p = binary.LittleEndian.AppendUint64(p, v)
+		}
+		return appendLen(b, num, p)
+	}
+	kv := appendLen(appendLen(nil, 1, []byte("k")), 2, appendLen(nil, 1, []byte("v")))
+	point := func(rest func([]byte) []byte) []byte {
+		dp := appendLen(nil, 9, kv)
+		dp = fixed(dp, 3, 1e18)
+		dp = fixed(dp, 4, 6)
+		return rest(dp)
+	}
+	one := math.Float64bits(1)
+	cases := map[string][]byte{
+		"exemplar": point(func(b []byte) []byte {
+			b = packed(b, 6, 1, 5)
+			b = packed(b, 7, one)
+			return appendLen(b, 8, fixed(nil, 3, 1e18))
+		}),
+		"unpacked counts": point(func(b []byte) []byte {
+			b = fixed(fixed(b, 6, 1), 6, 5)
+			return packed(b, 7, one)
+		}),
+		"unpacked bounds": point(func(b []byte) []byte {
+			b = packed(b, 6, 1, 5)
+			return fixed(b, 7, one)
+		}),
+		"counts packed twice": point(func(b []byte) []byte {
+			b = packed(b, 6, 7, 7, 7)
+			b = packed(b, 7, one)
+			return packed(b, 6, 1, 5)
+		}),
+		"packed after unpacked": point(func(b []byte) []byte {
+			b = fixed(b, 6, 9)
+			b = packed(b, 6, 1, 5)
+			return packed(b, 7, one)
+		}),
+	}
+	for name, dp := range cases {
+		t.Run(name, func(t *testing.T) {
+			// The histogram's second point is the one decoded for.
+			first := point(func(b []byte) []byte { return packed(packed(b, 6, 2, 2), 7, one) })
+			hist := appendLen(appendLen(nil, 1, first), 1, dp)
+			metric := appendLen(appendLen(nil, 1, []byte("h")), 9, hist)
+			body := appendLen(nil, 1, appendLen(nil, 2, appendLen(nil, 2, metric)))
+			m, ok := Scan(body, 128)
+			if !ok {
+				t.Fatal("refused")
+			}
+			if m.Points != 2 {
+				t.Errorf("points %d, want 2", m.Points)
+			}
+			var c histogramCounter
+			Walk(m, &c)
+			if c.points != 0 || c.decoded != 1 {
+				t.Errorf("%d histogram points on the wire and %d metrics decoded, want 0 and 1", c.points, c.decoded)
+			}
+			walkMatches(t, m)
+		})
+	}
+	dp := point(func(b []byte) []byte { return appendLen(b, 6, []byte{1, 2, 3}) })
+	metric := appendLen(appendLen(nil, 1, []byte("h")), 9, appendLen(nil, 1, dp))
+	if _, ok := Scan(appendLen(nil, 1, appendLen(nil, 2, appendLen(nil, 2, metric))), 128); ok {
+		t.Error("accepted bucket counts of 3 bytes")
 	}
 }
