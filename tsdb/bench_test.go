@@ -1,7 +1,9 @@
 package tsdb
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"fmt"
 	"os"
@@ -16,6 +18,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+
+	"outpost/internal/otlpwire"
 )
 
 // BenchmarkAppend measures samples appended per second through the whole write
@@ -215,6 +220,86 @@ func BenchmarkWriteMetrics(b *testing.B) {
 				}
 			}
 			if rej, reason, err := db.WriteMetrics(ctx, md); err != nil || rej != 0 {
+				b.Errorf("rejected %d (%s): %v", rej, reason, err)
+				return
+			}
+		}
+	})
+	reportRate(b, db.Stats().SamplesAppended-before, cpu0)
+}
+
+// BenchmarkWriteMetricsWire is BenchmarkWriteMetrics on the wire, as the
+// receiver hands protobuf requests over: each request is checked with
+// otlpwire.Scan and written with WriteMetricsWire.
+func BenchmarkWriteMetricsWire(b *testing.B) {
+	db, _ := openTest(b, &Options{HeadMaxSamples: -1, OutOfOrderWindow: -1})
+	const perBatch, steps = 10, 2
+	// Each writer cycles through its own prebuilt requests; a cycle later the
+	// points' times are rewritten forward in place.
+	type request struct {
+		body  []byte
+		times []int // offsets of the points' time_unix_nano values
+	}
+	reqs := make([][]request, nodeWriters)
+	for g := range reqs {
+		var nodes []*nodeHost
+		for h := g * perBatch; h < (g+1)*perBatch; h++ {
+			nodes = append(nodes, newNodeHost(h))
+		}
+		for step := int64(0); step < steps; step++ {
+			md := pmetric.NewMetrics()
+			var r request
+			for _, h := range nodes {
+				h.appendOTLP(md, step, nodeT0)
+			}
+			body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
+			if err != nil {
+				b.Fatal(err)
+			}
+			r.body = body
+			for _, h := range nodes {
+				// time_unix_nano: field 3, fixed64.
+				at := binary.LittleEndian.AppendUint64([]byte{3<<3 | 1}, uint64((nodeT0+step*nodeStepMs+h.offsetMs)*1e6))
+				for i := 0; ; {
+					j := bytes.Index(body[i:], at)
+					if j < 0 {
+						break
+					}
+					r.times = append(r.times, i+j+1)
+					i += j + len(at)
+				}
+			}
+			if len(r.times) != md.DataPointCount() {
+				b.Fatalf("found %d point times in a request of %d points", len(r.times), md.DataPointCount())
+			}
+			reqs[g] = append(reqs[g], r)
+		}
+	}
+	ctx := context.Background()
+	var next atomic.Int32
+	before, cpu0 := db.Stats().SamplesAppended, cpuTime()
+	b.SetParallelism((nodeWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		mine := reqs[int(next.Add(1)-1)%nodeWriters]
+		for n := 0; pb.Next(); n++ {
+			r := mine[n%steps]
+			if n >= steps && n%steps == 0 {
+				for _, r := range mine {
+					for _, at := range r.times {
+						t := binary.LittleEndian.Uint64(r.body[at:])
+						binary.LittleEndian.PutUint64(r.body[at:], t+steps*nodeStepMs*1e6)
+					}
+				}
+			}
+			m, ok := otlpwire.Scan(r.body, 128)
+			if !ok {
+				b.Error("Scan refused a request")
+				return
+			}
+			rej, reason, err := db.WriteMetricsWire(ctx, m)
+			m.Release()
+			if err != nil || rej != 0 {
 				b.Errorf("rejected %d (%s): %v", rej, reason, err)
 				return
 			}
