@@ -1,6 +1,7 @@
 package tsdb
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"strconv"
@@ -37,10 +38,12 @@ type scopeCache struct {
 	// Attrs) rather than appendAttrsSignature's form: a key space of its own.
 	wire map[string]*cachedLabels
 	// order is the series of the scope's latest request on the wire, in the
-	// order of its points (see scopeOrder).
-	order atomic.Pointer[scopeOrder]
-	// families holds the scope's metrics on the wire by their header as sent.
-	families map[string]*family
+	// order of its points (see wireOrder).
+	order atomic.Pointer[wireOrder[cachedLabels]]
+	// families holds the scope's metrics on the wire by their header as sent,
+	// and familyOrder those of its latest request, in order.
+	families    map[string]*family
+	familyOrder atomic.Pointer[wireOrder[family]]
 }
 
 // family is what a metric's header as sent (its kind, name, unit and
@@ -55,18 +58,19 @@ type family struct {
 	gen  atomic.Uint64
 }
 
-// scopeOrder is the sequence of series of one request's points in a scope,
-// with their keys in the wire map. Exporters send a scope's points in the same
-// order every time, so the next request's point i is first checked against
-// entry i: a comparison of bytes read in order, where a lookup in a map of
-// many series costs a few cache misses.
-type scopeOrder struct {
+// wireOrder is the sequence of series of one request's points in a scope (or
+// of its metrics), with their keys in the scope's wire map (or families).
+// Exporters send a scope's points in the same order every time, so the next
+// request's point i is first checked against entry i: a comparison of bytes
+// read in order, where a lookup in a map of many series costs a few cache
+// misses.
+type wireOrder[T any] struct {
 	keys    []byte  // the keys, one after the other
 	ends    []int32 // where key i ends in keys
-	entries []*cachedLabels
+	entries []*T
 }
 
-func (o *scopeOrder) key(i int) []byte {
+func (o *wireOrder[T]) key(i int) []byte {
 	start := int32(0)
 	if i > 0 {
 		start = o.ends[i-1]
@@ -74,20 +78,63 @@ func (o *scopeOrder) key(i int) []byte {
 	return o.keys[start:o.ends[i]]
 }
 
-// prefix is the order of o's first n series. It shares o's memory, which is
+// prefix is the order of o's first n entries. It shares o's memory, which is
 // never changed once stored: appending to the prefix copies.
-func (o *scopeOrder) prefix(n int) *scopeOrder {
+func (o *wireOrder[T]) prefix(n int) *wireOrder[T] {
 	if o == nil || n == 0 {
-		return &scopeOrder{}
+		return &wireOrder[T]{}
 	}
 	end := o.ends[n-1]
-	return &scopeOrder{keys: o.keys[:end:end], ends: o.ends[:n:n], entries: o.entries[:n:n]}
+	return &wireOrder[T]{keys: o.keys[:end:end], ends: o.ends[:n:n], entries: o.entries[:n:n]}
 }
 
-func (o *scopeOrder) add(key []byte, e *cachedLabels) {
+func (o *wireOrder[T]) add(key []byte, e *T) {
 	o.keys = append(o.keys, key...)
 	o.ends = append(o.ends, int32(len(o.keys)))
 	o.entries = append(o.entries, e)
+}
+
+// orderWalk follows one request's keys in a scope against the order of the
+// scope's previous request (see wireOrder).
+type orderWalk[T any] struct {
+	prev   *wireOrder[T]
+	at     int           // the place of the next key
+	differ *wireOrder[T] // this request's order once it departs from prev
+}
+
+// find returns the entry of key: the one at its place in the previous order
+// when the key is the same, else the one in m (nil if none). The caller holds
+// the scope's lock, and notes the entry it uses with add.
+func (w *orderWalk[T]) find(key []byte, m map[string]*T) *T {
+	i := w.at
+	w.at++
+	if w.differ == nil && w.prev != nil && i < len(w.prev.entries) && bytes.Equal(w.prev.key(i), key) {
+		return w.prev.entries[i]
+	}
+	if w.differ == nil {
+		// The first key not as before: the order from here on is new.
+		w.differ = w.prev.prefix(i)
+	}
+	return m[string(key)]
+}
+
+// add notes e, found or made for key, in this request's order.
+func (w *orderWalk[T]) add(key []byte, e *T) {
+	if w.differ != nil {
+		w.differ.add(key, e)
+	}
+}
+
+// end stores this request's order in p, if it is not the previous one, and
+// starts w afresh.
+func (w *orderWalk[T]) end(p *atomic.Pointer[wireOrder[T]]) {
+	switch {
+	case w.differ != nil:
+		p.Store(w.differ)
+	case w.prev != nil && w.at < len(w.prev.entries):
+		p.Store(w.prev.prefix(w.at)) // fewer than last time
+	}
+	*w = orderWalk[T]{}
 }
 
 type cachedLabels struct {

@@ -1,7 +1,6 @@
 package tsdb
 
 import (
-	"bytes"
 	"context"
 	"math"
 
@@ -44,11 +43,10 @@ type wireTranslator struct {
 	attrsErr error
 	decoded  bool
 
-	// The scope's order of series in its previous request, the point's place
-	// in it, and this request's order once it departs from it.
-	prev   *scopeOrder
-	at     int
-	differ *scopeOrder
+	// This request's series and metrics in the scope, against those of the
+	// scope's previous request.
+	points  orderWalk[cachedLabels]
+	metrics orderWalk[family]
 }
 
 func (w *wireTranslator) Resource(raw []byte) {
@@ -75,36 +73,15 @@ func (w *wireTranslator) endScope() {
 		return
 	}
 	w.tr.leaveScope()
-	switch {
-	case w.differ != nil:
-		sc.order.Store(w.differ)
-	case w.prev != nil && w.at < len(w.prev.entries):
-		sc.order.Store(w.prev.prefix(w.at)) // fewer points than last time
-	}
-	w.prev, w.at, w.differ = nil, 0, nil
+	w.points.end(&sc.order)
+	w.metrics.end(&sc.familyOrder)
 }
 
 func (w *wireTranslator) Scope(name, version []byte) {
 	w.endScope()
 	w.scope = w.tr.enterScope(w.base, string(name), string(version))
-	w.prev = w.tr.scope.order.Load()
-}
-
-// entry returns the cache entry of the series with key tr.sig, nil if none:
-// the entry at the point's place in the scope's previous order when the key
-// is the same, else the one in the map. It notes the point's series in this
-// request's order.
-func (w *wireTranslator) entry() *cachedLabels {
-	tr, i := w.tr, w.at
-	w.at++
-	if w.differ == nil && w.prev != nil && i < len(w.prev.entries) && bytes.Equal(w.prev.key(i), tr.sig) {
-		return w.prev.entries[i]
-	}
-	if w.differ == nil {
-		// The first point not as before: the order from here on is new.
-		w.differ = w.prev.prefix(i)
-	}
-	return tr.scope.wire[string(tr.sig)]
+	w.points.prev = w.tr.scope.order.Load()
+	w.metrics.prev = w.tr.scope.familyOrder.Load()
 }
 
 func (w *wireTranslator) Metric(m *otlpwire.Metric) {
@@ -113,7 +90,7 @@ func (w *wireTranslator) Metric(m *otlpwire.Metric) {
 	w.sum, w.delta = m.Kind == otlpwire.Sum, m.Kind != otlpwire.Gauge && m.Delta
 	// tr.scope.mu is read-locked (enterScope).
 	tr.sig = append(appendSignature(tr.sig[:0], m.Name, string(m.Unit), string(m.Description), ""), byte(m.Kind), boolByte(counter))
-	f := tr.scope.families[string(tr.sig)]
+	f := w.metrics.find(tr.sig, tr.scope.families)
 	if f == nil {
 		kind, typ := KindGauge, "gauge"
 		switch {
@@ -129,6 +106,7 @@ func (w *wireTranslator) Metric(m *otlpwire.Metric) {
 		}
 		f = putHeld(tr.scope, tr.scope.families, tr.sig, f)
 	}
+	w.metrics.add(tr.sig, f)
 	meta := &tr.db.meta
 	if g := f.gen.Load(); g == 0 || g != meta.gen.Load() {
 		f.gen.Store(meta.set(f.name, f.md))
@@ -188,7 +166,7 @@ func (w *wireTranslator) series(attrs []byte, name, extraName, extraValue string
 	tr := w.tr
 	// tr.scope.mu is read-locked (enterScope).
 	tr.sig = appendSignature(tr.sig[:0], attrs, name, extraName, extraValue)
-	e := w.entry()
+	e := w.points.find(tr.sig, tr.scope.wire)
 	if e == nil {
 		if !w.decoded {
 			w.attrs, w.attrsErr = otlpwire.Attributes(attrs)
@@ -199,8 +177,6 @@ func (w *wireTranslator) series(attrs []byte, name, extraName, extraValue string
 		}
 		e = putHeld(tr.scope, tr.scope.wire, tr.sig, &cachedLabels{lset: tr.buildLabels(name, w.scope, w.attrs, extraName, extraValue)})
 	}
-	if w.differ != nil {
-		w.differ.add(tr.sig, e)
-	}
+	w.points.add(tr.sig, e)
 	return e, nil
 }
