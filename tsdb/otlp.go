@@ -52,8 +52,8 @@ func (db *DB) writeTranslated(ctx context.Context, n int, translate func(*transl
 	stRejected, stReason, err := db.appendBatch(tr.batch)
 	// Remember the refs of the series resolved (even before a failure: those
 	// series exist), so that their next points skip the series lookup.
-	for i, e := range tr.entries {
-		if e != nil && tr.batch[i].ref != 0 && e.ref.Load() == 0 {
+	for _, i := range tr.unresolved {
+		if e := tr.entries[i]; tr.batch[i].ref != 0 && e.ref.Load() == 0 {
 			e.ref.Store(uint64(tr.batch[i].ref))
 		}
 	}
@@ -181,6 +181,12 @@ type translator struct {
 	bounds   []float64       // and its bounds and bucket counts, when decoded
 	counts   []uint64
 	les      map[uint64]string // le values by the bits of their bound (see le)
+
+	// unresolved lists the batch indexes of cache entries without a ref yet:
+	// the refs appendBatch resolves are remembered in those entries, and only
+	// they need looking at again (the others' memory is long out of the CPU's
+	// caches by then).
+	unresolved []int
 }
 
 func (tr *translator) reject(n int64, why string) {
@@ -228,7 +234,9 @@ func (tr *translator) addEntry(e *cachedLabels, s sample) {
 func (tr *translator) newSeries(lset labels.Labels, e *cachedLabels) int {
 	var ref SeriesRef
 	if e != nil {
-		ref = SeriesRef(e.ref.Load())
+		if ref = SeriesRef(e.ref.Load()); ref == 0 {
+			tr.unresolved = append(tr.unresolved, len(tr.batch))
+		}
 	}
 	tr.batch = append(tr.batch, seriesSamples{lset: lset, ref: ref})
 	tr.entries = append(tr.entries, e)
