@@ -325,6 +325,12 @@ func uvarint(b []byte) (uint64, int) {
 // (varint and fixed types) or payload (length-delimited), and what follows.
 // Groups, field number 0 and truncated fields are refused.
 func next(b []byte) (num uint64, wt int, v uint64, p, rest []byte, err error) {
+	// The usual field: a one-byte tag of a length-delimited field of fewer
+	// than 128 bytes.
+	if len(b) >= 2 && b[0] < 0x80 && b[0]&7 == wtLen && b[0] >= 1<<3 && b[1] < 0x80 && int(b[1]) <= len(b)-2 {
+		l := int(b[1])
+		return uint64(b[0] >> 3), wtLen, 0, b[2 : 2+l], b[2+l:], nil
+	}
 	tag, n := uvarint(b)
 	if n <= 0 {
 		return 0, 0, 0, nil, nil, errRefused
@@ -527,7 +533,7 @@ func (w *walker) scope(b []byte) (name, version []byte, err error) {
 			if err := want(wt, wtLen); err != nil {
 				return nil, nil, err
 			}
-			if !utf8.Valid(p) {
+			if !validUTF8(p) {
 				return nil, nil, errRefused
 			}
 			if num == 1 {
@@ -571,7 +577,7 @@ func (w *walker) metric(b []byte) error {
 			if err := want(wt, wtLen); err != nil {
 				return err
 			}
-			if !utf8.Valid(p) {
+			if !validUTF8(p) {
 				return errRefused
 			}
 			switch num {
@@ -931,7 +937,7 @@ func keyValue(b []byte, depth int) (key, val []byte, err error) {
 			if err := want(wt, wtLen); err != nil {
 				return nil, nil, err
 			}
-			if !utf8.Valid(p) {
+			if !validUTF8(p) {
 				return nil, nil, errRefused
 			}
 			key = p
@@ -959,6 +965,7 @@ func keyValue(b []byte, depth int) (key, val []byte, err error) {
 // string value (or none), each shorter than 128 bytes, valid UTF-8. It
 // reports false for anything else, which keyValue then reads in full.
 func shortKeyValue(b []byte) (key, val []byte, ok bool) {
+	b0 := b
 	nk, nv := 0, 0
 	for len(b) > 0 {
 		if len(b) < 2 || b[1] >= 0x80 || int(b[1]) > len(b)-2 {
@@ -977,14 +984,34 @@ func shortKeyValue(b []byte) (key, val []byte, ok bool) {
 		}
 		b = b[2+len(p):]
 	}
-	if nk > 1 || nv > 1 || !utf8.Valid(key) {
+	if nk > 1 || nv > 1 {
 		return nil, nil, false
 	}
 	// The value: empty, or string_value alone.
-	if len(val) > 0 && (val[0] != 1<<3|wtLen || len(val) < 2 || int(val[1]) != len(val)-2 || !utf8.Valid(val[2:])) {
+	if len(val) > 0 && (val[0] != 1<<3|wtLen || len(val) < 2 || int(val[1]) != len(val)-2) {
+		return nil, nil, false
+	}
+	// The key and the value are valid UTF-8; the usual ASCII is seen at once,
+	// tags and lengths included (all below 0x80 here).
+	if !ascii(b0) && (!utf8.Valid(key) || len(val) > 0 && !utf8.Valid(val[2:])) {
 		return nil, nil, false
 	}
 	return key, val, true
+}
+
+// validUTF8 is utf8.Valid, quicker for the usual ASCII.
+func validUTF8(b []byte) bool { return ascii(b) || utf8.Valid(b) }
+
+// ascii reports whether b holds only ASCII bytes.
+func ascii(b []byte) bool {
+	var or uint64
+	for ; len(b) >= 8; b = b[8:] {
+		or |= binary.LittleEndian.Uint64(b)
+	}
+	for _, c := range b {
+		or |= uint64(c)
+	}
+	return or&0x8080808080808080 == 0
 }
 
 // anyValue checks an AnyValue.
