@@ -25,6 +25,8 @@ type labelCache struct {
 	scopes map[string]*scopeCache // by scope key: the scope's labels as bytes
 	n      atomic.Int64           // entries in all scopes
 	max    int64
+	// resources holds the labels of the resources of requests on the wire.
+	resources resourceCache
 }
 
 // scopeCache holds the entries of one scope. A translator reads m holding mu
@@ -135,6 +137,40 @@ func (w *orderWalk[T]) end(p *atomic.Pointer[wireOrder[T]]) {
 		p.Store(w.prev.prefix(w.at)) // fewer than last time
 	}
 	*w = orderWalk[T]{}
+}
+
+// resourceCache maps a resource as sent on the wire (its Resource message)
+// to the labels its series carry and its target_info labels (see
+// translator.resourceLabels), so that a resource seen before is neither
+// decoded nor mapped again: exporters send the same resource with every
+// request. It is bounded: when full it starts over, which only costs the
+// rebuilds.
+type resourceCache struct {
+	mu sync.RWMutex
+	m  map[string]resourceEntry
+}
+
+type resourceEntry struct{ base, info labels.Labels }
+
+// resourceCacheSize bounds the entries.
+const resourceCacheSize = 1 << 12
+
+// get returns the labels of the resource raw, from make the first time.
+func (c *resourceCache) get(raw []byte, make func() (base, info labels.Labels)) (base, info labels.Labels) {
+	c.mu.RLock()
+	r, ok := c.m[string(raw)]
+	c.mu.RUnlock()
+	if ok {
+		return r.base, r.info
+	}
+	r.base, r.info = make()
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= resourceCacheSize {
+		c.m = map[string]resourceEntry{}
+	}
+	c.m[string(raw)] = r
+	c.mu.Unlock()
+	return r.base, r.info
 }
 
 type cachedLabels struct {

@@ -51,10 +51,12 @@ type wireTranslator struct {
 
 func (w *wireTranslator) Resource(raw []byte) {
 	w.endResource()
-	// Scan accepted the body, so pdata decodes the resource (FuzzScan checks
-	// it); were it not to, the resource would be an empty one.
-	res, _ := otlpwire.Resource(raw)
-	w.base, w.info = w.tr.resourceLabels(res)
+	w.base, w.info = w.tr.db.lcache.resources.get(raw, func() (base, info labels.Labels) {
+		// Scan accepted the body, so pdata decodes the resource (FuzzScan
+		// checks it); were it not to, the resource would be an empty one.
+		res, _ := otlpwire.Resource(raw)
+		return w.tr.resourceLabels(res)
+	})
 }
 
 // endResource ends the scope and the resource being translated: target_info
