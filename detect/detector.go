@@ -145,7 +145,9 @@ const (
 	initMad    = 0.2   // deviation assumed for each surprise when scoring starts
 	clipZ      = 3.85  // residuals beyond clipZ noise widths teach only clipZ widths
 	flatFloor  = 0.1   // mean |scaled residual| below this means the noise vanished
-	scoreGain  = 2.9   // raw surprise = 1 − e^(−scoreGain·excess over the envelope)
+	scoreGain  = 2.9   // raw surprise = 1 − e^(−scoreGain·excess over the envelope) …
+	tailFrom   = 2.0   // … plus tailSlope per unit of excess beyond tailFrom, so that
+	tailSlope  = 0.15  // a spike far beyond its envelope counts for more than one near it
 	bandWidth  = 3.0   // Lower and Upper are this many noise widths from Expected
 
 	// The anomaly likelihood (numenta's defaults).
@@ -407,7 +409,14 @@ func (d *Detector) surprise(z float64) (raw, size float64) {
 	if excess == 0 {
 		return 0, size
 	}
-	return 1 - math.Exp(-excess*scoreGain), size
+	raw = 1 - math.Exp(-excess*scoreGain)
+	if excess > tailFrom {
+		// Not saturating at 1: a huge spike widens the likelihood's history
+		// more than a moderate one, so the moderate ones that follow it on a
+		// spiky series stay quiet.
+		raw += tailSlope * (excess - tailFrom)
+	}
+	return raw, size
 }
 
 // riseAt is the mean |scaled residual| above which noise counts as rising
