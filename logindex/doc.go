@@ -53,7 +53,8 @@
 //   - Memory: up to Options.MaxPendingRecords acknowledged records wait in memory
 //     for indexing (about 1 KB each), plus Bleve's in-memory segments, plus the
 //     fields of the blocks being indexed at once (blockbuild.go, kept in a pool
-//     between batches). Bleve's
+//     between batches), plus, once counted or charted, a byte per block and the
+//     day, hour and 5-minute terms' counts per Bleve segment (termsums.go). Bleve's
 //     persisted segments are read through memory maps; their pages are given back
 //     every two seconds (release.go), so they do not add up in resident memory as
 //     the day's index grows. A smaller MaxPendingRecords saves memory but turns
