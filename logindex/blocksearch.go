@@ -808,8 +808,7 @@ func (sr *shardReader) eachBlock(ctx context.Context, p *partition, pl *blockPla
 	// when the range holds the whole day.
 	sizes := inner
 	if ds := int64(p.day) * 86_400_000; lo > ds || hi < ds+86_400_000 {
-		sizes = make([]int32, len(docs))
-		if err := sr.eachPosting(ctx, "td", levelTerm(int64(p.day)), docs, func(i int, n int32) { sizes[i] = n }); err != nil {
+		if sizes, err = sr.blockSizes(ctx, p.day, docs); err != nil {
 			return err
 		}
 	}
@@ -860,7 +859,7 @@ func (sr *shardReader) blocks(ctx context.Context, p *partition, pl *blockPlan, 
 // count sums the matches of the blocks of the reader's shard of p whose count
 // the index decides, and returns the others, unresolved.
 func (sr *shardReader) count(ctx context.Context, p *partition, pl *blockPlan, lo, hi int64) (uint64, []blockHit, error) {
-	if m, ok := pl.q.root.(*matchNode); ok && m.kind == kindAll {
+	if isAll(pl.q.root) {
 		return sr.countAll(ctx, p, lo, hi)
 	}
 	var total uint64
@@ -873,6 +872,37 @@ func (sr *shardReader) count(ctx context.Context, p *partition, pl *blockPlan, l
 		open = append(open, blockHit{p: p, sr: sr, doc: doc, size: size, query: query, match: match})
 	})
 	return total, open, err
+}
+
+// blockSizes returns the number of records of each block of docs (its count
+// of the day term).
+func (sr *shardReader) blockSizes(ctx context.Context, day int, docs []uint64) ([]int32, error) {
+	sizes := make([]int32, len(docs))
+	err := sr.eachPosting(ctx, "td", levelTerm(int64(day)), docs, func(i int, n int32) { sizes[i] = n })
+	return sizes, err
+}
+
+// blockLevels returns the level of each block of docs, as its index in
+// levelNames (−1 for none).
+func (sr *shardReader) blockLevels(ctx context.Context, docs []uint64) ([]int, error) {
+	level := make([]int, len(docs))
+	for i := range level {
+		level[i] = -1
+	}
+	for li, name := range levelNames {
+		if err := sr.eachPosting(ctx, fieldSev, name, docs, func(i int, _ int32) { level[i] = li }); err != nil {
+			return nil, err
+		}
+	}
+	return level, nil
+}
+
+// levelName returns the name of level index li (blockLevels), "" for none.
+func levelName(li int) string {
+	if li < 0 {
+		return ""
+	}
+	return levelNames[li]
 }
 
 // bucketCount is what the index counts of one block's matches in one
@@ -910,11 +940,9 @@ func (br *blockRefs) hit(p *partition, sr *shardReader, i int) blockHit {
 // indexes in blocks, to be scanned.
 func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, blocks *blockRefs, lo, hi, first, stepMs int64) (counted []bucketCount, scan []int, err error) {
 	docs := blocks.docs
-	level := make([]string, len(docs))
-	for _, name := range levelNames {
-		if err := sr.eachPosting(ctx, fieldSev, name, docs, func(i int, _ int32) { level[i] = name }); err != nil {
-			return nil, nil, err
-		}
+	level, err := sr.blockLevels(ctx, docs)
+	if err != nil {
+		return nil, nil, err
 	}
 	inexact := make([]bool, len(docs))
 	inner, edge := make([]int32, len(docs)), make([]int32, len(docs))
@@ -944,7 +972,7 @@ func (sr *shardReader) bucketCounts(ctx context.Context, p *partition, blocks *b
 			switch c := blocks.query[i].and(tb, size); {
 			case c.hi == 0:
 			case c.exact():
-				counted = append(counted, bucketCount{i, int(b), level[i], c.lo})
+				counted = append(counted, bucketCount{i, int(b), levelName(level[i]), c.lo})
 			default:
 				inexact[i] = true
 			}

@@ -672,19 +672,17 @@ func (ix *Index) Histogram(ctx context.Context, req HistogramRequest) (*Histogra
 		if err != nil {
 			return err
 		}
-		if m, ok := q.root.(*matchNode); ok && m.kind == kindAll {
+		if isAll(q.root) {
 			// Every record: from the level sums of the time terms.
 			open, err := sr.histogramAll(ctx, p, lo, hi, first, stepMs, func(b int, level string, n uint64) {
 				mu.Lock()
 				defer mu.Unlock()
 				add(b, level, n)
 			})
-			if err != errNoSegments {
-				mu.Lock()
-				defer mu.Unlock()
-				hits = append(hits, open...)
-				return err
-			}
+			mu.Lock()
+			defer mu.Unlock()
+			hits = append(hits, open...)
+			return err
 		}
 		var br blockRefs
 		if err := sr.eachBlock(ctx, p, pl, lo, hi, br.add); err != nil || len(br.docs) == 0 {
