@@ -146,14 +146,12 @@ func (sr *shardReader) termLevelSums(ctx context.Context, t fieldTerm) (levelSum
 		seg := ss.Segment()
 		deleted := ss.Deleted()
 		cache := cachedTerm(t) && (deleted == nil || deleted.IsEmpty())
-		sl := sr.sums.levelsOf(seg)
-		if cache && sl != nil {
-			if s, ok := sl.sums[t]; ok {
-				for i := range total {
-					total[i] += s[i]
-				}
-				continue
+		sl, s, ok := sr.sums.cached(seg, t)
+		if cache && ok {
+			for i := range total {
+				total[i] += s[i]
 			}
+			continue
 		}
 		if sl == nil {
 			var err error
@@ -236,10 +234,15 @@ func segmentLevelSums(seg segment.Segment, ss *scorch.SegmentSnapshot, t fieldTe
 	}
 }
 
-func (c *termSums) levelsOf(seg segment.Segment) *segmentLevels {
+// cached returns seg's entry and t's sums in it, if they are kept. The entry's
+// maps are read and written under c.mu only: requests share them.
+func (c *termSums) cached(seg segment.Segment, t fieldTerm) (sl *segmentLevels, s levelSums, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.levels[seg]
+	if sl = c.levels[seg]; sl != nil {
+		s, ok = sl.sums[t]
+	}
+	return sl, s, ok
 }
 
 func (c *termSums) putLevels(seg segment.Segment, sl *segmentLevels) {
