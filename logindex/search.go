@@ -786,12 +786,13 @@ const facetSampleRun = 16
 
 // facetShard is what facets keep of one shard's blocks between passes.
 type facetShard struct {
+	p     *partition
 	sr    *shardReader
 	whole []uint64 // the blocks all of whose records match
 	// The blocks only some of whose records match, in document order, and of
 	// those the ones estimated from the index with the share of their records
 	// that match.
-	partial []blockHit
+	partial blockRefs
 	est     []uint64
 	share   []float64 // the middle of the bounds of their matches over their size
 	matches []float64 // … the middle itself, or 0 when the index counts it
@@ -873,7 +874,7 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		if err != nil {
 			return err
 		}
-		fs := &facetShard{sr: sr}
+		fs := &facetShard{p: p, sr: sr}
 		var exact []uint64 // the blocks whose matches the index counts, and their counts
 		var counts []float64
 		err = sr.eachBlock(ctx, p, pl, lo, hi, func(doc uint64, size int32, query, match bounds) {
@@ -884,7 +885,7 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 			if match.lo == size {
 				fs.whole = append(fs.whole, doc)
 			} else {
-				fs.partial = append(fs.partial, blockHit{p: p, sr: sr, doc: doc, size: size, query: query, match: match})
+				fs.partial.add(doc, size, query, match)
 			}
 		})
 		if err != nil {
@@ -910,8 +911,8 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 		for k := range s.parts[day].shards {
 			if fs := shards[shardKey{day, k}]; fs != nil {
 				order = append(order, fs)
-				for i := range fs.partial {
-					partialRecords += int64(fs.partial[i].size)
+				for _, size := range fs.partial.size {
+					partialRecords += int64(size)
 				}
 			}
 		}
@@ -920,15 +921,15 @@ func (ix *Index) Facets(ctx context.Context, req FacetsRequest) (*Facets, error)
 	var hits []blockHit
 	n := 0
 	for _, fs := range order {
-		for i := range fs.partial {
-			h := &fs.partial[i]
+		for i, doc := range fs.partial.docs {
 			if (n/facetSampleRun)%stride == 0 {
-				hits = append(hits, *h)
+				hits = append(hits, fs.partial.hit(fs.p, fs.sr, i))
 			} else {
-				m := float64(h.match.lo+h.match.hi) / 2
-				fs.est = append(fs.est, h.doc)
-				fs.share = append(fs.share, m/float64(h.size))
-				if h.match.exact() {
+				match := fs.partial.match[i]
+				m := float64(match.lo+match.hi) / 2
+				fs.est = append(fs.est, doc)
+				fs.share = append(fs.share, m/float64(fs.partial.size[i]))
+				if match.exact() {
 					m = 0 // counted with the services and levels above
 				}
 				fs.matches = append(fs.matches, m)
