@@ -69,7 +69,7 @@ func (db *DB) flushLocked() error {
 	db.mu.Lock()
 	for i, f := range db.flushing {
 		if f == fz {
-			db.flushing = append(db.flushing[:i], db.flushing[i+1:]...)
+			db.flushing = slices.Delete(db.flushing, i, i+1) // clears the slot left at the end
 			break
 		}
 	}
@@ -418,7 +418,7 @@ func (db *DB) dropPartition(bad *partition, cause error) {
 	found := false
 	for i, p := range db.parts {
 		if p == bad {
-			db.parts = append(db.parts[:i], db.parts[i+1:]...)
+			db.parts = slices.Delete(db.parts, i, i+1)
 			found = true
 			break
 		}
