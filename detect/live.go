@@ -794,6 +794,12 @@ func (l *Live) flush() {
 				*p.dst = ref
 			}
 		}
+		if errors.Is(err, tsdb.ErrUnknownRef) {
+			// An output series was removed from the TSDB's memory (its last
+			// sample deleted by retention while the watched series was
+			// silent): this round is lost, and the next writes go by labels.
+			l.set.forEach(func(e *setEntry) { e.note.refs = [3]tsdb.SeriesRef{} })
+		}
 	} else {
 		l.own.Store(newOwnBatch(l.pending))
 		err = l.appendAll()

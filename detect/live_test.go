@@ -797,3 +797,82 @@ func TestAnomalyListBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveOutputSeriesCollected: retention deletes the last samples of a
+// watched series' output series (its scores were held back past a partition
+// boundary) while the series itself lives on, so the TSDB removes the output
+// series from memory and the engine's refs to them become unknown. The next
+// write fails once; the engine then writes by labels again.
+func TestLiveOutputSeriesCollected(t *testing.T) {
+	now := liveStart.Add(2*time.Hour + 5*time.Minute)
+	db, err := tsdb.Open(t.TempDir(), &tsdb.Options{MaintenanceInterval: -1, Retention: 6 * time.Hour, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := NewLive(LiveOptions{Storage: db, Resolution: -1, IdleAfter: 100 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.SetObserver(l.Observe)
+	t.Cleanup(func() {
+		l.Close()
+		db.Close()
+	})
+	g := labels.FromStrings(labels.MetricName, "g", "host", "a")
+	write := func(at time.Time, v float64) {
+		t.Helper()
+		app := db.Appender(context.Background())
+		if _, err := app.Append(0, g, at.UnixMilli(), v); err != nil {
+			t.Fatal(err)
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		syncLive(t, l)
+	}
+	// One sample a minute until 01:58, then one at 02:01: the scores of 01:58
+	// and 02:01 are normal and held back, so the output series' last samples
+	// are before 02:00 and the series' own last one after.
+	for i := range 119 {
+		write(liveStart.Add(time.Duration(i)*time.Minute), 10+float64(i%7))
+	}
+	write(liveStart.Add(2*time.Hour+time.Minute), 12)
+	score := []*labels.Matcher{eq(labels.MetricName, ScoreMetric), eq(MetricLabel, "g")}
+	var last int64
+	for ts := range readSeries(t, db, score...) {
+		last = max(last, ts)
+	}
+	if boundary := liveStart.Add(2 * time.Hour).UnixMilli(); last == 0 || last >= boundary {
+		t.Fatalf("latest score at %v, want one before %v", time.UnixMilli(last).UTC(), time.UnixMilli(boundary).UTC())
+	}
+	if err := db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// At 08:00 the retention of 6 h deletes the partition of 00:00–02:00 but
+	// keeps the one holding the series' sample of 02:01.
+	now = liveStart.Add(8 * time.Hour)
+	if err := db.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	if st := db.Stats(); st.SeriesCollected != 3 || st.Series != 1 {
+		t.Fatalf("after retention: %d series, %d collected; want 1 and 3", st.Series, st.SeriesCollected)
+	}
+	write(now, 11)
+	if st := l.Stats(); st.WriteErrors != 1 {
+		t.Fatalf("write errors after the output series went: %d, want 1", st.WriteErrors)
+	}
+	write(now.Add(time.Minute), 13)
+	write(now.Add(10*time.Minute), 12)
+	if st := l.Stats(); st.WriteErrors != 1 {
+		t.Fatalf("write errors: %d, want still 1", st.WriteErrors)
+	}
+	got := readSeries(t, db, score...)
+	if len(got) == 0 {
+		t.Fatal("no score written after the output series were collected")
+	}
+	for ts := range got {
+		if ts < now.UnixMilli() {
+			t.Fatalf("score at %v survived retention", time.UnixMilli(ts).UTC())
+		}
+	}
+}

@@ -153,6 +153,15 @@ func (s *Set) dropIf(drop func(*setEntry) bool) int {
 	return n
 }
 
+// forEach calls fn with every entry, under the Set's lock.
+func (s *Set) forEach(fn func(*setEntry)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.series {
+		fn(e)
+	}
+}
+
 // touch records a sample of e at t (Unix nanoseconds) for idleness.
 func (s *Set) touch(e *setEntry, t int64) {
 	if t > e.last {

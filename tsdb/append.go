@@ -74,7 +74,9 @@ func (db *DB) appendSamples(batch []seriesSamples, derived bool) (rejected int64
 		}
 	}
 	for _, b := range batch {
-		if b.ref != 0 && uint64(b.ref) > uint64(len(db.series)) {
+		// A ref of a collected series (collectSeries) is as good as its
+		// labels, when the caller has them: the series is created anew.
+		if b.ref != 0 && (uint64(b.ref) > uint64(len(db.series)) || db.series[b.ref-1] == nil && b.lset.IsEmpty()) {
 			db.mu.Unlock()
 			return 0, "", fmt.Errorf("cannot append: series ref %d: %w", b.ref, ErrUnknownRef)
 		}
@@ -109,7 +111,8 @@ func (db *DB) appendSamples(batch []seriesSamples, derived bool) (rejected int64
 			if ms == nil {
 				if b.ref != 0 {
 					ms = db.series[b.ref-1]
-				} else {
+				}
+				if ms == nil {
 					ms = db.getOrCreate(b.lset)
 					b.ref = SeriesRef(ms.id) + 1
 				}

@@ -29,12 +29,15 @@ type DB struct {
 	w       *wal
 
 	flushMu sync.Mutex // serialises Flush, Compact and retention
-	// order holds the ids of the first len(order) series in label order (see
-	// labelOrder); guarded by flushMu.
-	order []uint32
+	// order holds the ids of the first ordered series in label order (see
+	// labelOrder), less those collected since; guarded by flushMu.
+	order   []uint32
+	ordered int
 
 	mu          sync.RWMutex          // guards everything below
-	series      []*memSeries          // by id
+	series      []*memSeries          // by id; nil once collected (collectSeries)
+	live        int                   // series not collected
+	orphaned    []*partition          // quarantined partitions whose series collectSeries has not looked at
 	byHash      map[uint64]*memSeries // by label hash; collisions chain through memSeries.next
 	postings    map[string]map[string]*roaring.Bitmap
 	allPostings *roaring.Bitmap
@@ -93,11 +96,12 @@ type Stats struct {
 	RetentionDropped    int64 // partitions deleted by retention
 	SamplesAppended     int64 // samples accepted
 	UnknownWALReference int64 // WAL samples whose series record was lost
+	SeriesCollected     int64 // series removed from memory once their last sample was deleted
 }
 
 type stats struct {
-	oooRejected, tooOld, quarantined, walCorrupt, walReplayed atomic.Int64
-	flushes, merges, retention, appended, unknownRef          atomic.Int64
+	oooRejected, tooOld, quarantined, walCorrupt, walReplayed   atomic.Int64
+	flushes, merges, retention, appended, unknownRef, collected atomic.Int64
 }
 
 // Open opens (creating if needed) the DB in dir, replaying its WAL. opts may be nil.
@@ -318,6 +322,7 @@ func (db *DB) getOrCreate(lset labels.Labels) *memSeries {
 	}
 	s := &memSeries{id: uint32(len(db.series)), lset: lset.Copy(), maxT: math.MinInt64, walSeg: -1}
 	db.series = append(db.series, s)
+	db.live++
 	s.next = db.byHash[h]
 	db.byHash[h] = s
 	s.lset.Range(func(l labels.Label) {
@@ -386,7 +391,7 @@ func (db *DB) insertHead(ms *memSeries, s sample) {
 // Stats returns the DB's counters.
 func (db *DB) Stats() Stats {
 	db.mu.RLock()
-	st := Stats{Series: len(db.series), HeadSamples: db.headSamples, HeadDerivedSamples: db.headDerived, Partitions: len(db.parts)}
+	st := Stats{Series: db.live, HeadSamples: db.headSamples, HeadDerivedSamples: db.headDerived, Partitions: len(db.parts)}
 	for _, p := range db.parts {
 		st.PartitionBytes += p.size
 	}
@@ -401,6 +406,7 @@ func (db *DB) Stats() Stats {
 	st.RetentionDropped = db.stats.retention.Load()
 	st.SamplesAppended = db.stats.appended.Load()
 	st.UnknownWALReference = db.stats.unknownRef.Load()
+	st.SeriesCollected = db.stats.collected.Load()
 	return st
 }
 
@@ -450,7 +456,9 @@ func (db *DB) headBytes() int {
 	defer db.mu.RUnlock()
 	n := 0
 	for _, s := range db.series {
-		n += s.head.bytes()
+		if s != nil {
+			n += s.head.bytes()
+		}
 	}
 	return n
 }

@@ -43,7 +43,7 @@ func (db *DB) flushLocked() error {
 	var list []frozenSeries
 	all := db.series // series are only ever appended: this prefix stays valid
 	for _, s := range db.series {
-		if !s.head.empty() {
+		if s != nil && !s.head.empty() {
 			frozen[s.id] = s.head
 			list = append(list, frozenSeries{id: s.id, lset: s.lset, head: s.head})
 			s.head = nil
@@ -132,14 +132,17 @@ func (db *DB) inLabelOrder(list []frozenSeries, all []*memSeries) []frozenSeries
 // search. db.flushMu must be held.
 func (db *DB) labelOrder(all []*memSeries) []uint32 {
 	old := db.order
-	if len(old) >= len(all) {
+	if db.ordered >= len(all) {
 		return old
 	}
 	less := func(a, b uint32) int { return labels.Compare(all[a].lset, all[b].lset) }
-	fresh := make([]uint32, 0, len(all)-len(old))
-	for id := len(old); id < len(all); id++ {
-		fresh = append(fresh, uint32(id))
+	fresh := make([]uint32, 0, len(all)-db.ordered)
+	for id := db.ordered; id < len(all); id++ {
+		if all[id] != nil {
+			fresh = append(fresh, uint32(id))
+		}
 	}
+	db.ordered = len(all)
 	slices.SortFunc(fresh, less)
 	order := make([]uint32, 0, len(all))
 	for _, id := range fresh {
@@ -268,11 +271,13 @@ func (db *DB) Compact() error {
 	return db.mergeDays()
 }
 
+// applyRetention deletes the partitions older than the retention, then removes
+// from memory the series left without samples by them or by a quarantine.
 func (db *DB) applyRetention() error {
-	if db.opts.Retention < 0 {
-		return nil
-	}
 	cutoff := db.opts.Now().Add(-db.opts.Retention).UnixMilli()
+	if db.opts.Retention < 0 {
+		cutoff = math.MinInt64
+	}
 	db.mu.Lock()
 	var keep, drop []*partition
 	for _, p := range db.parts {
@@ -296,9 +301,108 @@ func (db *DB) applyRetention() error {
 		db.log.Info("tsdb: partition deleted by retention", "partition", p.path)
 	}
 	if len(drop) > 0 {
-		return atomicfile.SyncDir(db.partDir)
+		if err := atomicfile.SyncDir(db.partDir); err != nil {
+			return err
+		}
 	}
+	db.mu.Lock()
+	drop = append(drop, db.orphaned...)
+	db.orphaned = nil
+	db.mu.Unlock()
+	db.collectSeries(drop)
 	return nil
+}
+
+// collectSeries removes from memory the series of the removed partitions gone
+// that hold no sample any more: none in the head, none in a partition. Their
+// labels leave the label index, so queries, label values and the series count
+// no longer see them, and memory follows the series stored rather than every
+// series seen since the DB was opened. Their ids are never given out again:
+// a ref to one is unknown from then on (AppendRefs), and a write by labels
+// creates the series anew. db.flushMu must be held, so that no flush or merge
+// is writing partitions meanwhile.
+func (db *DB) collectSeries(gone []*partition) {
+	if len(gone) == 0 {
+		return
+	}
+	n := 0
+	db.mu.Lock()
+	for _, g := range gone {
+		for id := range g.series {
+			if s := db.series[id]; s != nil && db.unused(s) {
+				db.removeSeries(s)
+				n++
+			}
+		}
+	}
+	db.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	db.stats.collected.Add(int64(n))
+	order := db.order[:0]
+	for _, id := range db.order {
+		if db.series[id] != nil {
+			order = append(order, id)
+		}
+	}
+	db.order = order
+	db.log.Info("tsdb: series without samples removed from memory", "series", n)
+}
+
+// unused reports whether series s holds no sample: none in the head, in a head
+// being flushed or in a partition. db.mu must be held.
+func (db *DB) unused(s *memSeries) bool {
+	if !s.head.empty() {
+		return false
+	}
+	for _, f := range db.flushing {
+		if f.series[s.id] != nil {
+			return false
+		}
+	}
+	for _, p := range db.parts {
+		if _, ok := p.series[s.id]; ok {
+			return false
+		}
+	}
+	return true
+}
+
+// removeSeries takes series s out of the series table, the hash chains and the
+// label index. db.mu must be held for writing.
+func (db *DB) removeSeries(s *memSeries) {
+	h := s.lset.Hash()
+	var prev *memSeries
+	for c := db.byHash[h]; c != nil; prev, c = c, c.next {
+		if c != s {
+			continue
+		}
+		switch {
+		case prev != nil:
+			prev.next = s.next
+		case s.next != nil:
+			db.byHash[h] = s.next
+		default:
+			delete(db.byHash, h)
+		}
+		break
+	}
+	s.lset.Range(func(l labels.Label) {
+		m := db.postings[l.Name]
+		if bm := m[l.Value]; bm != nil {
+			bm.Remove(s.id)
+			if bm.IsEmpty() {
+				delete(m, l.Value)
+			}
+		}
+		if len(m) == 0 {
+			delete(db.postings, l.Name)
+		}
+	})
+	db.allPostings.Remove(s.id)
+	db.series[s.id] = nil
+	db.live--
 }
 
 // mergeDays merges the partitions of every UTC day that ended more than one
@@ -422,6 +526,9 @@ func (db *DB) dropPartition(bad *partition, cause error) {
 			found = true
 			break
 		}
+	}
+	if found {
+		db.orphaned = append(db.orphaned, bad) // its series are looked at by the next retention pass
 	}
 	db.mu.Unlock()
 	if found {

@@ -43,6 +43,8 @@ var statsMetrics = []statsMetric{
 		func(s Stats) float64 { return float64(s.RetentionDropped) }),
 	newStatsMetric("outpost_tsdb_quarantined_partitions_total", "Corrupt partitions moved to quarantine.", prometheus.CounterValue,
 		func(s Stats) float64 { return float64(s.QuarantinedParts) }),
+	newStatsMetric("outpost_tsdb_series_collected_total", "Series removed from memory once retention or quarantine deleted their last sample.", prometheus.CounterValue,
+		func(s Stats) float64 { return float64(s.SeriesCollected) }),
 	newStatsMetric("outpost_tsdb_wal_corruptions_total", "Damaged WAL segments found (and cut) when the TSDB was opened.", prometheus.CounterValue,
 		func(s Stats) float64 { return float64(s.WALCorruptions) }),
 }

@@ -57,6 +57,15 @@ func (db *DB) writeTranslated(ctx context.Context, n int, translate func(*transl
 			e.ref.Store(uint64(tr.batch[i].ref))
 		}
 	}
+	if db.stats.collected.Load() > 0 {
+		// A cached ref may name a collected series, which the batch's labels
+		// created anew: keep the new ref.
+		for i, e := range tr.entries {
+			if e != nil && tr.batch[i].ref != 0 && e.ref.Load() != uint64(tr.batch[i].ref) {
+				e.ref.Store(uint64(tr.batch[i].ref))
+			}
+		}
+	}
 	if err != nil {
 		return 0, "", err
 	}

@@ -41,7 +41,7 @@ func (db *DB) StartTime() (int64, error) {
 		}
 	}
 	for _, s := range db.series {
-		if !s.head.empty() {
+		if s != nil && !s.head.empty() {
 			t = min(t, s.head.minT())
 		}
 	}

@@ -34,7 +34,10 @@ type RefSample struct {
 // with a zero Ref is resolved by its Labels and gets its Ref set, unless it is
 // refused as older than the retention (then the series is not created).
 //
-// An unknown ref fails the whole call (ErrUnknownRef) before anything is stored.
+// An unknown ref fails the whole call (ErrUnknownRef) before anything is stored:
+// one this DB never gave out, or one of a series removed from memory after its
+// last sample was deleted (retention), unless the sample also has Labels, which
+// then create the series anew (and set Ref).
 // Refused samples are counted in rejected and make err wrap ErrRejected and
 // storage.ErrOutOfOrderSample, as Commit's does; the others are stored.
 func (db *DB) AppendRefs(samples []RefSample) (rejected int64, err error) {
@@ -80,12 +83,14 @@ func (db *DB) appendRefs(samples []RefSample, derived bool) (rejected int64, err
 	return 0, nil
 }
 
-// setRefs copies the refs appendBatch resolved into the samples with none.
+// setRefs copies the refs appendBatch resolved into the samples: those with
+// none, and those whose ref named a collected series that their labels created
+// anew.
 func setRefs(samples []RefSample, batch []seriesSamples) {
 	i := 0
 	for _, b := range batch {
 		for range b.samples {
-			if samples[i].Ref == 0 {
+			if b.ref != 0 {
 				samples[i].Ref = b.ref
 			}
 			i++
