@@ -211,14 +211,15 @@ func (db *DB) openPartition(path, name string) (*partition, error) {
 		fh.Close()
 		return nil, err
 	}
-	part := &partition{path: path, seq: seq, mint: pi.mint, maxt: pi.maxt, size: st.Size(), f: fh, series: make(map[uint32]chunkRef, len(pi.refs))}
+	ids := make([]uint32, len(pi.lsets))
 	for i, lset := range pi.lsets {
 		s := db.getOrCreate(lset)
-		part.series[s.id] = pi.refs[i]
+		ids[i] = s.id
 		if pi.refs[i].maxt > s.maxT {
 			s.maxT = pi.refs[i].maxt
 		}
 	}
+	part := &partition{path: path, seq: seq, mint: pi.mint, maxt: pi.maxt, size: st.Size(), f: fh, series: newPartRefs(pi.mint, ids, pi.refs)}
 	return part, nil
 }
 

@@ -38,12 +38,12 @@
 // samples in a small sorted overflow list (see head.go), so the head's memory
 // follows the active series and the head's time span, not the data stored. The
 // series table and its label index hold every series with samples in the head
-// or in a partition (about 0.5 KB each, and a partition's index entries); a
-// series leaves memory once retention or quarantine deletes its last sample, so
-// series that come and go (pods, containers) do not add up over the life of the
-// process. Partitions of one
-// day are later merged into one daily partition. A partition groups the chunks of
-// neighbouring series into shared zstd frames. A series' chunk longer than two
+// or in a partition (about 0.4 KB each with a handful of short labels, plus 28
+// bytes for each partition holding it, see partRefs); a series leaves memory
+// once retention or quarantine deletes its last sample, so series that come and
+// go (pods, containers) do not add up over the life of the process. Partitions
+// of one day are later merged into one daily partition. A partition groups the
+// chunks of neighbouring series into shared zstd frames. A series' chunk longer than two
 // hours is cut into float blocks of about two hours that carry their time range,
 // so a query over an hour of a daily partition decodes one or two blocks of each
 // series rather than its whole day. Retention deletes whole partition

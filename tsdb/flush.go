@@ -328,12 +328,12 @@ func (db *DB) collectSeries(gone []*partition) {
 	n := 0
 	db.mu.Lock()
 	for _, g := range gone {
-		for id := range g.series {
+		g.series.each(func(id uint32) {
 			if s := db.series[id]; s != nil && db.unused(s) {
 				db.removeSeries(s)
 				n++
 			}
-		}
+		})
 	}
 	db.mu.Unlock()
 	if n == 0 {
@@ -362,7 +362,7 @@ func (db *DB) unused(s *memSeries) bool {
 		}
 	}
 	for _, p := range db.parts {
-		if _, ok := p.series[s.id]; ok {
+		if p.series.has(s.id) {
 			return false
 		}
 	}
@@ -452,9 +452,7 @@ func (db *DB) mergeDays() error {
 func (db *DB) mergeParts(parts []*partition) error {
 	idset := map[uint32]struct{}{}
 	for _, p := range parts {
-		for id := range p.series {
-			idset[id] = struct{}{}
-		}
+		p.series.each(func(id uint32) { idset[id] = struct{}{} })
 	}
 	db.mu.RLock()
 	ids := make([]frozenSeries, 0, len(idset))

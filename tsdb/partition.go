@@ -74,7 +74,7 @@ type partition struct {
 	mint, maxt int64
 	size       int64
 	f          *os.File
-	series     map[uint32]chunkRef // by DB series id
+	series     *partRefs // chunks by DB series id
 }
 
 // partSeries is one series handed to writePartition.
@@ -223,10 +223,11 @@ func writePartition(dir string, seq uint64, n int, next func(i int) (partSeries,
 	if len(entries) == 0 {
 		return nil, nil // the deferred cleanup removes the file
 	}
-	refs := make(map[uint32]chunkRef, len(entries))
+	ids := make([]uint32, len(entries))
+	crefs := make([]chunkRef, len(entries))
 	index := binary.AppendUvarint(nil, uint64(len(entries)))
-	for _, e := range entries {
-		refs[e.id] = e.ref
+	for i, e := range entries {
+		ids[i], crefs[i] = e.id, e.ref
 		index = appendLabels(index, e.lset)
 		index = binary.AppendUvarint(index, e.ref.off)
 		index = binary.AppendUvarint(index, e.ref.length)
@@ -266,7 +267,7 @@ func writePartition(dir string, seq uint64, n int, next func(i int) (partSeries,
 	if err != nil {
 		return nil, fmt.Errorf("cannot open partition: %w", err)
 	}
-	return &partition{path: final, seq: seq, mint: mint, maxt: maxt, size: int64(off), f: rf, series: refs}, nil
+	return &partition{path: final, seq: seq, mint: mint, maxt: maxt, size: int64(off), f: rf, series: newPartRefs(mint, ids, crefs)}, nil
 }
 
 func appendLabels(dst []byte, lset labels.Labels) []byte {
@@ -413,7 +414,7 @@ func chunkReadCap(ref chunkRef, mint, maxt int64) int {
 // readChunk returns the samples of series id within [mint, maxt], appended to
 // dst. fc, if not nil, is a cache for this partition's frames.
 func (p *partition) readChunk(dst []sample, id uint32, mint, maxt int64, fc *frameCache) ([]sample, error) {
-	ref, ok := p.series[id]
+	ref, ok := p.series.get(id)
 	if !ok || ref.maxt < mint || ref.mint > maxt {
 		return dst, nil
 	}

@@ -159,9 +159,10 @@ func TestPartitionFramesShared(t *testing.T) {
 	}
 	defer p.f.Close()
 	frames := map[uint64]int{}
-	for _, r := range p.series {
+	p.series.each(func(id uint32) {
+		r, _ := p.series.get(id)
 		frames[r.off]++
-	}
+	})
 	if len(frames) < 2 || len(frames) > len(series)/10 {
 		t.Fatalf("%d series in %d frames, want a few frames shared by many series", len(series), len(frames))
 	}

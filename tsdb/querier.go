@@ -194,7 +194,7 @@ func (db *DB) spans(s *memSeries, mint, maxt int64) bool {
 		}
 	}
 	for _, p := range db.parts {
-		if ref, ok := p.series[s.id]; ok && ref.maxt >= mint && ref.mint <= maxt {
+		if ref, ok := p.series.get(s.id); ok && ref.maxt >= mint && ref.mint <= maxt {
 			return true
 		}
 	}
@@ -224,7 +224,7 @@ func (db *DB) readParts(ctx context.Context, ids *roaring.Bitmap, mint, maxt int
 		}
 		order = order[:0]
 		for i, s := range sel {
-			if ref, ok := p.series[s.id]; ok && ref.maxt >= mint && ref.mint <= maxt {
+			if ref, ok := p.series.get(s.id); ok && ref.maxt >= mint && ref.mint <= maxt {
 				order = append(order, pos{i, ref})
 			}
 		}
