@@ -265,6 +265,10 @@ type Anomaly struct {
 	// and Upper the expectation and band for it (NaN while unknown).
 	Value, Expected, Lower, Upper float64
 	Explanation                   string // the latest explanation while active
+
+	// why is the latest verdict while active, which Anomalies explains: an
+	// active series is judged at every sample, and the list is read rarely.
+	why Result
 }
 
 // LiveStats are counters since NewLive.
@@ -402,6 +406,15 @@ func (l *Live) Anomalies() []Anomaly {
 		out = append(out, *a)
 	}
 	l.mu.Unlock()
+	for i := range out {
+		if a := &out[i]; !a.why.Time.IsZero() {
+			what := a.Metric
+			if a.Counter {
+				what = "rate of " + a.Metric + " (per second)"
+			}
+			a.Explanation, a.why = what+": "+a.why.Explain(""), Result{}
+		}
+	}
 	slices.SortFunc(out, func(a, b Anomaly) int {
 		switch {
 		case a.Active != b.Active:
@@ -678,11 +691,7 @@ func (l *Live) noteLocked(id uint64, lset labels.Labels, name string, counter bo
 	a.Active = !r.Since.IsZero() || r.Score >= AlertScore
 	if a.Active {
 		a.Ended = time.Time{}
-		what := name
-		if counter {
-			what = "rate of " + name + " (per second)"
-		}
-		a.Explanation = what + ": " + r.Explain("")
+		a.why = r
 	} else if a.Ended.IsZero() {
 		a.Ended = r.Time
 	}

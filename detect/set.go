@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -23,9 +24,10 @@ type SetOptions struct {
 	StaleAfter time.Duration
 }
 
-// rescanEvery is how often, in sample time, a full Set looks again for stale
-// series while it turns newcomers away, so that the cost per sample stays
-// constant.
+// rescanEvery is the least time, in sample time, between two looks of a full Set
+// for stale series while it turns newcomers away, so that the cost per sample
+// stays constant. It waits longer when no series can be stale sooner: until
+// the oldest latest sample of its series is StaleAfter old.
 const rescanEvery = time.Minute
 
 // Set holds one Detector per series, keyed by a caller-chosen series id (e.g. a
@@ -121,11 +123,20 @@ func (s *Set) makeRoom(now int64) bool {
 	if now < s.nextScan {
 		return false
 	}
-	s.dropIf(func(e *setEntry) bool { return e.last < now-s.stale })
+	oldest := int64(math.MaxInt64) // the oldest latest sample of the series kept
+	s.dropIf(func(e *setEntry) bool {
+		if e.last < now-s.stale {
+			return true
+		}
+		oldest = min(oldest, e.last)
+		return false
+	})
 	if len(s.series) < s.max {
 		return true
 	}
-	s.nextScan = now + int64(rescanEvery)
+	// A series' latest sample only grows newer, so none goes stale before
+	// the oldest of them is StaleAfter old.
+	s.nextScan = max(now+int64(rescanEvery), oldest+s.stale)
 	return false
 }
 

@@ -55,6 +55,44 @@ func TestSetCap(t *testing.T) {
 // Set entry (one allocation, rounded up to Go's size class), its share of the
 // Set's map and its slot in the engine's ref index (refs numbered from 1, as the
 // TSDB's are), over 100,000 series. It must stay within 1 KiB.
+// A full Set whose series are all active does not look for stale ones again
+// before the oldest of them could be stale, and a newcomer gets the place of
+// one that went quiet within rescanEvery of its going stale.
+func TestSetRescanBound(t *testing.T) {
+	s := NewSet(&SetOptions{MaxSeries: 2, StaleAfter: 5 * time.Minute})
+	t0 := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(sec int) time.Time { return t0.Add(time.Duration(sec) * time.Second) }
+	for _, sec := range []int{0, 15} {
+		s.Observe(1, at(sec), 1, Options{})
+		s.Observe(2, at(sec), 1, Options{})
+	}
+	if r := s.Observe(3, at(30), 1, Options{}); !r.Skipped {
+		t.Fatal("newcomer watched in a full set")
+	}
+	// Both latest samples are at 0:15: none can be stale before 5:15.
+	if got, want := s.noRoomBefore(), at(315).UnixNano(); got != want {
+		t.Fatalf("no room before %v, want %v", time.Unix(0, got).UTC(), time.Unix(0, want).UTC())
+	}
+	// Series 2 goes quiet after 0:15; series 1 and the newcomer go on every
+	// 15 s. At 5:15 the Set looks again and series 2 is just not stale yet
+	// (its latest sample is exactly 5 minutes old), so the newcomer is turned
+	// away until the next look, a minute later.
+	refused := 1
+	for sec := 45; sec <= 390; sec += 15 {
+		s.Observe(1, at(sec), 1, Options{})
+		r := s.Observe(3, at(sec), 1, Options{})
+		if want := sec < 375; r.Skipped != want {
+			t.Fatalf("%d s: newcomer skipped=%v, want %v", sec, r.Skipped, want)
+		}
+		if r.Skipped {
+			refused++
+		}
+	}
+	if int(s.Refused()) != refused || s.Evicted() != 1 {
+		t.Fatalf("refused %d, evicted %d; want %d and 1", s.Refused(), s.Evicted(), refused)
+	}
+}
+
 func TestSeriesHeap(t *testing.T) {
 	const series = 100000
 	start := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
