@@ -25,6 +25,17 @@ func TestEntryBytes(t *testing.T) {
 	}
 }
 
+// A sample that does not close a bucket reads and writes the entry's time of the
+// latest sample and the engine's open bucket only: they must sit in the
+// entry's first 64-byte cache line (Go aligns a 768-byte object to 256).
+func TestEntryHotFieldsShareALine(t *testing.T) {
+	var e setEntry
+	end := unsafe.Offsetof(e.note) + unsafe.Offsetof(e.note.agg) + unsafe.Sizeof(e.note.agg)
+	if last := unsafe.Offsetof(e.last) + unsafe.Sizeof(e.last); last > 64 || end > 64 {
+		t.Fatalf("latest sample time ends at byte %d, open bucket at %d: beyond the first cache line", last, end)
+	}
+}
+
 // TestNaNDoesNotPoison checks that NaN, ±Inf and out-of-order samples leave the
 // state exactly as if they had never arrived.
 func TestNaNDoesNotPoison(t *testing.T) {

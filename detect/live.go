@@ -218,14 +218,17 @@ type refAppender interface {
 type liveSeries struct {
 	// The output series (score, lower, upper): their refs with AppendDerived, else
 	// their labels, allocated at the first write (a *tsdb.DB never needs them).
-	out       *[3]labels.Labels
+	out *[3]labels.Labels
+	// agg, with the entry's time of the latest sample and out, is the first
+	// cache line of a Set entry: a sample that does not close a bucket reads
+	// and writes only that line.
+	agg       liveAgg
 	refs      [3]tsdb.SeriesRef
 	lastWrite int64     // latest written score, Unix ms
 	held      outSample // the latest score not written, while holding
 	written   bool      // lastWrite is set
 	high      bool      // the latest written score was anomalous
 	holding   bool      // held is a score newer than lastWrite
-	agg       liveAgg
 }
 
 // outSample is one scored value as written: the score and the band at t (Unix

@@ -133,22 +133,26 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkLiveEngine measures the live engine alone on 100,000 gauge series
-// sampled once a minute: each operation hands it one sample of every series, in
+// sampled once a minute (or every 15 s, scored once a minute at the default
+// Resolution): each operation hands it one sample of every series, in
 // batches of 10,000 as the TSDB's observer would (the batches are built outside
 // the measurement), and waits for it (Sync). Its writes go to a real TSDB whose
 // observer is the engine (through AppendDerived, which the observer does not
 // see). cpu-ns/point
 // is the process' user+system CPU per sample: the detector, the plumbing
-// around it and the write-back. The first 60 operations (the detector's
-// warm-up) are not measured; use a -benchtime that is a multiple of 20.
+// around it and the write-back. The first hour of samples (the detector's
+// warm-up: 60 operations, or 240 at 15 s) is not measured; use a -benchtime
+// that is a multiple of 20 (of 80 at 15 s).
 func BenchmarkLiveEngine(b *testing.B) {
-	const nSeries, perBatch, warmUp = 100_000, 10_000, 60
+	const nSeries, perBatch = 100_000, 10_000
 	for _, c := range []struct {
-		name  string
-		write time.Duration
+		name   string
+		write  time.Duration
+		scrape time.Duration // between a series' samples
 	}{
-		{"write=default", 0},
-		{"write=anomalies-only", 365 * 24 * time.Hour},
+		{"write=default", 0, time.Minute},
+		{"write=anomalies-only", 365 * 24 * time.Hour, time.Minute},
+		{"write=default/scrape=15s", 0, 15 * time.Second},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			db, err := tsdb.Open(b.TempDir(), &tsdb.Options{MaintenanceInterval: -1, Retention: -1, HeadMaxSamples: -1})
@@ -171,7 +175,7 @@ func BenchmarkLiveEngine(b *testing.B) {
 			batches := make([][]tsdb.ObservedSample, nSeries/perBatch)
 			var cpu time.Duration
 			step := func(measure bool) {
-				at = at.Add(time.Minute)
+				at = at.Add(c.scrape)
 				for i := range batches {
 					batches[i] = make([]tsdb.ObservedSample, perBatch)
 					for j := range batches[i] {
@@ -191,7 +195,7 @@ func BenchmarkLiveEngine(b *testing.B) {
 					cpu += cpuTime() - c0
 				}
 			}
-			for range warmUp {
+			for range int(time.Hour / c.scrape) {
 				step(false)
 			}
 			if err := db.Flush(); err != nil {

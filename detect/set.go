@@ -49,13 +49,15 @@ type Set struct {
 	dropped  func(id uint64) // called for each series removed, under mu (Live's index)
 }
 
-// setEntry is one series. The fields holding pointers come first: the garbage
-// collector scans an object only up to its last pointer, so the Detector's
-// ~630 bytes of numbers after them are never scanned. The series id is the
-// entry's key in Set.series, not kept in it.
+// setEntry is one series. The fields holding pointers come first (after the time
+// of the latest sample, which shares the first cache line with the engine's
+// open bucket, see liveSeries): the garbage collector scans an object only up
+// to its last pointer, so the Detector's ~630 bytes of numbers after them are
+// never scanned. The series id is the entry's key in Set.series, not kept in
+// it.
 type setEntry struct {
-	note liveSeries // the Live engine's state beside d; dropped with it
 	last int64      // timestamp of the latest sample, Unix nanoseconds
+	note liveSeries // the Live engine's state beside d; dropped with it
 	d    Detector
 }
 
