@@ -335,18 +335,21 @@ func (db *DB) collectSeries(gone []*partition) {
 			}
 		})
 	}
+	if n > 0 {
+		// Under db.mu: a write may grow db.series meanwhile.
+		order := db.order[:0]
+		for _, id := range db.order {
+			if db.series[id] != nil {
+				order = append(order, id)
+			}
+		}
+		db.order = order
+	}
 	db.mu.Unlock()
 	if n == 0 {
 		return
 	}
 	db.stats.collected.Add(int64(n))
-	order := db.order[:0]
-	for _, id := range db.order {
-		if db.series[id] != nil {
-			order = append(order, id)
-		}
-	}
-	db.order = order
 	db.log.Info("tsdb: series without samples removed from memory", "series", n)
 }
 
