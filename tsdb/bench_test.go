@@ -186,6 +186,23 @@ func BenchmarkAppendScrape(b *testing.B) {
 // BenchmarkWriteMetrics measures the OTLP path: mapping OTLP batches of 10 node
 // hosts × 1 scrape onto series and appending them, with nodeWriters goroutines
 // as in BenchmarkAppendScrape.
+// writerRequests returns the node hosts of writer g (perBatch of them) and one
+// OTLP request of all of them for each of steps scrapes.
+func writerRequests(g, perBatch, steps int) ([]*nodeHost, []pmetric.Metrics) {
+	var nodes []*nodeHost
+	for h := g * perBatch; h < (g+1)*perBatch; h++ {
+		nodes = append(nodes, newNodeHost(h))
+	}
+	mds := make([]pmetric.Metrics, steps)
+	for step := range mds {
+		mds[step] = pmetric.NewMetrics()
+		for _, h := range nodes {
+			h.appendOTLP(mds[step], int64(step), nodeT0)
+		}
+	}
+	return nodes, mds
+}
+
 func BenchmarkWriteMetrics(b *testing.B) {
 	db, _ := openTest(b, &Options{HeadMaxSamples: -1, OutOfOrderWindow: -1})
 	const perBatch, steps = 10, 2
@@ -193,17 +210,7 @@ func BenchmarkWriteMetrics(b *testing.B) {
 	// timestamps are rewritten forward.
 	reqs := make([][]pmetric.Metrics, nodeWriters)
 	for g := range reqs {
-		var nodes []*nodeHost
-		for h := g * perBatch; h < (g+1)*perBatch; h++ {
-			nodes = append(nodes, newNodeHost(h))
-		}
-		for step := int64(0); step < steps; step++ {
-			md := pmetric.NewMetrics()
-			for _, h := range nodes {
-				h.appendOTLP(md, step, nodeT0)
-			}
-			reqs[g] = append(reqs[g], md)
-		}
+		_, reqs[g] = writerRequests(g, perBatch, steps)
 	}
 	ctx := context.Background()
 	var next atomic.Int32
@@ -242,16 +249,9 @@ func BenchmarkWriteMetricsWire(b *testing.B) {
 	}
 	reqs := make([][]request, nodeWriters)
 	for g := range reqs {
-		var nodes []*nodeHost
-		for h := g * perBatch; h < (g+1)*perBatch; h++ {
-			nodes = append(nodes, newNodeHost(h))
-		}
-		for step := int64(0); step < steps; step++ {
-			md := pmetric.NewMetrics()
+		nodes, mds := writerRequests(g, perBatch, steps)
+		for step, md := range mds {
 			var r request
-			for _, h := range nodes {
-				h.appendOTLP(md, step, nodeT0)
-			}
 			body, err := pmetricotlp.NewExportRequestFromMetrics(md).MarshalProto()
 			if err != nil {
 				b.Fatal(err)
@@ -259,7 +259,7 @@ func BenchmarkWriteMetricsWire(b *testing.B) {
 			r.body = body
 			for _, h := range nodes {
 				// time_unix_nano: field 3, fixed64.
-				at := binary.LittleEndian.AppendUint64([]byte{3<<3 | 1}, uint64((nodeT0+step*nodeStepMs+h.offsetMs)*1e6))
+				at := binary.LittleEndian.AppendUint64([]byte{3<<3 | 1}, uint64((nodeT0+int64(step)*nodeStepMs+h.offsetMs)*1e6))
 				for i := 0; ; {
 					j := bytes.Index(body[i:], at)
 					if j < 0 {
