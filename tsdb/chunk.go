@@ -406,26 +406,6 @@ func histogramLayoutFits(b []byte) bool {
 	return true
 }
 
-// bitReader reads big-endian bit fields, as chunkenc's bstream writes them.
-type bitReader struct {
-	b     []byte
-	pos   uint64 // in bits
-	short bool   // a read ran past the end
-}
-
-func (r *bitReader) read(n int) uint64 {
-	var v uint64
-	for range n {
-		if r.pos >= 8*uint64(len(r.b)) {
-			r.short = true
-			return v
-		}
-		v = v<<1 | uint64(r.b[r.pos/8]>>(7-r.pos%8)&1)
-		r.pos++
-	}
-	return v
-}
-
 // varbit reads one of chunkenc's varbit numbers and returns its raw bits: a
 // prefix of up to eight 1 bits ended by a 0 tells the width (0, 3, 6, 9, 12,
 // 18, 25, 56 or 64 bits). For an unsigned number the bits are the value.
@@ -437,4 +417,4 @@ func (r *bitReader) varbit() uint64 {
 	return r.read(varbitWidths[ones])
 }
 
-var varbitWidths = [9]int{0, 3, 6, 9, 12, 18, 25, 56, 64}
+var varbitWidths = [9]uint{0, 3, 6, 9, 12, 18, 25, 56, 64}

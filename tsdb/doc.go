@@ -33,7 +33,7 @@
 //
 // Samples live in the head until a flush writes them into a partition file covering
 // one aligned time range (2 h by default). The head keeps each series' in-order
-// float samples compressed in Prometheus XOR2 chunks (a few bytes a sample, no
+// float samples compressed in Gorilla-style chunks (a few bytes a sample, no
 // pointers for the garbage collector), and histogram, out-of-order and rewritten
 // samples in a small sorted overflow list (see head.go), so the head's memory
 // follows the active series and the head's time span, not the data stored. The

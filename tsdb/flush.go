@@ -209,13 +209,13 @@ func (db *DB) writeFrozen(list []frozenSeries) ([]*partition, error) {
 			// A chunk spanning many ranges (a gap in the data, or absurd
 			// timestamps): look at its samples rather than at every range
 			// between its bounds.
-			h.chunkSamples(nil, c.mint, c.maxt, func(s sample) { add(s.t, s.t) })
+			h.chunkSamples(c.mint, c.maxt, func(s sample) { add(s.t, s.t) })
 		}
-		if h.openN > 0 {
-			if !spans(h.openLo, h.openHi) {
-				add(h.openLo, h.openHi)
+		if h.openN() > 0 {
+			if !spans(h.openLo, h.openHi()) {
+				add(h.openLo, h.openHi())
 			} else {
-				h.chunkSamples(nil, h.openLo, h.openHi, func(s sample) { add(s.t, s.t) })
+				h.chunkSamples(h.openLo, h.openHi(), func(s sample) { add(s.t, s.t) })
 			}
 		}
 		for _, s := range h.raw {

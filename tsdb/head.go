@@ -1,23 +1,26 @@
 package tsdb
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"sort"
 	"unsafe"
-
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
 // The head: the samples of one series not yet in partitions, kept compressed.
 //
-// Float samples that arrive in time order (the usual case) are appended to
-// Prometheus XOR2 chunks (Gorilla-style delta-of-delta timestamps and XOR
-// values, start timestamps included, lossless for every float64 bit pattern),
-// about 1-3 bytes a sample instead of a 32-byte struct, and with no pointers for
+// Float samples that arrive in time order (the usual case) are appended to head
+// chunks: delta-of-delta timestamps and XOR'd values, as in Gorilla, plus the
+// start timestamp when it changes; lossless for every float64 bit pattern,
+// about 1-5 bytes a sample instead of a 32-byte struct, and with no pointers for
 // the garbage collector to scan. A chunk is sealed after headChunkSamples
-// samples. Everything else — histogram samples, and float samples at or before
-// the newest timestamp of the series (out-of-order samples and rewrites of a
+// samples. The chunks never leave memory (the WAL is the head's durable form),
+// so their encoding is free to change; it is described below at headEncoder.
+//
+// Everything else — histogram samples, and float samples at or before the
+// newest timestamp of the series (out-of-order samples and rewrites of a
 // timestamp) — goes to a small sorted overflow list of plain samples, which wins
 // over the chunks on equal timestamps: a sample only goes to a chunk when it is
 // newer than every sample of the series, so an overflow sample with the same
@@ -26,22 +29,23 @@ import (
 // headChunkSamples is how many samples a head chunk holds before it is sealed.
 const headChunkSamples = 240
 
+// head holds one series' samples. The encoder comes first: an in-order sample
+// touches only it and, once every 64 bits, the open chunk's bytes, so that
+// appending to a series costs few cache misses when there are many series.
 type head struct {
-	sealed []headChunk
-	open   *chunkenc.XOR2Chunk // chunk being appended to, nil if none
-	app    chunkenc.Appender   // open's appender
-	openN  int                 // samples in open
-	openLo int64               // first timestamp in open
-	openHi int64               // last timestamp in open
-	raw    []sample            // overflow: sorted by t, unique t
-	n      int                 // distinct timestamps held
-	maxT   int64               // newest timestamp held, if n > 0
+	enc    headEncoder
+	n      int         // distinct timestamps held
+	maxT   int64       // newest timestamp held, if n > 0
+	openLo int64       // first timestamp in the open chunk
+	sealed []headChunk // full chunks, oldest first
+	raw    []sample    // overflow: sorted by t, unique t
 }
 
-// headChunk is a sealed XOR2 chunk.
+// headChunk is a sealed chunk.
 type headChunk struct {
 	b          []byte
 	mint, maxt int64
+	n          int
 }
 
 // empty reports whether the head holds no sample; a nil head is empty.
@@ -54,15 +58,13 @@ func (h *head) insert(s sample) bool {
 		h.maxT = math.MinInt64
 	}
 	if s.fh == nil && s.t > h.maxT {
-		if h.open == nil || h.openN >= headChunkSamples {
-			h.cut()
+		if h.enc.n >= headChunkSamples {
+			h.seal()
 		}
-		h.app.Append(s.st, s.t, s.v)
-		if h.openN == 0 {
+		if h.enc.n == 0 {
 			h.openLo = s.t
 		}
-		h.openN++
-		h.openHi = s.t
+		h.enc.append(s)
 		h.maxT = s.t
 		h.n++
 		return true
@@ -84,55 +86,36 @@ func (h *head) insert(s sample) bool {
 	return true
 }
 
-// cut seals the open chunk, if any, and starts a new one.
-func (h *head) cut() {
-	if h.open != nil && h.openN > 0 {
-		h.open.Compact()
-		h.sealed = append(h.sealed, headChunk{b: h.open.Bytes(), mint: h.openLo, maxt: h.openHi})
-	}
-	h.open = chunkenc.NewXOR2Chunk()
-	app, err := h.open.Appender()
-	if err != nil {
-		panic(fmt.Sprintf("tsdb: cannot append to a new chunk: %v", err))
-	}
-	h.app, h.openN = app, 0
+// seal moves the open chunk, in a slice of its own size, to the sealed ones.
+func (h *head) seal() {
+	b := h.enc.bytes(make([]byte, 0, h.enc.size()))
+	h.sealed = append(h.sealed, headChunk{b: b, mint: h.openLo, maxt: h.enc.t, n: h.enc.n})
+	h.enc.reset()
 }
+
+// openN is the number of samples in the open chunk, openHi its last timestamp.
+func (h *head) openN() int    { return h.enc.n }
+func (h *head) openHi() int64 { return h.enc.t }
 
 // chunksContain reports whether a chunk holds a sample at t.
 func (h *head) chunksContain(t int64) bool {
 	found := false
-	h.chunkSamples(nil, t, t, func(sample) { found = true })
+	h.chunkSamples(t, t, func(sample) { found = true })
 	return found
 }
 
 // chunkSamples calls fn with each chunk sample in [mint, maxt], in order.
-func (h *head) chunkSamples(it chunkenc.Iterator, mint, maxt int64, fn func(sample)) chunkenc.Iterator {
-	read := func(c chunkenc.Chunk) {
-		it = c.Iterator(it)
-		for it.Next() != chunkenc.ValNone {
-			t, v := it.At()
-			if t > maxt {
-				break
-			}
-			if t >= mint {
-				fn(sample{t: t, st: it.AtST(), v: v})
-			}
-		}
-		if err := it.Err(); err != nil {
-			panic(fmt.Sprintf("tsdb: head chunk does not decode: %v", err))
-		}
-	}
+func (h *head) chunkSamples(mint, maxt int64, fn func(sample)) {
 	for _, c := range h.sealed {
 		if c.maxt < mint || c.mint > maxt {
 			continue
 		}
-		chk, _ := chunkenc.FromData(chunkenc.EncXOR2, c.b)
-		read(chk)
+		decodeHeadChunk(c.b, c.n, mint, maxt, fn)
 	}
-	if h.openN > 0 && h.openLo <= maxt {
-		read(h.open)
+	if h.enc.n > 0 && h.openLo <= maxt && h.enc.t >= mint {
+		var buf [512]byte
+		decodeHeadChunk(h.enc.bytes(buf[:0]), h.enc.n, mint, maxt, fn)
 	}
-	return it
 }
 
 // samples appends the head's samples in [mint, maxt] to dst, sorted by t.
@@ -147,10 +130,10 @@ func (h *head) samples(dst []sample, mint, maxt int64) []sample {
 		dst = append(make([]sample, 0, len(dst)+min(h.n, 1<<16)), dst...)
 	}
 	if len(raw) == 0 {
-		h.chunkSamples(nil, mint, maxt, func(s sample) { dst = append(dst, s) })
+		h.chunkSamples(mint, maxt, func(s sample) { dst = append(dst, s) })
 		return dst
 	}
-	h.chunkSamples(nil, mint, maxt, func(s sample) {
+	h.chunkSamples(mint, maxt, func(s sample) {
 		for len(raw) > 0 && raw[0].t < s.t {
 			dst = append(dst, raw[0])
 			raw = raw[1:]
@@ -169,7 +152,7 @@ func (h *head) minT() int64 {
 	t := int64(math.MaxInt64)
 	if len(h.sealed) > 0 {
 		t = h.sealed[0].mint
-	} else if h.openN > 0 {
+	} else if h.enc.n > 0 {
 		t = h.openLo
 	}
 	if len(h.raw) > 0 {
@@ -201,8 +184,207 @@ func (h *head) bytes() int {
 	for _, c := range h.sealed {
 		n += cap(c.b)
 	}
-	if h.open != nil {
-		n += cap(h.open.Bytes()) + 128 // the chunk, its appender
+	return n + cap(h.enc.out)
+}
+
+// headEncoder appends in-order float samples to a bit stream, most significant
+// bit first:
+//
+//   - The first sample: t, st and the value's bits, 64 bits each.
+//   - Every later sample: its start timestamp, if it differs from the previous
+//     one, as the code 11111 and 64 bits; then the delta-of-delta of t (the
+//     difference between this sample's distance from the previous one and
+//     that one's from its own previous; the second sample's previous distance
+//     is 0), as 0 for none, 10 and 8 bits, 110 and 14 bits, 1110 and 20 bits
+//     (two's complement), or 11110 and 64 bits; then the value, XOR'd with the
+//     previous value's bits: 0 when they are the same, 10 and the XOR's bits
+//     inside the previous sample's window when its leading and trailing zeros
+//     are at least the window's, else 11, 5 bits of leading zeros (at most 31),
+//     6 bits of the number of meaningful bits (64 as 0) and those bits, which
+//     become the window.
+//
+// Differences are taken modulo 2⁶⁴, so every int64 timestamp round-trips.
+// Whole 64-bit words go to out; the bits after them wait in acc, so that most
+// samples write only to the encoder.
+type headEncoder struct {
+	acc    uint64 // bits not yet in out, right-aligned
+	t      int64  // latest timestamp
+	tDelta uint64 // latest distance between timestamps
+	v      uint64 // latest value's bits
+	st     int64  // latest start timestamp
+	n      int    // samples encoded
+	nacc   uint8  // bits in acc, < 64
+	lead   uint8  // the value window's leading zeros; 0xff: no window yet
+	trail  uint8  // the value window's trailing zeros
+	out    []byte // whole words of the stream
+}
+
+// put appends the low nbits (≤ 64) of u, which has no other bit set.
+func (e *headEncoder) put(u uint64, nbits uint) {
+	free := 64 - uint(e.nacc)
+	if nbits < free {
+		e.acc = e.acc<<nbits | u
+		e.nacc += uint8(nbits)
+		return
 	}
-	return n
+	rest := nbits - free
+	e.out = binary.BigEndian.AppendUint64(e.out, e.acc<<free|u>>rest)
+	e.acc = u & (1<<rest - 1)
+	e.nacc = uint8(rest)
+}
+
+func (e *headEncoder) append(s sample) {
+	vb := math.Float64bits(s.v)
+	if e.n == 0 {
+		e.put(uint64(s.t), 64)
+		e.put(uint64(s.st), 64)
+		e.put(vb, 64)
+		e.t, e.tDelta, e.v, e.st, e.lead, e.n = s.t, 0, vb, s.st, 0xff, 1
+		return
+	}
+	if s.st != e.st {
+		e.put(0b11111, 5)
+		e.put(uint64(s.st), 64)
+		e.st = s.st
+	}
+	delta := uint64(s.t) - uint64(e.t)
+	switch dod := int64(delta - e.tDelta); {
+	case dod == 0:
+		e.put(0, 1)
+	case dod >= -1<<7 && dod < 1<<7:
+		e.put(0b10<<8|uint64(dod)&(1<<8-1), 10)
+	case dod >= -1<<13 && dod < 1<<13:
+		e.put(0b110<<14|uint64(dod)&(1<<14-1), 17)
+	case dod >= -1<<19 && dod < 1<<19:
+		e.put(0b1110<<20|uint64(dod)&(1<<20-1), 24)
+	default:
+		e.put(0b11110, 5)
+		e.put(uint64(dod), 64)
+	}
+	e.t, e.tDelta = s.t, delta
+	x := vb ^ e.v
+	e.v = vb
+	e.n++
+	if x == 0 {
+		e.put(0, 1)
+		return
+	}
+	lead, trail := uint8(min(bits.LeadingZeros64(x), 31)), uint8(bits.TrailingZeros64(x))
+	if e.lead != 0xff && lead >= e.lead && trail >= e.trail {
+		e.put(0b10, 2)
+		e.put(x>>e.trail, 64-uint(e.lead)-uint(e.trail))
+		return
+	}
+	sig := 64 - uint(lead) - uint(trail)
+	e.put(0b11<<11|uint64(lead)<<6|uint64(sig&63), 13)
+	e.put(x>>trail, sig)
+	e.lead, e.trail = lead, trail
+}
+
+// size is the length of the stream in bytes.
+func (e *headEncoder) size() int { return len(e.out) + (int(e.nacc)+7)/8 }
+
+// bytes appends the stream, its last byte padded with zero bits, to dst.
+func (e *headEncoder) bytes(dst []byte) []byte {
+	dst = append(dst, e.out...)
+	if e.nacc == 0 {
+		return dst
+	}
+	var w [8]byte
+	binary.BigEndian.PutUint64(w[:], e.acc<<(64-e.nacc))
+	return append(dst, w[:(e.nacc+7)/8]...)
+}
+
+// reset empties the encoder for a new chunk, keeping out's memory.
+func (e *headEncoder) reset() {
+	out := e.out[:0]
+	*e = headEncoder{out: out}
+}
+
+// decodeHeadChunk calls fn with each of the n samples of chunk b that lie in
+// [mint, maxt], in order.
+func decodeHeadChunk(b []byte, n int, mint, maxt int64, fn func(sample)) {
+	r := bitReader{b: b}
+	t, st, vb := int64(r.read(64)), int64(r.read(64)), r.read(64)
+	var delta uint64
+	var lead, trail uint
+	for i := 0; ; {
+		if t > maxt {
+			break
+		}
+		if t >= mint {
+			fn(sample{t: t, st: st, v: math.Float64frombits(vb)})
+		}
+		if i++; i == n {
+			break
+		}
+		var dod uint64
+	code:
+		switch {
+		case r.read(1) == 0:
+		case r.read(1) == 0:
+			dod = signExtend(r.read(8), 8)
+		case r.read(1) == 0:
+			dod = signExtend(r.read(14), 14)
+		case r.read(1) == 0:
+			dod = signExtend(r.read(20), 20)
+		case r.read(1) == 0:
+			dod = r.read(64)
+		default:
+			st = int64(r.read(64))
+			goto code
+		}
+		delta += dod
+		t = int64(uint64(t) + delta)
+		if r.read(1) == 1 {
+			if r.read(1) == 1 {
+				lead = uint(r.read(5))
+				sig := uint(r.read(6))
+				if sig == 0 {
+					sig = 64
+				}
+				trail = 64 - lead - sig
+			}
+			vb ^= r.read(64-lead-trail) << trail
+		}
+	}
+	if r.short {
+		panic(fmt.Sprintf("tsdb: head chunk of %d samples ends early (%d bytes)", n, len(b)))
+	}
+}
+
+func signExtend(u uint64, nbits uint) uint64 {
+	return uint64(int64(u<<(64-nbits)) >> (64 - nbits))
+}
+
+// bitReader reads big-endian bit fields, as headEncoder and chunkenc's bstream
+// write them.
+type bitReader struct {
+	b     []byte // bytes not yet in buf
+	buf   uint64 // next bits, left-aligned; the bits after the first n are zero
+	n     uint   // bits in buf
+	short bool   // a read went past the end
+}
+
+// read returns the next nbits (0 to 64) bits; past the end it reads zeros.
+func (r *bitReader) read(nbits uint) uint64 {
+	if nbits > r.n {
+		if nbits > 56 {
+			hi := r.read(32)
+			return hi<<(nbits-32) | r.read(nbits-32)
+		}
+		for r.n <= 56 && len(r.b) > 0 {
+			r.buf |= uint64(r.b[0]) << (56 - r.n)
+			r.b = r.b[1:]
+			r.n += 8
+		}
+		if nbits > r.n {
+			r.short = true
+			r.n = nbits // reads zeros from here on
+		}
+	}
+	u := r.buf >> (64 - nbits)
+	r.buf <<= nbits
+	r.n -= nbits
+	return u
 }

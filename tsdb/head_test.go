@@ -160,3 +160,70 @@ func FuzzHead(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkHeadInsert appends one scrape at a time to the heads of 50 node
+// hosts' series (about 15,000, far more than the caches hold), as ingest does,
+// and reports the head's bytes per sample. The heads are dropped every 720
+// scrapes (3 h), as a flush would.
+func BenchmarkHeadInsert(b *testing.B) {
+	var values []func(int64) float64
+	var offs []int64
+	for h := range 50 {
+		host := newNodeHost(h)
+		_, vs := host.promSeries()
+		values = append(values, vs...)
+		for range vs {
+			offs = append(offs, host.offsetMs)
+		}
+	}
+	heads := make([]*head, len(values))
+	scrape := make([]float64, len(values))
+	bytes, samples := 0, 0
+	b.ResetTimer()
+	for n := 0; n < b.N; n++ {
+		b.StopTimer()
+		step := int64(n % 720)
+		for i := range scrape {
+			scrape[i] = values[i](step)
+		}
+		if step == 0 {
+			for i := range heads {
+				bytes += heads[i].bytes()
+				heads[i] = new(head)
+			}
+		}
+		b.StartTimer()
+		for i, h := range heads {
+			h.insert(sample{t: nodeT0 + step*nodeStepMs + offs[i], v: scrape[i]})
+		}
+		samples += len(heads)
+	}
+	b.StopTimer()
+	for _, h := range heads {
+		bytes += h.bytes()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples), "ns/sample")
+	b.ReportMetric(float64(bytes)/float64(samples), "head-bytes/sample")
+}
+
+// BenchmarkHeadSamples reads back 3 h of one node host's series (303 heads of
+// 720 samples) as a flush does.
+func BenchmarkHeadSamples(b *testing.B) {
+	host := newNodeHost(7)
+	_, values := host.promSeries()
+	heads := make([]*head, len(values))
+	for i := range heads {
+		heads[i] = new(head)
+		for step := range int64(720) {
+			heads[i].insert(sample{t: nodeT0 + step*nodeStepMs + host.offsetMs, v: values[i](step)})
+		}
+	}
+	var buf []sample
+	b.ResetTimer()
+	for range b.N {
+		for _, h := range heads {
+			buf = h.samples(buf[:0], math.MinInt64, math.MaxInt64)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(heads)*720), "ns/sample")
+}
