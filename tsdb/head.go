@@ -86,11 +86,17 @@ func (h *head) insert(s sample) bool {
 	return true
 }
 
-// seal moves the open chunk, in a slice of its own size, to the sealed ones.
+// seal moves the open chunk to the sealed ones, in its own slice when that
+// has little room to spare, else in a copy of its size. The next chunk starts
+// with room for one of the same size and a little more, so that it grows once
+// at most.
 func (h *head) seal() {
-	b := h.enc.bytes(make([]byte, 0, h.enc.size()))
+	b := h.enc.bytes(nil)
+	if cap(b)-len(b) > len(b)/8 {
+		b = append(make([]byte, 0, len(b)), b...)
+	}
 	h.sealed = append(h.sealed, headChunk{b: b, mint: h.openLo, maxt: h.enc.t, n: h.enc.n})
-	h.enc.reset()
+	h.enc = headEncoder{out: make([]byte, 0, len(b)+len(b)/16)}
 }
 
 // openN is the number of samples in the open chunk, openHi its last timestamp.
@@ -196,12 +202,30 @@ func (h *head) bytes() int {
 //     difference between this sample's distance from the previous one and
 //     that one's from its own previous; the second sample's previous distance
 //     is 0), as 0 for none, 10 and 8 bits, 110 and 14 bits, 1110 and 20 bits
-//     (two's complement), or 11110 and 64 bits; then the value, XOR'd with the
-//     previous value's bits: 0 when they are the same, 10 and the XOR's bits
-//     inside the previous sample's window when its leading and trailing zeros
-//     are at least the window's, else 11, 5 bits of leading zeros (at most 31),
-//     6 bits of the number of meaningful bits (64 as 0) and those bits, which
-//     become the window.
+//     (two's complement), or 11110 and 64 bits; then the value.
+//
+// Values are of two kinds. Most values a program exports are short decimals
+// (12.34, 4096, 0.002), and the difference between two of them is a small
+// integer in their last digit, which takes fewer bits than the XOR of their
+// float64 bits. So the encoder keeps the latest value as a decimal m·10⁻ᵏ
+// (k in 0…15, |m| < 2⁵³) when one gives back its exact bits (float64(m)/10ᵏ,
+// a correctly rounded division), and a value is written as:
+//
+//   - 0: the same bits as the previous value;
+//   - while the previous value is such a decimal: 10 and the difference of
+//     the mantissas at the same k, when that gives back the exact bits, as
+//     0 and 7 bits, 10 and 14 bits, 110 and 24 bits or 111 and 64 bits (two's
+//     complement); else the XOR codes below, each after a 1;
+//   - the previous value's bits XOR'd with this one's: 10 and the XOR's bits
+//     inside the previous XOR's window when its leading and trailing zeros
+//     are at least the window's, else 11, 5 bits of leading zeros (at most
+//     31), 6 bits of the number of meaningful bits (64 as 0) and those bits,
+//     which become the window.
+//
+// The first value of a chunk sets k to the least that represents it, or none;
+// a value that needs more digits than k (written XOR'd) sets k to the least
+// above it that represents it, or none for the rest of the chunk. The decoder
+// follows the same rules from the values it decodes.
 //
 // Differences are taken modulo 2⁶⁴, so every int64 timestamp round-trips.
 // Whole 64-bit words go to out; the bits after them wait in acc, so that most
@@ -212,7 +236,9 @@ type headEncoder struct {
 	tDelta uint64 // latest distance between timestamps
 	v      uint64 // latest value's bits
 	st     int64  // latest start timestamp
+	m      int64  // latest value's decimal mantissa, if k >= 0
 	n      int    // samples encoded
+	k      int8   // latest value's decimal exponent, -1 if none
 	nacc   uint8  // bits in acc, < 64
 	lead   uint8  // the value window's leading zeros; 0xff: no window yet
 	trail  uint8  // the value window's trailing zeros
@@ -240,6 +266,7 @@ func (e *headEncoder) append(s sample) {
 		e.put(uint64(s.st), 64)
 		e.put(vb, 64)
 		e.t, e.tDelta, e.v, e.st, e.lead, e.n = s.t, 0, vb, s.st, 0xff, 1
+		e.k, e.m = findDecimal(vb, 0)
 		return
 	}
 	if s.st != e.st {
@@ -262,12 +289,31 @@ func (e *headEncoder) append(s sample) {
 		e.put(uint64(dod), 64)
 	}
 	e.t, e.tDelta = s.t, delta
-	x := vb ^ e.v
-	e.v = vb
 	e.n++
+	x := vb ^ e.v
 	if x == 0 {
 		e.put(0, 1)
 		return
+	}
+	e.v = vb
+	if e.k >= 0 {
+		if m, ok := decimalAt(vb, int(e.k)); ok {
+			switch d := m - e.m; {
+			case d >= -1<<6 && d < 1<<6:
+				e.put(0b100<<7|uint64(d)&(1<<7-1), 10)
+			case d >= -1<<13 && d < 1<<13:
+				e.put(0b1010<<14|uint64(d)&(1<<14-1), 18)
+			case d >= -1<<23 && d < 1<<23:
+				e.put(0b10110<<24|uint64(d)&(1<<24-1), 29)
+			default:
+				e.put(0b10111, 5)
+				e.put(uint64(d), 64)
+			}
+			e.m = m
+			return
+		}
+		e.put(1, 1)
+		e.k, e.m = findDecimal(vb, int(e.k)+1)
 	}
 	lead, trail := uint8(min(bits.LeadingZeros64(x), 31)), uint8(bits.TrailingZeros64(x))
 	if e.lead != 0xff && lead >= e.lead && trail >= e.trail {
@@ -281,12 +327,40 @@ func (e *headEncoder) append(s sample) {
 	e.lead, e.trail = lead, trail
 }
 
-// size is the length of the stream in bytes.
-func (e *headEncoder) size() int { return len(e.out) + (int(e.nacc)+7)/8 }
+// pow10 holds the powers of ten that float64 represents exactly and that
+// decimals use.
+var pow10 = [16]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
 
-// bytes appends the stream, its last byte padded with zero bits, to dst.
+// decimalAt returns m with float64(m)/10ᵏ bit for bit the value vb and
+// |m| < 2⁵³, if there is one.
+func decimalAt(vb uint64, k int) (int64, bool) {
+	f := math.Float64frombits(vb) * pow10[k]
+	if !(f > -1<<53 && f < 1<<53) { // NaN too
+		return 0, false
+	}
+	m := int64(math.Round(f))
+	return m, math.Float64bits(float64(m)/pow10[k]) == vb
+}
+
+// findDecimal returns the least k from `from` on at which vb is a decimal, and
+// its mantissa, or k = -1.
+func findDecimal(vb uint64, from int) (int8, int64) {
+	for k := from; k < len(pow10); k++ {
+		if m, ok := decimalAt(vb, k); ok {
+			return int8(k), m
+		}
+	}
+	return -1, 0
+}
+
+// bytes appends the stream, its last byte padded with zero bits, to dst; with
+// dst nil, to out itself.
 func (e *headEncoder) bytes(dst []byte) []byte {
-	dst = append(dst, e.out...)
+	if dst == nil {
+		dst = e.out
+	} else {
+		dst = append(dst, e.out...)
+	}
 	if e.nacc == 0 {
 		return dst
 	}
@@ -295,17 +369,12 @@ func (e *headEncoder) bytes(dst []byte) []byte {
 	return append(dst, w[:(e.nacc+7)/8]...)
 }
 
-// reset empties the encoder for a new chunk, keeping out's memory.
-func (e *headEncoder) reset() {
-	out := e.out[:0]
-	*e = headEncoder{out: out}
-}
-
 // decodeHeadChunk calls fn with each of the n samples of chunk b that lie in
 // [mint, maxt], in order.
 func decodeHeadChunk(b []byte, n int, mint, maxt int64, fn func(sample)) {
 	r := bitReader{b: b}
 	t, st, vb := int64(r.read(64)), int64(r.read(64)), r.read(64)
+	k, m := findDecimal(vb, 0)
 	var delta uint64
 	var lead, trail uint
 	for i := 0; ; {
@@ -336,16 +405,38 @@ func decodeHeadChunk(b []byte, n int, mint, maxt int64, fn func(sample)) {
 		}
 		delta += dod
 		t = int64(uint64(t) + delta)
-		if r.read(1) == 1 {
-			if r.read(1) == 1 {
-				lead = uint(r.read(5))
-				sig := uint(r.read(6))
-				if sig == 0 {
-					sig = 64
+		if r.read(1) == 0 {
+			continue
+		}
+		if k >= 0 {
+			if r.read(1) == 0 {
+				var d uint64
+				switch {
+				case r.read(1) == 0:
+					d = signExtend(r.read(7), 7)
+				case r.read(1) == 0:
+					d = signExtend(r.read(14), 14)
+				case r.read(1) == 0:
+					d = signExtend(r.read(24), 24)
+				default:
+					d = r.read(64)
 				}
-				trail = 64 - lead - sig
+				m += int64(d)
+				vb = math.Float64bits(float64(m) / pow10[k])
+				continue
 			}
-			vb ^= r.read(64-lead-trail) << trail
+		}
+		if r.read(1) == 1 {
+			lead = uint(r.read(5))
+			sig := uint(r.read(6))
+			if sig == 0 {
+				sig = 64
+			}
+			trail = 64 - lead - sig
+		}
+		vb ^= r.read(64-lead-trail) << trail
+		if k >= 0 {
+			k, m = findDecimal(vb, int(k)+1)
 		}
 	}
 	if r.short {
