@@ -370,7 +370,8 @@ func (e *headEncoder) bytes(dst []byte) []byte {
 }
 
 // decodeHeadChunk calls fn with each of the n samples of chunk b that lie in
-// [mint, maxt], in order.
+// [mint, maxt], in order. Each sample's codes are told apart by the number of
+// leading 1 bits of the reader's buffer, filled up to 57 bits first.
 func decodeHeadChunk(b []byte, n int, mint, maxt int64, fn func(sample)) {
 	r := bitReader{b: b}
 	t, st, vb := int64(r.read(64)), int64(r.read(64)), r.read(64)
@@ -384,55 +385,70 @@ func decodeHeadChunk(b []byte, n int, mint, maxt int64, fn func(sample)) {
 		if t >= mint {
 			fn(sample{t: t, st: st, v: math.Float64frombits(vb)})
 		}
-		if i++; i == n {
+		if i++; i == n || r.short {
 			break
 		}
-		var dod uint64
-	code:
-		switch {
-		case r.read(1) == 0:
-		case r.read(1) == 0:
-			dod = signExtend(r.read(8), 8)
-		case r.read(1) == 0:
-			dod = signExtend(r.read(14), 14)
-		case r.read(1) == 0:
-			dod = signExtend(r.read(20), 20)
-		case r.read(1) == 0:
-			dod = r.read(64)
-		default:
+		r.fill()
+		ones := uint(bits.LeadingZeros64(^r.buf))
+		for ones >= 5 { // a new start timestamp first
+			r.skip(5)
 			st = int64(r.read(64))
-			goto code
+			r.fill()
+			ones = uint(bits.LeadingZeros64(^r.buf))
+		}
+		var dod uint64
+		switch r.skip(ones + 1); ones {
+		case 1:
+			dod = signExtend(r.read(8), 8)
+		case 2:
+			dod = signExtend(r.read(14), 14)
+		case 3:
+			dod = signExtend(r.read(20), 20)
+		case 4:
+			dod = r.read(64)
 		}
 		delta += dod
 		t = int64(uint64(t) + delta)
-		if r.read(1) == 0 {
+		r.fill()
+		top := r.buf
+		if top>>63 == 0 {
+			r.skip(1) // the same value
 			continue
 		}
 		if k >= 0 {
-			if r.read(1) == 0 {
+			if top>>62 == 0b10 {
 				var d uint64
-				switch {
-				case r.read(1) == 0:
+				switch ones := min(bits.LeadingZeros64(^(top << 2)), 3); ones {
+				case 0:
+					r.skip(3)
 					d = signExtend(r.read(7), 7)
-				case r.read(1) == 0:
+				case 1:
+					r.skip(4)
 					d = signExtend(r.read(14), 14)
-				case r.read(1) == 0:
+				case 2:
+					r.skip(5)
 					d = signExtend(r.read(24), 24)
 				default:
+					r.skip(5) // 10111: no end bit
 					d = r.read(64)
 				}
 				m += int64(d)
 				vb = math.Float64bits(float64(m) / pow10[k])
 				continue
 			}
+			r.skip(1)
+			top <<= 1
 		}
-		if r.read(1) == 1 {
+		if top>>62 == 0b11 {
+			r.skip(2)
 			lead = uint(r.read(5))
 			sig := uint(r.read(6))
 			if sig == 0 {
 				sig = 64
 			}
 			trail = 64 - lead - sig
+		} else {
+			r.skip(2)
 		}
 		vb ^= r.read(64-lead-trail) << trail
 		if k >= 0 {
@@ -452,27 +468,61 @@ func signExtend(u uint64, nbits uint) uint64 {
 // write them.
 type bitReader struct {
 	b     []byte // bytes not yet in buf
-	buf   uint64 // next bits, left-aligned; the bits after the first n are zero
+	buf   uint64 // next bits, left-aligned; after the first n, zeros or the bits that follow
 	n     uint   // bits in buf
 	short bool   // a read went past the end
 }
 
+// fill takes bytes into buf until it holds at least 57 bits, or b is empty.
+func (r *bitReader) fill() {
+	if r.n > 56 {
+		return
+	}
+	if len(r.b) >= 8 {
+		c := (64 - r.n) / 8
+		r.buf |= binary.BigEndian.Uint64(r.b) >> r.n
+		r.b = r.b[c:]
+		r.n += 8 * c
+		return
+	}
+	for r.n <= 56 && len(r.b) > 0 {
+		r.buf |= uint64(r.b[0]) << (56 - r.n)
+		r.b = r.b[1:]
+		r.n += 8
+	}
+}
+
+// skip drops the next nbits (at most n) bits.
+func (r *bitReader) skip(nbits uint) {
+	if nbits > r.n {
+		r.short = true
+		nbits = r.n
+	}
+	r.buf <<= nbits
+	r.n -= nbits
+}
+
 // read returns the next nbits (0 to 64) bits; past the end it reads zeros.
 func (r *bitReader) read(nbits uint) uint64 {
+	if nbits <= r.n {
+		u := r.buf >> (64 - nbits)
+		r.buf <<= nbits
+		r.n -= nbits
+		return u
+	}
+	return r.readMore(nbits)
+}
+
+func (r *bitReader) readMore(nbits uint) uint64 {
+	if nbits > 56 {
+		hi := r.read(32)
+		return hi<<(nbits-32) | r.read(nbits-32)
+	}
+	r.fill()
 	if nbits > r.n {
-		if nbits > 56 {
-			hi := r.read(32)
-			return hi<<(nbits-32) | r.read(nbits-32)
-		}
-		for r.n <= 56 && len(r.b) > 0 {
-			r.buf |= uint64(r.b[0]) << (56 - r.n)
-			r.b = r.b[1:]
-			r.n += 8
-		}
-		if nbits > r.n {
-			r.short = true
-			r.n = nbits // reads zeros from here on
-		}
+		r.short = true
+		r.buf &^= math.MaxUint64 >> r.n // zeros from here on
+		r.n = nbits
 	}
 	u := r.buf >> (64 - nbits)
 	r.buf <<= nbits
