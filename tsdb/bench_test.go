@@ -135,14 +135,22 @@ func BenchmarkNABBytesPerSample(b *testing.B) {
 // nodeT0 is the first scrape of the node workload (a UTC day boundary).
 const nodeT0 = int64(1_700_006_400_000)
 
-// nodeWriters is how many goroutines the scrape benchmarks write with, one per
-// group of 10 hosts, so that they share WAL fsyncs as concurrent requests do.
-const nodeWriters = 5
+// nodeWriters sets b's parallelism so that the scrape benchmarks write with
+// about five goroutines, which share WAL fsyncs as concurrent requests do, and
+// returns how many RunParallel starts (a multiple of GOMAXPROCS: 6 on two
+// cores). Each writes its own group of 10 hosts: two writing one group's
+// series would send the same timestamps twice, and the second would be refused.
+func nodeWriters(b *testing.B) int {
+	procs := runtime.GOMAXPROCS(0)
+	p := (5 + procs - 1) / procs
+	b.SetParallelism(p)
+	return p * procs
+}
 
 // BenchmarkAppendScrape measures samples appended per second the way scrapes
 // arrive: each batch holds one sample of each series of 10 node hosts (3,030
-// series); nodeWriters goroutines (one per host group, whatever -cpu says) write
-// their group's next step.
+// series); nodeWriters goroutines (one per host group) write their group's
+// next step.
 func BenchmarkAppendScrape(b *testing.B) {
 	db, _ := openTest(b, &Options{HeadMaxSamples: -1, OutOfOrderWindow: -1})
 	const perBatch = 10
@@ -151,7 +159,8 @@ func BenchmarkAppendScrape(b *testing.B) {
 		values []func(int64) float64
 		offs   []int64
 	}
-	groups := make([]group, nodeWriters)
+	writers := nodeWriters(b)
+	groups := make([]group, writers)
 	for g := range groups {
 		gr := &groups[g]
 		for h := g * perBatch; h < (g+1)*perBatch; h++ {
@@ -166,10 +175,9 @@ func BenchmarkAppendScrape(b *testing.B) {
 	}
 	var next atomic.Int32
 	before, cpu0 := db.Stats().SamplesAppended, cpuTime()
-	b.SetParallelism((nodeWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		gr := &groups[int(next.Add(1)-1)%nodeWriters]
+		gr := &groups[int(next.Add(1)-1)%writers]
 		for step := int64(0); pb.Next(); step++ {
 			for i := range gr.batch {
 				gr.batch[i].samples[0] = sample{t: nodeT0 + step*nodeStepMs + gr.offs[i], v: gr.values[i](step)}
@@ -208,17 +216,17 @@ func BenchmarkWriteMetrics(b *testing.B) {
 	const perBatch, steps = 10, 2
 	// Each writer cycles through its own prebuilt requests; a cycle later the
 	// timestamps are rewritten forward.
-	reqs := make([][]pmetric.Metrics, nodeWriters)
+	writers := nodeWriters(b)
+	reqs := make([][]pmetric.Metrics, writers)
 	for g := range reqs {
 		_, reqs[g] = writerRequests(g, perBatch, steps)
 	}
 	ctx := context.Background()
 	var next atomic.Int32
 	before, cpu0 := db.Stats().SamplesAppended, cpuTime()
-	b.SetParallelism((nodeWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		mine := reqs[int(next.Add(1)-1)%nodeWriters]
+		mine := reqs[int(next.Add(1)-1)%writers]
 		for n := 0; pb.Next(); n++ {
 			md := mine[n%steps]
 			if n >= steps && n%steps == 0 {
@@ -247,7 +255,8 @@ func BenchmarkWriteMetricsWire(b *testing.B) {
 		body  []byte
 		times []int // offsets of the points' time_unix_nano values
 	}
-	reqs := make([][]request, nodeWriters)
+	writers := nodeWriters(b)
+	reqs := make([][]request, writers)
 	for g := range reqs {
 		nodes, mds := writerRequests(g, perBatch, steps)
 		for step, md := range mds {
@@ -278,10 +287,9 @@ func BenchmarkWriteMetricsWire(b *testing.B) {
 	ctx := context.Background()
 	var next atomic.Int32
 	before, cpu0 := db.Stats().SamplesAppended, cpuTime()
-	b.SetParallelism((nodeWriters + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		mine := reqs[int(next.Add(1)-1)%nodeWriters]
+		mine := reqs[int(next.Add(1)-1)%writers]
 		for n := 0; pb.Next(); n++ {
 			r := mine[n%steps]
 			if n >= steps && n%steps == 0 {
