@@ -71,7 +71,8 @@ const StateBytes = int(unsafe.Sizeof(Detector{}))
 // detector's post-processing: the mean of the last avgLen raw surprises is
 // compared with a Gaussian fitted to its own long history, and the score is the
 // logarithm of the tail probability, 0.5 at a tail of 1e-5. A value outside the
-// whole range seen so far (by more than rangeTol of it) scores 1. Either way the
+// whole range seen so far (by more than rangeTol of it, or rangeYoung while
+// fewer than farAfter samples are learned) scores 1. Either way the
 // score is then gated by the size of the deviation: unless the sample, or the
 // mean of the recent residuals, is further from the expectation than plain
 // Gaussian noise ever goes in practice (gateLo noise widths), the score stays
@@ -159,10 +160,15 @@ const (
 	likAlertX  = 4.26489303 // standard deviations at which the likelihood reaches AlertScore
 
 	rangeTol = 0.01 // a value beyond the range seen by this fraction of it is novel
-	// Once farAfter samples are learned, a value beyond the range by rangeFar of
-	// it needs only gateFar noise widths to pass the gate: by then a record of
-	// plain noise passes the old extreme by a few per cent of the range, never
-	// by rangeFar (while the history is short, records are common and far out).
+	// Until farAfter samples are learned, records are common: the range seen is
+	// a small part of the series' normal range, and a slow swing or drift the
+	// model lags behind makes a record at every step. Then only a value beyond
+	// the range by rangeYoung of it is novel.
+	rangeYoung = 0.5
+	// Once farAfter samples are learned, a value beyond the range by rangeFar
+	// of it needs only gateFar noise widths to pass the gate: by then a record
+	// of plain noise passes the old extreme by a few per cent of the range,
+	// never by rangeFar.
 	rangeFar = 0.15
 	gateFar  = 3.5
 	farAfter = 1000
@@ -275,7 +281,11 @@ func (d *Detector) Observe(ts time.Time, v float64) Result {
 		raw, size := d.surprise(z)
 		gate := max(0, min(1, size-gateLo))
 		r.Score = d.likelihood(raw, gate > 0)
-		if span := d.hi - d.lo; span > 0 && (v > d.hi+span*rangeTol || v < d.lo-span*rangeTol) {
+		tol := rangeTol
+		if d.n < farAfter {
+			tol = rangeYoung
+		}
+		if span := d.hi - d.lo; span > 0 && (v > d.hi+span*tol || v < d.lo-span*tol) {
 			r.Score = 1
 			if d.n >= farAfter && (v > d.hi+span*rangeFar || v < d.lo-span*rangeFar) {
 				gate = max(0, min(1, size-gateFar))
