@@ -91,9 +91,12 @@ func (h *head) insert(s sample) bool {
 // with room for one of the same size and a little more, so that it grows once
 // at most.
 func (h *head) seal() {
-	b := h.enc.bytes(nil)
-	if cap(b)-len(b) > len(b)/8 {
-		b = append(make([]byte, 0, len(b)), b...)
+	size := len(h.enc.out) + (int(h.enc.nacc)+7)/8
+	var b []byte
+	if spare := cap(h.enc.out) - size; spare >= 0 && spare <= size/8 {
+		b = h.enc.bytes(nil)
+	} else {
+		b = h.enc.bytes(make([]byte, 0, size))
 	}
 	h.sealed = append(h.sealed, headChunk{b: b, mint: h.openLo, maxt: h.enc.t, n: h.enc.n})
 	h.enc = headEncoder{out: make([]byte, 0, len(b)+len(b)/16)}
