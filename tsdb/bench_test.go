@@ -489,3 +489,25 @@ func BenchmarkFlush(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// BenchmarkSeriesChunk encodes two hours (480 samples) of each of one node
+// host's series into series chunks, as a flush does.
+func BenchmarkSeriesChunk(b *testing.B) {
+	host := newNodeHost(3)
+	_, values := host.promSeries()
+	series := make([][]sample, len(values))
+	for i := range series {
+		for step := range int64(480) {
+			series[i] = append(series[i], sample{t: nodeT0 + step*nodeStepMs + host.offsetMs, v: values[i](step)})
+		}
+	}
+	var e blockEncoder
+	var buf []byte
+	b.ResetTimer()
+	for range b.N {
+		for _, ss := range series {
+			buf = e.appendSeriesChunk(buf[:0], ss)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(series)*480), "ns/sample")
+}

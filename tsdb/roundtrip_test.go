@@ -26,7 +26,7 @@ func randomFloat(r *rand.Rand) float64 {
 	case 4:
 		return 1e300 * float64(1-2*r.IntN(2))
 	case 5:
-		return 0.1 + 0.2
+		return tenthPlusFifth // 0.30000000000000004
 	case 6:
 		return math.Float64frombits(r.Uint64()) // any bits at all
 	case 7:
@@ -37,6 +37,10 @@ func randomFloat(r *rand.Rand) float64 {
 		return r.NormFloat64() * math.Pow(10, float64(r.IntN(40)-20))
 	}
 }
+
+// tenthPlusFifth is 0.1 + 0.2 in float64 arithmetic (the constant expression
+// would be exactly 0.3).
+var tenthPlusFifth = func(a, b float64) float64 { return a + b }(0.1, 0.2)
 
 func sameSamples(a, b []sample) error {
 	if len(a) != len(b) {
@@ -135,7 +139,7 @@ func TestFloatBlockEdgeValues(t *testing.T) {
 		"stale":          {math.Float64frombits(value.StaleNaN), 1},
 		"inf":            {math.Inf(1), math.Inf(-1), 0},
 		"huge beside 1":  {1e300, 1},
-		"0.1+0.2":        {0.1 + 0.2, 0.3},
+		"0.1+0.2":        {tenthPlusFifth, 0.3},
 		"negative zero":  {math.Copysign(0, -1), 0},
 		"subnormal":      {5e-324, 1},
 		"decimal series": {1, 2, 3, 4.5, 6},
