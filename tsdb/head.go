@@ -12,8 +12,9 @@ import (
 // The head: the samples of one series not yet in partitions, kept compressed.
 //
 // Float samples that arrive in time order (the usual case) are appended to head
-// chunks: delta-of-delta timestamps and XOR'd values, as in Gorilla, plus the
-// start timestamp when it changes; lossless for every float64 bit pattern,
+// chunks: delta-of-delta timestamps as in Gorilla, the start timestamp when it
+// changes, and values as differences of decimal mantissas while they are short
+// decimals, else XOR'd as in Gorilla; lossless for every float64 bit pattern,
 // about 1-5 bytes a sample instead of a 32-byte struct, and with no pointers for
 // the garbage collector to scan. A chunk is sealed after headChunkSamples
 // samples. The chunks never leave memory (the WAL is the head's durable form),
