@@ -266,6 +266,11 @@ func (e *headEncoder) put(u uint64, nbits uint) {
 func (e *headEncoder) append(s sample) {
 	vb := math.Float64bits(s.v)
 	if e.n == 0 {
+		if e.out == nil {
+			// Room for the first sample's 24 bytes and some more: a chunk
+			// grown from nothing takes seven allocations.
+			e.out = make([]byte, 0, 64)
+		}
 		e.put(uint64(s.t), 64)
 		e.put(uint64(s.st), 64)
 		e.put(vb, 64)

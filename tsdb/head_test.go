@@ -236,6 +236,7 @@ func BenchmarkHeadInsert(b *testing.B) {
 	heads := make([]*head, len(values))
 	scrape := make([]float64, len(values))
 	bytes, samples := 0, 0
+	b.ReportAllocs()
 	b.ResetTimer()
 	for n := 0; n < b.N; n++ {
 		b.StopTimer()
