@@ -39,7 +39,7 @@ type DB struct {
 	live        int                   // series not collected
 	orphaned    []*partition          // quarantined partitions whose series collectSeries has not looked at
 	byHash      map[uint64]*memSeries // by label hash; collisions chain through memSeries.next
-	postings    map[string]map[string]*roaring.Bitmap
+	postings    postings
 	allPostings *roaring.Bitmap
 	flushing    []*frozenHead // heads being written to partitions
 	parts       []*partition  // sorted by seq
@@ -326,19 +326,7 @@ func (db *DB) getOrCreate(lset labels.Labels) *memSeries {
 	db.live++
 	s.next = db.byHash[h]
 	db.byHash[h] = s
-	s.lset.Range(func(l labels.Label) {
-		m := db.postings[l.Name]
-		if m == nil {
-			m = map[string]*roaring.Bitmap{}
-			db.postings[l.Name] = m
-		}
-		bm := m[l.Value]
-		if bm == nil {
-			bm = roaring.New()
-			m[l.Value] = bm
-		}
-		bm.Add(s.id)
-	})
+	s.lset.Range(func(l labels.Label) { db.postings.add(l.Name, l.Value, s.id) })
 	db.allPostings.Add(s.id)
 	return s
 }
@@ -444,10 +432,6 @@ func (db *DB) closeParts() {
 }
 
 var errClosed = errors.New("tsdb is closed")
-
-func newPostings() map[string]map[string]*roaring.Bitmap {
-	return map[string]map[string]*roaring.Bitmap{}
-}
 
 func newBitmap() *roaring.Bitmap { return roaring.New() }
 

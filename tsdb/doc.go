@@ -38,8 +38,9 @@
 // samples in a small sorted overflow list (see head.go), so the head's memory
 // follows the active series and the head's time span, not the data stored. The
 // series table and its label index hold every series with samples in the head
-// or in a partition (about 0.4 KB each with a handful of short labels, plus 28
-// bytes for each partition holding it, see partRefs); a series leaves memory
+// or in a partition (about 0.3 KB each with a handful of short labels, plus 28
+// bytes for each partition holding it, see partRefs; a label value only one
+// series has keeps its id without a bitmap, see postingList); a series leaves memory
 // once retention or quarantine deletes its last sample, so series that come and
 // go (pods, containers) do not add up over the life of the process. Partitions
 // of one day are later merged into one daily partition. A partition groups the

@@ -391,18 +391,7 @@ func (db *DB) removeSeries(s *memSeries) {
 		}
 		break
 	}
-	s.lset.Range(func(l labels.Label) {
-		m := db.postings[l.Name]
-		if bm := m[l.Value]; bm != nil {
-			bm.Remove(s.id)
-			if bm.IsEmpty() {
-				delete(m, l.Value)
-			}
-		}
-		if len(m) == 0 {
-			delete(db.postings, l.Name)
-		}
-	})
+	s.lset.Range(func(l labels.Label) { db.postings.remove(l.Name, l.Value, s.id) })
 	db.allPostings.Remove(s.id)
 	db.series[s.id] = nil
 	db.live--

@@ -68,13 +68,11 @@ func (db *DB) postingsFor(ms []*labels.Matcher) *roaring.Bitmap {
 		values := db.postings[m.Name]
 		u := roaring.New()
 		if m.Type == labels.MatchEqual {
-			if bm := values[m.Value]; bm != nil {
-				u.Or(bm)
-			}
+			values[m.Value].orInto(u)
 		} else {
-			for v, bm := range values {
+			for v, l := range values {
 				if m.Matches(v) {
-					u.Or(bm)
+					l.orInto(u)
 				}
 			}
 		}
@@ -88,9 +86,9 @@ func (db *DB) postingsFor(ms []*labels.Matcher) *roaring.Bitmap {
 		res = db.allPostings.Clone()
 	}
 	for _, m := range negative {
-		for v, bm := range db.postings[m.Name] {
+		for v, l := range db.postings[m.Name] {
 			if !m.Matches(v) {
-				res.AndNot(bm)
+				l.removeFrom(res)
 			}
 		}
 	}
@@ -303,8 +301,8 @@ func (q *querier) LabelValues(_ context.Context, name string, _ *storage.LabelHi
 		ids = db.postingsFor(ms)
 	}
 	var out []string
-	for v, bm := range db.postings[name] {
-		if ids == nil || bm.Intersects(ids) {
+	for v, l := range db.postings[name] {
+		if ids == nil || l.intersects(ids) {
 			out = append(out, v)
 		}
 	}
