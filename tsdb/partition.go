@@ -6,7 +6,6 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
-	"math/bits"
 	"os"
 	"path/filepath"
 	"sort"
@@ -226,13 +225,7 @@ func writePartition(dir string, seq uint64, n int, next func(i int) (partSeries,
 	}
 	ids := make([]uint32, len(entries))
 	crefs := make([]chunkRef, len(entries))
-	// The index can be tens of megabytes: growing it by doubling cost more
-	// than writing it.
-	size := binary.MaxVarintLen64
-	for _, e := range entries {
-		size += labelsSize(e.lset) + 7*binary.MaxVarintLen64
-	}
-	index := binary.AppendUvarint(make([]byte, 0, size), uint64(len(entries)))
+	index := binary.AppendUvarint(nil, uint64(len(entries)))
 	for i, e := range entries {
 		ids[i], crefs[i] = e.id, e.ref
 		index = appendLabels(index, e.lset)
@@ -276,17 +269,6 @@ func writePartition(dir string, seq uint64, n int, next func(i int) (partSeries,
 	}
 	return &partition{path: final, seq: seq, mint: mint, maxt: maxt, size: int64(off), f: rf, series: newPartRefs(mint, ids, crefs)}, nil
 }
-
-// labelsSize is the length of lset as appendLabels writes it.
-func labelsSize(lset labels.Labels) int {
-	n := uvarintSize(uint64(lset.Len()))
-	lset.Range(func(l labels.Label) {
-		n += uvarintSize(uint64(len(l.Name))) + len(l.Name) + uvarintSize(uint64(len(l.Value))) + len(l.Value)
-	})
-	return n
-}
-
-func uvarintSize(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 
 func appendLabels(dst []byte, lset labels.Labels) []byte {
 	dst = binary.AppendUvarint(dst, uint64(lset.Len()))

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -390,21 +389,6 @@ func TestFlushLabelOrder(t *testing.T) {
 		}
 		if !slices.IsSortedFunc(pi.lsets, labels.Compare) || len(pi.lsets) < 50 {
 			t.Fatalf("partition %s: %d series, not in label order: %v", p.path, len(pi.lsets), pi.lsets)
-		}
-	}
-}
-
-// TestLabelsSize checks that labelsSize is the length appendLabels writes,
-// for lengths that take one and two bytes of uvarint.
-func TestLabelsSize(t *testing.T) {
-	for _, lset := range []labels.Labels{
-		labels.EmptyLabels(),
-		labels.FromStrings("__name__", "up"),
-		labels.FromStrings("__name__", "node_cpu_seconds_total", "cpu", "7", "mode", "idle", "instance", "host-001:9100"),
-		labels.FromStrings("a", strings.Repeat("x", 127), "b", strings.Repeat("y", 128), strings.Repeat("k", 300), strings.Repeat("z", 20000)),
-	} {
-		if got, want := labelsSize(lset), len(appendLabels(nil, lset)); got != want {
-			t.Errorf("labelsSize(%d labels) = %d, appendLabels writes %d", lset.Len(), got, want)
 		}
 	}
 }
