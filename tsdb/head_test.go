@@ -166,12 +166,11 @@ func TestHeadDecimals(t *testing.T) {
 		c = math.Round((c+r.Float64()*5)*100) / 100
 		h.insert(sample{t: int64(i) * 15_000, v: c})
 	}
-	n := 0
+	bytes, samples := 0, 0
 	for _, c := range h.sealed {
-		n += len(c.b)
+		bytes, samples = bytes+len(c.b), samples+c.n
 	}
-	perSample := float64(n) / float64(h.n)
-	if perSample > 2.6 {
+	if perSample := float64(bytes) / float64(samples); perSample > 2.6 {
 		t.Errorf("a two-decimal counter takes %.2f bytes a sample in the head, want at most 2.6", perSample)
 	}
 }
