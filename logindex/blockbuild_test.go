@@ -231,9 +231,10 @@ func refRecordTerms(r *Record) map[string]map[string]bool {
 			words = append(words, t.term)
 		}
 	})
-	letters := regexp.MustCompile(`[^0-9_]`)
+	// A pair word has no digit and a byte other than '_'.
+	pairing := regexp.MustCompile(`^[^0-9]*[^0-9_][^0-9]*$`)
 	for i := 1; i < len(words); i++ {
-		if letters.MatchString(words[i-1]) && letters.MatchString(words[i]) {
+		if pairing.MatchString(words[i-1]) && pairing.MatchString(words[i]) {
 			add("b2", words[i-1]+" "+words[i])
 		}
 	}
