@@ -178,6 +178,9 @@ type blockBuilder struct {
 	names   map[string][2]string       // attribute key → {"a." + key, "n." + key}
 	num     []byte                     // prefix-coded number scratch
 	pair    []byte                     // word pair scratch
+	hashes  []uint64                   // the block's tokens with a digit, hashed
+	blooms  []*bloomField              // the filters of the batch's blocks
+	nblooms int
 
 	// The time terms of the last record at each level: records come roughly in
 	// time order, so most records share them with the record before.
@@ -222,7 +225,24 @@ func (b *blockBuilder) reset() {
 		f.release()
 	}
 	b.nfields = 0
+	for _, f := range b.blooms[:b.nblooms] {
+		if cap(f.value) > bloomMaxBytes {
+			f.value = nil
+		}
+	}
+	b.nblooms = 0
 	clear(b.attrs)
+}
+
+// bloom returns a filter field for the current block, its bytes those of hs.
+func (b *blockBuilder) bloom(hs []uint64) *bloomField {
+	if b.nblooms == len(b.blooms) {
+		b.blooms = append(b.blooms, &bloomField{})
+	}
+	f := b.blooms[b.nblooms]
+	b.nblooms++
+	f.value = appendBloom(f.value[:0], hs)
+	return f
 }
 
 func (b *blockBuilder) field(name string, opts index.FieldIndexingOptions) *countField {
@@ -255,7 +275,8 @@ func (b *blockBuilder) document(id docID, recs []Record, members []int32) *docum
 	first := &recs[members[0]]
 	body := b.field(fieldBody, blockOpts)
 	sn := b.field(fieldSevNum, blockOpts)
-	var pairs, scope, trace, span, event *countField
+	var hashed, pairs, scope, trace, span, event *countField
+	b.hashes = b.hashes[:0]
 	var times [len(blockTimeLevels)]*countField
 	for i, l := range blockTimeLevels {
 		times[i] = b.field(l.field, blockOpts)
@@ -268,7 +289,16 @@ func (b *blockBuilder) document(id docID, recs []Record, members []int32) *docum
 		rec := int32(j)
 		prev := ""
 		tokenize(r.Body, func(t token) {
-			body.add(t.term, rec)
+			if hasDigit(t.term) {
+				h := tokenHash(t.term)
+				if hashed == nil {
+					hashed = b.field(fieldHashed, blockOpts)
+				}
+				hashed.add(bucketTerm(h), rec)
+				b.hashes = append(b.hashes, h)
+			} else {
+				body.add(t.term, rec)
+			}
 			if !t.word {
 				return
 			}
@@ -318,7 +348,7 @@ func (b *blockBuilder) document(id docID, recs []Record, members []int32) *docum
 	tLast.addCount(timeTerm(hi), 1)
 
 	fs := make([]document.Field, 0, 16+2*len(b.attrs))
-	for _, f := range []*countField{body, pairs, svc, sev, sn, scope, trace, span, event, tFirst, tLast, keys} {
+	for _, f := range []*countField{body, hashed, pairs, svc, sev, sn, scope, trace, span, event, tFirst, tLast, keys} {
 		if f != nil && len(f.terms) > 0 {
 			fs = append(fs, f)
 		}
@@ -335,6 +365,9 @@ func (b *blockBuilder) document(id docID, recs []Record, members []int32) *docum
 	}
 	for _, f := range fs {
 		f.(*countField).finish()
+	}
+	if len(b.hashes) > 0 {
+		fs = append(fs, b.bloom(b.hashes))
 	}
 	// Room for the _id field Batch adds, so that adding it does not copy.
 	doc.Fields = slices.Grow(fs, 1)

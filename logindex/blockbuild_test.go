@@ -2,6 +2,7 @@ package logindex
 
 import (
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"reflect"
 	"regexp"
@@ -126,6 +127,7 @@ func TestBlockDocumentCountsRecords(t *testing.T) {
 	for batch := range 40 {
 		var docs []*document.Document
 		var want []map[string]map[string]int
+		var digitTokens []refDigitTokens
 		for frame := range 1 + rng.IntN(3) {
 			recs := make([]Record, 1+rng.IntN(700))
 			for i := range recs {
@@ -135,11 +137,29 @@ func TestBlockDocumentCountsRecords(t *testing.T) {
 				id := makeDocID(20000, int64(batch*10+frame), k)
 				docs = append(docs, b.document(id, recs, members))
 				want = append(want, refBlockTerms(recs, members))
+				dt := refDigitTokens{set: map[string]bool{}}
+				for _, m := range members {
+					tokenize(recs[m].Body, func(t token) {
+						if strings.ContainsAny(t.term, "0123456789") {
+							dt.n++
+							dt.set[t.term] = true
+						}
+					})
+				}
+				digitTokens = append(digitTokens, dt)
 			}
 		}
 		for i, d := range docs {
 			got := map[string]map[string]int{}
+			var filter []byte
 			d.VisitFields(func(f index.Field) {
+				if f.Name() == fieldBloom {
+					if f.Options() != index.StoreField || filter != nil {
+						t.Fatalf("batch %d block %d: filter field with options %v (or twice)", batch, i, f.Options())
+					}
+					filter = f.Value()
+					return
+				}
 				wantOpts := blockOpts
 				switch f.Name() {
 				case fieldService, fieldSev, fieldTime, fieldTimeFirst:
@@ -176,12 +196,41 @@ func TestBlockDocumentCountsRecords(t *testing.T) {
 				}
 				t.FailNow()
 			}
+			// The filter: one byte per occurrence of a token with a digit (at
+			// least 8), holding every such token; none without them.
+			if wantLen := max(8, digitTokens[i].n); digitTokens[i].n == 0 && filter != nil || digitTokens[i].n > 0 && len(filter) != wantLen {
+				t.Fatalf("batch %d block %d: filter of %d bytes for %d tokens with a digit", batch, i, len(filter), digitTokens[i].n)
+			}
+			for tok := range digitTokens[i].set {
+				if !bloomHas(filter, tokenHash(tok)) {
+					t.Fatalf("batch %d block %d: the filter lacks %q", batch, i, tok)
+				}
+			}
 		}
 		for _, d := range docs {
 			d.AddIDField()
 		}
 		b.reset()
 	}
+}
+
+// refDigitTokens are the body tokens with a digit of a block's records: how
+// many occurrences, and which.
+type refDigitTokens struct {
+	n   int
+	set map[string]bool
+}
+
+// refBucket is the bh term of a body token with a digit, worked out from
+// FORMAT.md: FNV-1a, SplitMix64's finalizer, the top 12 bits in hex.
+func refBucket(tok string) string {
+	f := fnv.New64a()
+	f.Write([]byte(tok))
+	h := f.Sum64()
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9
+	h = (h ^ h>>27) * 0x94d049bb133111eb
+	h ^= h >> 31
+	return fmt.Sprintf("%03x", h>>52)
 }
 
 // refBlockTerms is what the block of recs' members should hold, from each
@@ -226,7 +275,11 @@ func refRecordTerms(r *Record) map[string]map[string]bool {
 	}
 	var words []string
 	tokenize(r.Body, func(t token) {
-		add(fieldBody, t.term)
+		if strings.ContainsAny(t.term, "0123456789") {
+			add(fieldHashed, refBucket(t.term))
+		} else {
+			add(fieldBody, t.term)
+		}
 		if t.word {
 			words = append(words, t.term)
 		}

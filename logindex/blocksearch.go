@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 
+	"github.com/blevesearch/bleve/v2/index/scorch"
 	"github.com/blevesearch/bleve/v2/numeric"
 	index "github.com/blevesearch/bleve_index_api"
 )
@@ -210,6 +212,22 @@ type shardReader struct {
 	iid index.IndexInternalID
 
 	sums *termSums // the shard's, kept across requests; nil reads every posting
+
+	bloom *bloomReader // made on first use, under mu
+}
+
+// blooms returns the reader of the snapshot's block filters.
+func (sr *shardReader) blooms() (*bloomReader, error) {
+	sr.mu.Lock()
+	defer sr.mu.Unlock()
+	if sr.bloom == nil {
+		snap, ok := sr.r.(*scorch.IndexSnapshot)
+		if !ok {
+			return nil, errors.New("the log index cannot read its block filters")
+		}
+		sr.bloom = newBloomReader(snap)
+	}
+	return sr.bloom, nil
 }
 
 // seekCost is how many postings reading in order costs as much as one jump
@@ -588,6 +606,9 @@ func (sr *shardReader) leafCounts(ctx context.Context, m *matchNode, day int, do
 	field := fieldName(m)
 	switch m.kind {
 	case kindTerm:
+		if m.field == fBody && hasDigit(m.value) {
+			return sr.digitCounts(ctx, m.value, docs)
+		}
 		lc := newLeafCounts(len(docs), modeSum)
 		return lc, sr.eachPosting(ctx, field, m.value, docs, lc.add)
 	case kindPhrase:
@@ -596,9 +617,17 @@ func (sr *shardReader) leafCounts(ctx context.Context, m *matchNode, day int, do
 		}
 		var least *leafCounts
 		for _, w := range m.words {
-			wc := newLeafCounts(len(docs), modeSum)
-			if err := sr.eachPosting(ctx, fieldBody, w, docs, wc.add); err != nil {
-				return nil, err
+			var wc *leafCounts
+			if hasDigit(w) {
+				var err error
+				if wc, err = sr.digitCounts(ctx, w, docs); err != nil {
+					return nil, err
+				}
+			} else {
+				wc = newLeafCounts(len(docs), modeSum)
+				if err := sr.eachPosting(ctx, fieldBody, w, docs, wc.add); err != nil {
+					return nil, err
+				}
 			}
 			if least == nil {
 				least = wc
@@ -642,7 +671,17 @@ func (sr *shardReader) leafCounts(ctx context.Context, m *matchNode, day int, do
 			return nil, err
 		}
 		lc := newLeafCounts(len(docs), mode)
-		return lc, sr.eachTerm(ctx, field, terms, docs, lc.add)
+		if err := sr.eachTerm(ctx, field, terms, docs, lc.add); err != nil {
+			return nil, err
+		}
+		if m.field == fBody {
+			// The body's tokens with a digit are not in its dictionary: any
+			// record may have one that matches.
+			for i := range lc.sum {
+				lc.sum[i] = math.MaxInt32
+			}
+		}
+		return lc, nil
 	case kindRange:
 		switch m.field {
 		case fTime:
@@ -695,10 +734,10 @@ func (sr *shardReader) driverTerms(ctx context.Context, m *matchNode) ([]fieldTe
 	var cands [][]fieldTerm // one of them: the one with the fewest postings
 	switch {
 	case m.kind == kindTerm:
-		cands = [][]fieldTerm{{{fieldName(m), m.value}}}
+		cands = [][]fieldTerm{{bodyTerm(fieldName(m), m.value)}}
 	case m.kind == kindPhrase:
 		for i, w := range m.words {
-			cands = append(cands, []fieldTerm{{fieldBody, w}})
+			cands = append(cands, []fieldTerm{bodyTerm(fieldBody, w)})
 			if i > 0 && pairWord(m.words[i-1]) && pairWord(w) {
 				cands = append(cands, []fieldTerm{{fieldPairs, m.words[i-1] + " " + w}})
 			}
@@ -732,6 +771,48 @@ func (sr *shardReader) driverTerms(ctx context.Context, m *matchNode) ([]fieldTe
 		}
 	}
 	return best, bestN, nil
+}
+
+// bodyTerm is the term a block with term in field has: term itself, or for a
+// body token with a digit its bucket term.
+func bodyTerm(field, term string) fieldTerm {
+	if field == fieldBody && hasDigit(term) {
+		return fieldTerm{fieldHashed, bucketTerm(tokenHash(term))}
+	}
+	return fieldTerm{field, term}
+}
+
+// digitCounts reads the bounds of the records of the blocks docs that have
+// token, a body token with a digit: at most its bucket's count, and none in a
+// block whose filter says it is absent.
+func (sr *shardReader) digitCounts(ctx context.Context, token string, docs []uint64) (*leafCounts, error) {
+	h := tokenHash(token)
+	lc := newLeafCounts(len(docs), modeAtMost)
+	if err := sr.eachPosting(ctx, fieldHashed, bucketTerm(h), docs, lc.add); err != nil {
+		return nil, err
+	}
+	br, err := sr.blooms()
+	if err != nil {
+		return nil, err
+	}
+	for i, doc := range docs {
+		if lc.max[i] == 0 {
+			continue
+		}
+		if i&1023 == 1023 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		may, err := br.mayHave(doc, h)
+		if err != nil {
+			return nil, err
+		}
+		if !may {
+			lc.sum[i], lc.max[i] = 0, 0
+		}
+	}
+	return lc, nil
 }
 
 // postingCount returns how many blocks have term t.

@@ -10,12 +10,16 @@
 // holds a record log — the compressed, checksummed, append-only file that is both the
 // write-ahead log and the record store — and a few Bleve indexes (shards) that index
 // blocks of records (up to 256 records of one service and level from one frame:
-// one write, or the small writes that arrived together)
-// but store none of their fields. Each term of a block counts the block's records
-// that have it. A search reads the shards of the partitions that overlap its time
-// range, counts what the counts decide, and reads the other candidate blocks'
-// records from the record log to match them one by one; the page's records come
-// from the newest blocks. FORMAT.md documents the files byte by byte.
+// one write, or the small writes that arrived together) but store none of their
+// records' fields. Each term of a block counts the block's records that have it.
+// A body token with a digit (an id, a count, an address), nearly each unique to
+// its record, is indexed as one of 4,096 bucket terms instead, and each block
+// stores a Bloom filter of those tokens (bloom.go). A search reads the shards of
+// the partitions that overlap its time range, counts what the counts decide, and
+// reads the other candidate blocks' records from the record log to match them one
+// by one (for a token with a digit: its bucket's blocks that the filter does not
+// rule out); the page's records come from the newest blocks. FORMAT.md documents
+// the files byte by byte.
 //
 // WriteLogs returns once the records are fsync'd in the record log. A background
 // indexer per partition feeds them to Bleve in large batches, so records become
@@ -41,6 +45,10 @@
 //   - Search is near-real-time: a record is searchable after its batch is indexed,
 //     usually within tens of milliseconds of the acknowledgement.
 //   - Time ranges have millisecond resolution.
+//   - A body token with a digit is never counted from the index alone: the
+//     blocks its bucket and filter leave are read. A body wildcard or regular
+//     expression reads every block its other parts leave, since tokens with a
+//     digit are not in the body's dictionary.
 //   - A search's cost grows with the blocks it looks at: those of its time
 //     range, or those of the rarest term every match has when that is fewer.
 //     Totals stay exact however many blocks must be read for them; facets read

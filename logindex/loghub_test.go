@@ -198,6 +198,15 @@ func TestLoghubGroundTruth(t *testing.T) {
 		{"(service:spark OR service:hadoop) info", and(or(svc("spark"), svc("hadoop")), re(scanWord("info")))},
 		{"connection OR session", or(re(scanWord("connection")), re(scanWord("session")))},
 		{"user -root -invalid", and(re(scanWord("user")), not(re(scanWord("root"))), not(re(scanWord("invalid"))))},
+		// Tokens with a digit: bucket terms and block filters (bloom.go).
+		{"67108864", re(scanWord("67108864"))},
+		{"8775602795571523802", re(scanWord("8775602795571523802"))},
+		{"blk_-8775602795571523802", re(scanPhrase("blk_", "8775602795571523802"))},
+		{`"size 67108864"`, re(scanPhrase("size", "67108864"))},
+		{"uid=0", re(scanPhrase("uid", "0"))},
+		{"service:openssh uid=0 -failure", and(svc("openssh"), re(scanPhrase("uid", "0")), not(re(scanWord("failure"))))},
+		{"2017*", re(scanWordPrefix("2017"))},
+		{"/[0-9]+ms/", re(regexp.MustCompile(`(^|` + nonWord + `)[0-9]+ms($|` + nonWord + `)`))},
 	}
 	for _, c := range cases {
 		var want uint64

@@ -19,7 +19,8 @@ import (
 // The Bleve side of the log index: field names, the terms' encodings, and how
 // shards are created and opened. A shard's documents are blocks of records
 // (blockbuild.go; FORMAT.md lists the fields). Nothing is stored in Bleve but the
-// document id: records are read from the record log.
+// document id and a block's filter of its tokens with a digit (bloom.go):
+// records are read from the record log.
 
 const (
 	fieldBody    = "body"
@@ -34,6 +35,8 @@ const (
 	fieldGranule = "tg"
 	fieldKeys    = "_k"
 	fieldPairs   = "b2"
+	fieldHashed  = "bh"
+	fieldBloom   = "bf"
 	attrPrefix   = "a."
 	numPrefix    = "n."
 
@@ -52,10 +55,12 @@ const (
 	// (one byte; absent means 1). See FORMAT.md.
 	internalFormat = "logindex.format"
 	// shardFormat is the format of the shards this build reads and creates:
-	// version 3 indexes blocks of records (blockbuild.go), where versions 1
-	// and 2 indexed each record. A shard of an older version is rebuilt from
-	// its record log when its partition is opened.
-	shardFormat = 3
+	// version 4 indexes blocks of records (blockbuild.go) with their body
+	// tokens that have a digit as bucket terms and a stored filter (bloom.go);
+	// version 3 indexed those tokens as themselves, and versions 1 and 2
+	// indexed each record. A shard of an older version is rebuilt from its
+	// record log when its partition is opened.
+	shardFormat = 4
 )
 
 // timeTerm encodes a Unix millisecond time as the t field's term.

@@ -77,6 +77,14 @@ func BenchmarkSearch(b *testing.B) {
 			_, err := ix.Search(ctx, SearchRequest{Query: `"connection closed"`, Start: now.Add(-8 * 24 * time.Hour), End: now, Limit: 100})
 			return err
 		}},
+		{"ip-7d", func() error {
+			_, err := ix.Search(ctx, SearchRequest{Query: "173.234.31.186", Start: now.Add(-8 * 24 * time.Hour), End: now, Limit: 100})
+			return err
+		}},
+		{"number-7d", func() error {
+			_, err := ix.Search(ctx, SearchRequest{Query: "67108864", Start: now.Add(-8 * 24 * time.Hour), End: now, Limit: 100})
+			return err
+		}},
 		{"service+severity+range", func() error {
 			_, err := ix.Search(ctx, SearchRequest{Query: "service:hadoop severity>=WARN", Start: day, End: now, Limit: 100})
 			return err
