@@ -290,6 +290,12 @@ func (b *blockBuilder) document(id docID, recs []Record, members []int32) *docum
 		prev := ""
 		tokenize(r.Body, func(t token) {
 			if hasDigit(t.term) {
+				if !t.word {
+					// Searches look words up, never chunks: a chunk with a
+					// digit would only be found by a wildcard or regular
+					// expression, which read every block anyway.
+					return
+				}
 				h := tokenHash(t.term)
 				if hashed == nil {
 					hashed = b.field(fieldHashed, blockOpts)

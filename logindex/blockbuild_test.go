@@ -140,7 +140,7 @@ func TestBlockDocumentCountsRecords(t *testing.T) {
 				dt := refDigitTokens{set: map[string]bool{}}
 				for _, m := range members {
 					tokenize(recs[m].Body, func(t token) {
-						if strings.ContainsAny(t.term, "0123456789") {
+						if t.word && strings.ContainsAny(t.term, "0123456789") {
 							dt.n++
 							dt.set[t.term] = true
 						}
@@ -214,14 +214,14 @@ func TestBlockDocumentCountsRecords(t *testing.T) {
 	}
 }
 
-// refDigitTokens are the body tokens with a digit of a block's records: how
+// refDigitTokens are the body words with a digit of a block's records: how
 // many occurrences, and which.
 type refDigitTokens struct {
 	n   int
 	set map[string]bool
 }
 
-// refBucket is the bh term of a body token with a digit, worked out from
+// refBucket is the bh term of a body word with a digit, worked out from
 // FORMAT.md: FNV-1a, SplitMix64's finalizer, the top 12 bits in hex.
 func refBucket(tok string) string {
 	f := fnv.New64a()
@@ -276,7 +276,9 @@ func refRecordTerms(r *Record) map[string]map[string]bool {
 	var words []string
 	tokenize(r.Body, func(t token) {
 		if strings.ContainsAny(t.term, "0123456789") {
-			add(fieldHashed, refBucket(t.term))
+			if t.word { // chunks with a digit are not indexed
+				add(fieldHashed, refBucket(t.term))
+			}
 		} else {
 			add(fieldBody, t.term)
 		}

@@ -607,7 +607,12 @@ func (sr *shardReader) leafCounts(ctx context.Context, m *matchNode, day int, do
 	switch m.kind {
 	case kindTerm:
 		if m.field == fBody && hasDigit(m.value) {
-			return sr.digitCounts(ctx, m.value, docs)
+			h := tokenHash(m.value)
+			lc := newLeafCounts(len(docs), modeAtMost)
+			if err := sr.eachPosting(ctx, fieldHashed, bucketTerm(h), docs, lc.add); err != nil {
+				return nil, err
+			}
+			return lc, sr.filterDigits(ctx, docs, []uint64{h}, lc)
 		}
 		lc := newLeafCounts(len(docs), modeSum)
 		return lc, sr.eachPosting(ctx, field, m.value, docs, lc.add)
@@ -616,24 +621,27 @@ func (sr *shardReader) leafCounts(ctx context.Context, m *matchNode, day int, do
 			return newLeafCounts(len(docs), modeSum), nil
 		}
 		var least *leafCounts
+		var hashes []uint64 // of the words with a digit
 		for _, w := range m.words {
-			var wc *leafCounts
-			if hasDigit(w) {
-				var err error
-				if wc, err = sr.digitCounts(ctx, w, docs); err != nil {
-					return nil, err
-				}
-			} else {
-				wc = newLeafCounts(len(docs), modeSum)
-				if err := sr.eachPosting(ctx, fieldBody, w, docs, wc.add); err != nil {
-					return nil, err
-				}
+			wc := newLeafCounts(len(docs), modeSum)
+			t := bodyTerm(fieldBody, w)
+			if t.field == fieldHashed {
+				hashes = append(hashes, tokenHash(w))
+				wc.mode = modeAtMost
+			}
+			if err := sr.eachPosting(ctx, t.field, t.term, docs, wc.add); err != nil {
+				return nil, err
 			}
 			if least == nil {
 				least = wc
 				continue
 			}
 			least.keepLeast(wc)
+		}
+		if len(hashes) > 0 {
+			if err := sr.filterDigits(ctx, docs, hashes, least); err != nil {
+				return nil, err
+			}
 		}
 		if len(m.words) == 1 {
 			return least, nil
@@ -782,18 +790,13 @@ func bodyTerm(field, term string) fieldTerm {
 	return fieldTerm{field, term}
 }
 
-// digitCounts reads the bounds of the records of the blocks docs that have
-// token, a body token with a digit: at most its bucket's count, and none in a
-// block whose filter says it is absent.
-func (sr *shardReader) digitCounts(ctx context.Context, token string, docs []uint64) (*leafCounts, error) {
-	h := tokenHash(token)
-	lc := newLeafCounts(len(docs), modeAtMost)
-	if err := sr.eachPosting(ctx, fieldHashed, bucketTerm(h), docs, lc.add); err != nil {
-		return nil, err
-	}
+// filterDigits drops from lc the blocks of docs whose filter lacks one of the
+// tokens of hashes (body words with a digit, bounded by their buckets'
+// counts), reading the filter of each block lc leaves once.
+func (sr *shardReader) filterDigits(ctx context.Context, docs []uint64, hashes []uint64, lc *leafCounts) error {
 	br, err := sr.blooms()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i, doc := range docs {
 		if lc.max[i] == 0 {
@@ -801,18 +804,18 @@ func (sr *shardReader) digitCounts(ctx context.Context, token string, docs []uin
 		}
 		if i&1023 == 1023 {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return err
 			}
 		}
-		may, err := br.mayHave(doc, h)
+		may, err := br.mayHaveAll(doc, hashes)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if !may {
 			lc.sum[i], lc.max[i] = 0, 0
 		}
 	}
-	return lc, nil
+	return nil
 }
 
 // postingCount returns how many blocks have term t.

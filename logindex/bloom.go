@@ -8,25 +8,27 @@ import (
 	index "github.com/blevesearch/bleve_index_api"
 )
 
-// Body tokens with a digit (FORMAT.md, "Tokens with a digit").
+// Body words with a digit (FORMAT.md, "Words with a digit").
 //
 // Most distinct body tokens hold a digit: ids, counts, times, addresses. In a
 // Loghub replay whose numbers vary, 2.3 million distinct terms of a shard's
 // day held one against 2,227 plain words, nearly each in one block only, and
 // building and merging their dictionaries took half of the CPU of ingest.
-// So such a token is indexed as one of hashBuckets bucket terms (field bh)
-// instead of as itself, and each block stores a Bloom filter of its tokens
-// with a digit (field bf, stored, not indexed). A search for such a token
+// So a body word with a digit is indexed as one of hashBuckets bucket terms
+// (field bh) instead of as itself, and each block stores a Bloom filter of
+// those words (field bf, stored, not indexed); a chunk with a digit (an
+// address, a path with numbers) is not indexed at all, since searches look up
+// words (a query's chunk is the phrase of its words). A search for such a word
 // reads the postings of its bucket, drops the blocks whose filter says the
-// token is absent, and reads the records of the others: a bucket's count is an
-// upper bound of the token's.
+// word is absent, and reads the records of the others: a bucket's count is an
+// upper bound of the word's.
 
 const (
 	// hashBuckets is the number of bucket terms of the bh field.
 	hashBuckets = 4096
-	// bloomBitsPerToken is a block filter's size in bits per token with a
+	// bloomBitsPerToken is a block filter's size in bits per word with a
 	// digit in its records (each occurrence counted) and bloomProbes the bits
-	// set per token: about 2% false positives.
+	// set per word: about 2% false positives.
 	bloomBitsPerToken = 8
 	bloomProbes       = 5
 	// bloomMaxBytes caps a block's filter (more tokens only raise its false
@@ -34,8 +36,9 @@ const (
 	bloomMaxBytes = 1 << 16
 )
 
-// hasDigit reports whether a body token holds an ASCII digit: whether it is
-// indexed through its bucket and its block's filter instead of as itself.
+// hasDigit reports whether a body token holds an ASCII digit: whether a word is
+// indexed through its bucket and its block's filter instead of as itself (and a
+// chunk not at all).
 func hasDigit(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= '0' && s[i] <= '9' {
@@ -158,9 +161,9 @@ func newBloomReader(snap *scorch.IndexSnapshot) *bloomReader {
 	return br
 }
 
-// mayHave reports whether block doc may hold a token of hash h: false only
-// when its filter says the token is absent.
-func (br *bloomReader) mayHave(doc, h uint64) (bool, error) {
+// mayHaveAll reports whether block doc may hold every token of hashes: false
+// only when its filter says one is absent.
+func (br *bloomReader) mayHaveAll(doc uint64, hashes []uint64) (bool, error) {
 	i := sort.Search(len(br.offsets), func(x int) bool { return br.offsets[x] > doc }) - 1
 	if i < 0 {
 		return true, nil
@@ -168,7 +171,13 @@ func (br *bloomReader) mayHave(doc, h uint64) (bool, error) {
 	has, found := true, false
 	err := br.segs[i].VisitDocument(doc-br.offsets[i], func(name string, _ byte, value []byte, _ []uint64) bool {
 		if name == fieldBloom {
-			has, found = bloomHas(value, h), true
+			found = true
+			for _, h := range hashes {
+				if !bloomHas(value, h) {
+					has = false
+					break
+				}
+			}
 		}
 		// Always true: zapx puts its visit context back twice when a visitor
 		// stops early.
@@ -177,7 +186,7 @@ func (br *bloomReader) mayHave(doc, h uint64) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	// A block without a filter (none of its records has a token with a
-	// digit, so its bucket counts are 0 too) is read if asked.
+	// A block without a filter (none of its records has a word with a digit,
+	// so its bucket counts are 0 too) is read if asked.
 	return has || !found, nil
 }

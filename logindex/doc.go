@@ -12,12 +12,13 @@
 // blocks of records (up to 256 records of one service and level from one frame:
 // one write, or the small writes that arrived together) but store none of their
 // records' fields. Each term of a block counts the block's records that have it.
-// A body token with a digit (an id, a count, an address), nearly each unique to
-// its record, is indexed as one of 4,096 bucket terms instead, and each block
-// stores a Bloom filter of those tokens (bloom.go). A search reads the shards of
+// A body word with a digit (an id, a count), nearly each unique to its record,
+// is indexed as one of 4,096 bucket terms instead, and each block stores a Bloom
+// filter of those words (bloom.go); a chunk with a digit (an address) is not
+// indexed, since searches look up words. A search reads the shards of
 // the partitions that overlap its time range, counts what the counts decide, and
 // reads the other candidate blocks' records from the record log to match them one
-// by one (for a token with a digit: its bucket's blocks that the filter does not
+// by one (for a word with a digit: its bucket's blocks that the filter does not
 // rule out); the page's records come from the newest blocks. FORMAT.md documents
 // the files byte by byte.
 //
@@ -45,7 +46,7 @@
 //   - Search is near-real-time: a record is searchable after its batch is indexed,
 //     usually within tens of milliseconds of the acknowledgement.
 //   - Time ranges have millisecond resolution.
-//   - A body token with a digit is never counted from the index alone: the
+//   - A body word with a digit is never counted from the index alone: the
 //     blocks its bucket and filter leave are read. A body wildcard or regular
 //     expression reads every block its other parts leave, since tokens with a
 //     digit are not in the body's dictionary.
