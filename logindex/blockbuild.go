@@ -225,12 +225,7 @@ func (b *blockBuilder) reset() {
 		f.release()
 	}
 	b.nfields = 0
-	for _, f := range b.blooms[:b.nblooms] {
-		if cap(f.value) > bloomMaxBytes {
-			f.value = nil
-		}
-	}
-	b.nblooms = 0
+	b.nblooms = 0 // a filter's bytes are at most bloomMaxBytes: kept
 	clear(b.attrs)
 }
 
